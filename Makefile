@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   builds the virtualenv if needed, then runs the whole pipeline on the demo dataset
+#   make test   builds the virtualenv if needed, then runs the test suite
+# VENV may point outside the clone (e.g. a CI cache keyed by the hash of requirements.txt).
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.requirements.sha256
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test clean-venv
+
+setup:
+	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+		echo "setting up $(VENV) from requirements.txt (a few minutes the first time)"; \
+		[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || exit 1; \
+		$(BIN)/python -m pip install --quiet --upgrade pip && \
+		$(BIN)/python -m pip install --quiet -r requirements.txt && \
+		echo "$$want" > $(STAMP); \
+	fi
+
+demo: setup
+	dvc repro
+
+test: setup
+	python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,53 @@
+"""Writing outputs atomically: a reader (or an interrupted run) never sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary sibling path to write to; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_dir(path: str | Path):
+    """Yield an empty temporary directory; it replaces `path` (and whatever was there) on success."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: str | Path, frame, **kwargs) -> None:
+    """Write a pandas DataFrame; compression follows the file name (.csv.gz) and gzip gets no timestamp
+    in its header so identical tables give identical bytes."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        kwargs.setdefault("compression", {"method": "gzip", "mtime": 0})
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, **kwargs)

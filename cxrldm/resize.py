@@ -1,0 +1,44 @@
+"""Resizing a table of radiographs in parallel, in constant memory, skipping unreadable files."""
+
+from __future__ import annotations
+
+import os
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .images import load_resized
+
+
+def output_path(relative_jpg: str) -> str:
+    """files/p10/.../<dicom_id>.jpg -> files/p10/.../<dicom_id>.png (8-bit, lossless)."""
+    return str(Path(relative_jpg).with_suffix(".png"))
+
+
+def resize_one(job: tuple[str, str, str, int, bool]) -> tuple[str, int, int, str]:
+    """(relative output path, width, height, error); error is '' on success."""
+    source_root, target_root, relative, size, draft = job
+    target = output_path(relative)
+    try:
+        image = load_resized(Path(source_root) / relative, size, draft=draft)
+    except (OSError, ValueError, SyntaxError) as error:  # PIL raises all three for broken files
+        return target, 0, 0, f"{type(error).__name__}: {error}".replace("\n", " ")
+    path = Path(target_root) / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return target, image.width, image.height, ""
+
+
+def resize_all(paths: Iterable[str], source_root: str | Path, target_root: str | Path, size: int,
+               workers: int = 0, draft: bool = True) -> Iterator[tuple[str, int, int, str]]:
+    """Yield resize_one's result for every relative path, in input order. Memory stays constant:
+    workers stream results back and hold one image each. workers=0 uses every CPU core."""
+    jobs = ((str(source_root), str(target_root), p, size, draft) for p in paths)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        yield from map(resize_one, jobs)
+        return
+    with Pool(workers) as pool:
+        yield from pool.imap(resize_one, jobs, chunksize=16)

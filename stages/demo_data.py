@@ -1,0 +1,20 @@
+"""Stage demo_data: generate the embedded demo dataset in MIMIC-CXR layout under data/demo."""
+
+from cxrldm import demo
+from cxrldm.io import atomic_dir, write_json
+from stages.common import load_params, progress, run, workers
+
+OUT = "data/demo"
+
+
+def main():
+    p = load_params()["demo_data"]
+    with atomic_dir(OUT) as tmp:
+        counts = demo.generate(tmp, n_studies=p["n_studies"], seed=p["seed"], min_side=p["min_side"],
+                               workers=workers(), progress=lambda it, total: progress(it, total=total, desc="demo images"))
+    write_json("metrics/demo_data.json", counts)
+    print(counts)
+
+
+if __name__ == "__main__":
+    run(main)

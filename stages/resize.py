@@ -1,0 +1,40 @@
+"""Stage resize: every PA image to 8-bit PNG with its shortest side at resize.size."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from cxrldm import filtering, layout
+from cxrldm.io import atomic_dir, write_csv, write_json
+from cxrldm.resize import resize_all
+from stages.common import load_params, progress, run, workers
+
+OUT = Path("data/resized")
+
+
+def main():
+    params = load_params()
+    size, draft = params["resize"]["size"], params["resize"]["draft"]
+    if not isinstance(size, int) or size < 16:
+        raise ValueError(f"resize.size must be an integer of at least 16, got {size!r}")
+    root = layout.require(params["data"]["root"], "data.root (MIMIC-CXR-JPG directory)")
+    table = filtering.read_table("data/pa.csv", filtering.PA_COLUMNS, "PA table")
+    rows, skipped = [], []
+    with atomic_dir(OUT) as tmp:
+        results = resize_all(table.path, root, tmp, size, workers=workers(), draft=draft)
+        for (_, row), (path, width, height, error) in zip(table.iterrows(), progress(results, total=len(table), desc="resize")):
+            if error:
+                skipped.append({"dicom_id": row.dicom_id, "source": row.path, "error": error})
+            else:
+                rows.append({**row.drop(["path", "sha256"]).to_dict(), "path": path, "width": width, "height": height})
+        write_csv(tmp / "images.csv", pd.DataFrame(rows, columns=["dicom_id", "subject_id", "study_id", "split", "path", "width", "height"]))
+        write_csv(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["dicom_id", "source", "error"]))
+    counts = {"resized": len(rows), "skipped": len(skipped), "size": size}
+    write_json("metrics/resize.json", counts)
+    print(counts)
+    for s in skipped[:10]:
+        print(f"skipped {s['source']}: {s['error']}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,20 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A small demo dataset, generated once per test session."""
+    from cxrldm import demo
+
+    root = tmp_path_factory.mktemp("demo")
+    demo.generate(root, n_studies=24, seed=3, min_side=96, workers=1)
+    return root

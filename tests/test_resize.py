@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxrldm.images import load_resized, target_size
+from cxrldm.resize import resize_all
+
+
+@pytest.mark.parametrize("w,h,side,expected", [(2500, 3000, 512, (512, 614)), (3000, 2500, 512, (614, 512)),
+                                               (600, 600, 256, (256, 256)), (700, 600, 600, (700, 600))])
+def test_target_size_keeps_aspect(w, h, side, expected):
+    assert target_size(w, h, side) == expected
+
+
+def gradient_jpeg(path, w, h):
+    y, x = np.mgrid[0:h, 0:w]
+    Image.fromarray(((x + y) * 255 / (w + h)).astype(np.uint8)).save(path, quality=95)
+
+
+def test_draft_decode_matches_plain_decode(tmp_path):
+    gradient_jpeg(tmp_path / "big.jpg", 2000, 2400)
+    plain = np.asarray(load_resized(tmp_path / "big.jpg", 256, draft=False), dtype=int)
+    fast = np.asarray(load_resized(tmp_path / "big.jpg", 256, draft=True), dtype=int)
+    assert plain.shape == fast.shape == (307, 256)
+    assert np.abs(plain - fast).max() <= 3
+
+
+def test_resize_all_writes_png_and_skips_corrupt_and_truncated(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "files").mkdir(parents=True)
+    gradient_jpeg(src / "files/good.jpg", 640, 800)
+    gradient_jpeg(src / "files/wide.jpg", 900, 600)
+    (src / "files/corrupt.jpg").write_bytes(b"not a jpeg at all")
+    whole = (src / "files/good.jpg").read_bytes()
+    (src / "files/truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    paths = ["files/good.jpg", "files/corrupt.jpg", "files/truncated.jpg", "files/wide.jpg"]
+    results = list(resize_all(paths, src, dst, 128, workers=2))
+    assert [r[0] for r in results] == ["files/good.png", "files/corrupt.png", "files/truncated.png", "files/wide.png"]
+    assert results[0][1:] == (128, 160, "") and results[3][1:] == (192, 128, "")
+    assert results[1][3].startswith("UnidentifiedImageError") and "truncated" in results[2][3]
+    assert sorted(p.name for p in (dst / "files").iterdir()) == ["good.png", "wide.png"]
+    with Image.open(dst / "files/good.png") as out:
+        assert out.mode == "L" and out.size == (128, 160)
