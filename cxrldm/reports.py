@@ -169,7 +169,7 @@ def _read_from_directory(root: Path, study_paths: Iterable[str]) -> Iterator[tup
 
 
 def _member_prefix(names: Iterable[str]) -> str:
-    """"" when members are "files/...", "top/" when they are "top/files/..."."""
+    """The folder the members sit in: "" for "files/...", "top/" for "top/files/..."."""
     for name in names:
         parts = name.split("/")
         if parts[0] == "files":

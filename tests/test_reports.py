@@ -61,7 +61,7 @@ def test_standard_report_parses_to_joined_findings_and_list_free_sentences():
     ("PROVISIONAL FINDINGS IMPRESSION (PFI)", "impression"), ("FINDING", "findings"),
     ("CLINICAL HISTORY", "history"), ("REASON FOR EXAMINATION", "indication"), ("EXAM", "examination"),
     ("COMPARISONS", "comparison"), ("WET READ", "wet read"), ("NOTIFICATION", "notification"),
-    ("RECOMMENDATION(S)", "recommendations"), ("TECHNIQUE", "technique"),
+    ("RECOMMENDATION(S)", "recommendations"), ("TECHNIQUE", "technique"), ("ADDENDUM", "addendum"),
 ])
 def test_header_synonyms_are_normalised(header, name):
     assert split_sections(report(f" {header}:  Some text.")) == {"preamble": "", name: "  Some text.\n"}
@@ -165,11 +165,14 @@ def test_addendum_stays_out_of_impression():
     text = report(" IMPRESSION:  No pneumothorax.", " ", " ADDENDUM", " ",
                   " Findings were discussed with Dr. ___ at ___ by telephone.")
     assert extract_findings_impression(text) == ("", "No pneumothorax.")
-    assert split_sections(text)["addendum"] == "\n \n Findings were discussed with Dr. ___ at ___ by telephone.\n"
+    assert split_sections(text)["addendum"] == (
+        "\n \n Findings were discussed with Dr. ___ at ___ by telephone.\n")
 
 
 def test_repeated_section_texts_are_joined():
-    text = report(" FINDINGS: ", " IMPRESSION:  Clear.", " FINDINGS:  Lungs clear.")
+    text = report(" FINDINGS:  Lungs clear.", " IMPRESSION:  Clear.", " FINDINGS: ")
+    assert split_sections(text) == {"preamble": "", "findings": "  Lungs clear.\n\n \n",
+                                    "impression": "  Clear.\n"}
     assert extract_findings_impression(text) == ("Lungs clear.", "Clear.")
 
 
@@ -177,11 +180,13 @@ def test_repeated_section_texts_are_joined():
     ("1. Foo. 2. Bar.", ["Foo.", "Bar."]),
     ("1.  No acute process.\n 2.  Small effusion.", ["No acute process.", "Small effusion."]),
     (" 1.  Mild pulmonary edema, slightly improved since ___.  2.  Small\n bilateral effusions.  3.  Right"
-     "\n PICC in the SVC.", ["Mild pulmonary edema, slightly improved since ___.", "Small bilateral effusions.",
-                             "Right PICC in the SVC."]),
+     "\n PICC in the SVC.",
+     ["Mild pulmonary edema, slightly improved since ___.", "Small bilateral effusions.",
+      "Right PICC in the SVC."]),
     ("1. Cardiomegaly 2. Small effusion", ["Cardiomegaly", "Small effusion"]),
     ("1) Cardiomegaly. 2) Edema.", ["Cardiomegaly.", "Edema."]),
-    ("Fractures of ribs 5 through 7. No pneumothorax.", ["Fractures of ribs 5 through 7.", "No pneumothorax."]),
+    ("Fractures of ribs 5 through 7. No pneumothorax.",
+     ["Fractures of ribs 5 through 7.", "No pneumothorax."]),
 ])
 def test_list_numbers_are_removed(text, sentences):
     assert split_sentences(text) == sentences
@@ -195,8 +200,8 @@ def test_decimals_and_measurements_stay_whole():
 def test_abbreviations_do_not_end_sentences():
     assert split_sentences("Discussed with Dr. ___ at 10:30 a.m. on ___.  Opacity, e.g. pneumonia vs. "
                            "atelectasis (i.e. collapse).  Done!  Effusion?") == [
-        "Discussed with Dr. ___ at 10:30 a.m. on ___.", "Opacity, e.g. pneumonia vs. atelectasis (i.e. collapse).",
-        "Done!", "Effusion?"]
+        "Discussed with Dr. ___ at 10:30 a.m. on ___.",
+        "Opacity, e.g. pneumonia vs. atelectasis (i.e. collapse).", "Done!", "Effusion?"]
 
 
 def test_blanks_stay_inside_sentences_but_are_not_sentences():

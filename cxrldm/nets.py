@@ -1,0 +1,68 @@
+"""The one model builder: MONAI networks from plain keyword dicts, saved and loaded as safetensors
+with the architecture beside them in JSON (no pickles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
+from safetensors.torch import load_file, save_file
+
+from .io import atomic_path
+
+BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
+            "PatchDiscriminator": PatchDiscriminator}
+
+
+def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,
+                       norm_num_groups: int = 32) -> dict:
+    """AutoencoderKL arguments for one-channel 2-D radiographs; non-local attention off as in the seed."""
+    channels = [int(c) for c in channels]
+    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": channels,
+            "latent_channels": int(latent_channels), "num_res_blocks": int(num_res_blocks),
+            "attention_levels": [bool(a) for a in attention_levels] if attention_levels else [False] * len(channels),
+            "norm_num_groups": int(norm_num_groups),
+            "with_encoder_nonlocal_attn": False, "with_decoder_nonlocal_attn": False}
+
+
+def discriminator_kwargs(channels: int, num_layers: int) -> dict:
+    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": int(channels),
+            "num_layers_d": int(num_layers)}
+
+
+def build(kind: str, kwargs: dict) -> torch.nn.Module:
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown network kind {kind!r}; known: {sorted(BUILDERS)}")
+    return BUILDERS[kind](**kwargs)
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def latent_shape(kwargs: dict, image_size: int) -> list[int]:
+    """(C, H, W) of the autoencoder's latent for square images: one halving per level but the last."""
+    factor = 2 ** (len(kwargs["channels"]) - 1)
+    return [kwargs["latent_channels"], image_size // factor, image_size // factor]
+
+
+def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path, extra: dict | None = None) -> None:
+    """Weights to `path` (.safetensors), architecture to the same name with .json."""
+    path = Path(path)
+    model = getattr(model, "module", model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"kind": kind, "kwargs": kwargs, **(extra or {})}, indent=2) + "\n")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, its JSON description) from save_model's files."""
+    path = Path(path)
+    description = json.loads(path.with_suffix(".json").read_text())
+    model = build(description["kind"], description["kwargs"])
+    model.load_state_dict(load_file(str(path), device="cpu"))
+    return model.to(device).eval(), description
