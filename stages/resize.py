@@ -10,6 +10,7 @@ from cxrldm.resize import resize_all
 from stages.common import load_params, progress, run, workers
 
 OUT = Path("data/resized")
+IMAGE_COLUMNS = ["dicom_id", "subject_id", "study_id", "split", "path", "width", "height", "sha256"]
 
 
 def main():
@@ -22,12 +23,14 @@ def main():
     rows, skipped = [], []
     with atomic_dir(OUT) as tmp:
         results = resize_all(table.path, root, tmp, size, workers=workers(), draft=draft)
-        for (_, row), (path, width, height, error) in zip(table.iterrows(), progress(results, total=len(table), desc="resize")):
+        for row, (path, width, height, digest, error) in zip(
+                table.itertuples(index=False), progress(results, total=len(table), desc="resize")):
             if error:
                 skipped.append({"dicom_id": row.dicom_id, "source": row.path, "error": error})
             else:
-                rows.append({**row.drop(["path", "sha256"]).to_dict(), "path": path, "width": width, "height": height})
-        write_csv(tmp / "images.csv", pd.DataFrame(rows, columns=["dicom_id", "subject_id", "study_id", "split", "path", "width", "height"]))
+                rows.append({"dicom_id": row.dicom_id, "subject_id": row.subject_id, "study_id": row.study_id,
+                             "split": row.split, "path": path, "width": width, "height": height, "sha256": digest})
+        write_csv(tmp / "images.csv", pd.DataFrame(rows, columns=IMAGE_COLUMNS))
         write_csv(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["dicom_id", "source", "error"]))
     counts = {"resized": len(rows), "skipped": len(skipped), "size": size}
     write_json("metrics/resize.json", counts)

@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,8 +38,10 @@ def test_resize_all_writes_png_and_skips_corrupt_and_truncated(tmp_path):
     paths = ["files/good.jpg", "files/corrupt.jpg", "files/truncated.jpg", "files/wide.jpg"]
     results = list(resize_all(paths, src, dst, 128, workers=2))
     assert [r[0] for r in results] == ["files/good.png", "files/corrupt.png", "files/truncated.png", "files/wide.png"]
-    assert results[0][1:] == (128, 160, "") and results[3][1:] == (192, 128, "")
-    assert results[1][3].startswith("UnidentifiedImageError") and "truncated" in results[2][3]
+    assert results[0][1:3] == (128, 160) and results[3][1:3] == (192, 128)
+    assert results[0][4] == results[3][4] == ""
+    assert results[0][3] == hashlib.sha256((dst / "files/good.png").read_bytes()).hexdigest()
+    assert results[1][4].startswith("UnidentifiedImageError") and "truncated" in results[2][4]
     assert sorted(p.name for p in (dst / "files").iterdir()) == ["good.png", "wide.png"]
     with Image.open(dst / "files/good.png") as out:
         assert out.mode == "L" and out.size == (128, 160)

@@ -1,0 +1,221 @@
+"""The KL-regularised autoencoder: its losses, its training loop and its validation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import PatchAdversarialLoss, PerceptualLoss
+from monai.metrics import MultiScaleSSIMMetric
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from . import nets
+from .data import random_affine
+from .training import Runtime, check_finite, load_checkpoint, save_checkpoint
+
+# torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
+SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Every hyper-parameter of train_aekl (the keys of params.yaml's train_aekl section)."""
+    seed: int
+    image_size: int
+    channels: list
+    latent_channels: int
+    num_res_blocks: int
+    norm_num_groups: int
+    disc_channels: int
+    disc_layers: int
+    perceptual_network: str
+    perceptual_weight: float
+    kl_weight: float
+    adv_weight: float
+    adv_start_epoch: int
+    lr_g: float
+    lr_d: float
+    grad_clip: float
+    batch_size: int
+    epochs: int
+    augment_p: float
+    augment_degrees: float
+    augment_translate_px: float
+    augment_scale: float
+    precision: str
+    val_every: int
+    val_images: int
+    ms_ssim_kernel: int
+    in_memory: bool
+    num_workers: int
+
+    def autoencoder_kwargs(self) -> dict:
+        return nets.autoencoder_kwargs(self.channels, self.latent_channels, self.num_res_blocks,
+                                       norm_num_groups=self.norm_num_groups)
+
+
+def kl_loss(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) summed over C, H, W, averaged over the batch."""
+    mu, sigma = mu.float(), sigma.float()
+    per_image = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1).flatten(1).sum(1)
+    return per_image.mean()
+
+
+def perceptual_loss(network: str) -> torch.nn.Module:
+    """MONAI's LPIPS-style perceptual loss. Its ImageNet trunk comes from torchvision's model store under
+    $TORCH_HOME/hub/checkpoints; without network access it must already be there."""
+    if network == "squeeze":
+        weights = Path(torch.hub.get_dir()) / "checkpoints" / SQUEEZENET_FILE
+        if not weights.exists():
+            raise FileNotFoundError(
+                f"perceptual network 'squeeze' needs torchvision's SqueezeNet 1.1 weights at {weights}: copy "
+                f"{SQUEEZENET_FILE} there (or set TORCH_HOME), or set train_aekl.perceptual_weight: 0")
+    return PerceptualLoss(spatial_dims=2, network_type=network, is_fake_3d=False)
+
+
+def generator_loss(images, reconstruction, mu, sigma, cfg: AutoencoderConfig, perceptual, disc_logits):
+    """The seed's generator loss: L1 + w_p LPIPS + w_kl KL (+ w_adv least-squares adversarial term when
+    `disc_logits` is given). Returns the total and its parts."""
+    parts = {"l1": F.l1_loss(reconstruction.float(), images.float()), "kl": kl_loss(mu, sigma)}
+    total = parts["l1"] + cfg.kl_weight * parts["kl"]
+    if perceptual is not None:
+        parts["perceptual"] = perceptual(reconstruction.float(), images.float())
+        total = total + cfg.perceptual_weight * parts["perceptual"]
+    if disc_logits is not None:
+        parts["adversarial"] = PatchAdversarialLoss(criterion="least_squares")(
+            disc_logits, target_is_real=True, for_discriminator=False)
+        total = total + cfg.adv_weight * parts["adversarial"]
+    return total, parts
+
+
+def discriminator_loss(logits_fake, logits_real) -> torch.Tensor:
+    adversarial = PatchAdversarialLoss(criterion="least_squares")
+    return 0.5 * (adversarial(logits_fake, target_is_real=False, for_discriminator=True)
+                  + adversarial(logits_real, target_is_real=True, for_discriminator=True))
+
+
+@torch.no_grad()
+def reconstruct(autoencoder, images: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Deterministic reconstructions (the latent mean, no sampling), clipped to [0, 1]."""
+    autoencoder = getattr(autoencoder, "module", autoencoder)
+    with runtime.autocast():
+        mu, _ = autoencoder.encode(images.to(runtime.device))
+        return autoencoder.decode(mu).float().clamp(0, 1)
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Per-image MS-SSIM (5 scales, Gaussian kernel) of images in [0, 1]."""
+    metric = MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, kernel_size=kernel_size)
+    return metric(a.float().cpu(), b.float().cpu()).flatten()
+
+
+def validate(autoencoder, images: torch.Tensor, runtime: Runtime, kernel_size: int, batch_size: int):
+    """Mean L1 and MS-SSIM of the reconstructions of `images`, and the reconstructions."""
+    autoencoder.eval()
+    recon = torch.cat([reconstruct(autoencoder, batch, runtime).cpu() for batch in images.split(batch_size)])
+    autoencoder.train()
+    return {"val_l1": F.l1_loss(recon, images).item(),
+            "val_ms_ssim": ms_ssim(recon, images, kernel_size).mean().item()}, recon
+
+
+def comparison_grid(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> np.ndarray:
+    """uint8 image: originals on the top row, their reconstructions below."""
+    rows = [torch.cat(list(t[:columns, 0]), dim=1) for t in (originals, reconstructions)]
+    return (torch.cat(rows, dim=0).clamp(0, 1) * 255).round().byte().numpy()
+
+
+def build_training(cfg: AutoencoderConfig, runtime: Runtime):
+    """(autoencoder, discriminator, perceptual loss or None, generator and discriminator optimisers, scaler)."""
+    autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs()).to(runtime.device)
+    discriminator = nets.build("PatchDiscriminator", nets.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers))
+    discriminator = discriminator.to(runtime.device)
+    perceptual = perceptual_loss(cfg.perceptual_network).to(runtime.device) if cfg.perceptual_weight > 0 else None
+    opt_g = torch.optim.Adam(autoencoder.parameters(), lr=cfg.lr_g)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d)
+    return autoencoder, discriminator, perceptual, opt_g, opt_d, runtime.grad_scaler()
+
+
+def train_step(images, autoencoder, discriminator, perceptual, opt_g, opt_d, scaler, cfg: AutoencoderConfig,
+               runtime: Runtime, adversarial: bool, where: str = "") -> dict[str, float]:
+    """One generator update and, when `adversarial`, one discriminator update. Returns the losses."""
+    with runtime.autocast():
+        reconstruction, mu, sigma = autoencoder(images)
+        logits_fake = discriminator(reconstruction.contiguous())[-1] if adversarial else None
+        loss_g, parts = generator_loss(images, reconstruction, mu, sigma, cfg, perceptual, logits_fake)
+    check_finite(loss_g, f"{where} (generator loss)")
+    opt_g.zero_grad(set_to_none=True)
+    scaler.scale(loss_g).backward()
+    scaler.unscale_(opt_g)
+    torch.nn.utils.clip_grad_norm_(autoencoder.parameters(), cfg.grad_clip)
+    scaler.step(opt_g)
+    if adversarial:
+        with runtime.autocast():
+            loss_d = discriminator_loss(discriminator(reconstruction.contiguous().detach())[-1],
+                                        discriminator(images.contiguous())[-1])
+        check_finite(loss_d, f"{where} (discriminator loss)")
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(loss_d).backward()
+        scaler.unscale_(opt_d)
+        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), cfg.grad_clip)
+        scaler.step(opt_d)
+        parts["discriminator"] = loss_d
+    scaler.update()
+    return {name: value.item() for name, value in {"loss": loss_g, **parts}.items()}
+
+
+def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: torch.Tensor, runtime: Runtime,
+                      checkpoint: Path, fingerprint: str,
+                      on_epoch: Callable[[int, dict, np.ndarray | None], None] = lambda *a: None):
+    """Train from scratch or resume from `checkpoint` when it has the same fingerprint. Saves a
+    checkpoint after every epoch; `on_epoch(epoch, metrics, grid)` is called on the main process.
+    Returns (autoencoder, final metrics)."""
+    torch.manual_seed(cfg.seed)
+    autoencoder, discriminator, perceptual, opt_g, opt_d, scaler = build_training(cfg, runtime)
+    modules = {"autoencoder": autoencoder, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
+               "scaler": scaler}
+    state = load_checkpoint(checkpoint, fingerprint, modules)
+    first_epoch = state["epoch"] + 1 if state else 1
+    seconds = state["seconds"] if state else 0.0
+    metrics = state["metrics"] if state else {}
+    if runtime.world_size > 1:
+        autoencoder = DistributedDataParallel(autoencoder)
+        discriminator = DistributedDataParallel(discriminator)
+    sampler = DistributedSampler(train_set, runtime.world_size, runtime.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True) if runtime.world_size > 1 else None
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        started = time.perf_counter()
+        order = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)   # the same batches after a resume
+        if sampler:
+            sampler.set_epoch(epoch)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size // runtime.world_size, shuffle=sampler is None,
+                            sampler=sampler, generator=order, drop_last=True, num_workers=cfg.num_workers)
+        adversarial = epoch >= cfg.adv_start_epoch and cfg.adv_weight > 0
+        sums: dict[str, float] = {}
+        steps = tqdm(loader, desc=f"autoencoder epoch {epoch}/{cfg.epochs}", disable=not runtime.is_main,
+                     leave=False, mininterval=2.0)
+        for step, images in enumerate(steps):
+            images = random_affine(images, cfg.augment_p, cfg.augment_degrees, cfg.augment_translate_px,
+                                   cfg.augment_scale).to(runtime.device)
+            parts = train_step(images, autoencoder, discriminator, perceptual, opt_g, opt_d, scaler, cfg, runtime,
+                               adversarial, where=f"epoch {epoch} step {step}")
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value
+        metrics = {f"train_{name}": total / max(1, len(loader)) for name, total in sums.items()}
+        grid = None
+        if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
+            val, recon = validate(autoencoder, val_images, runtime, cfg.ms_ssim_kernel, cfg.batch_size)
+            metrics.update(val)
+            grid = comparison_grid(val_images, recon)
+        seconds += time.perf_counter() - started
+        metrics["seconds"] = seconds
+        if runtime.is_main:
+            save_checkpoint(checkpoint, fingerprint, epoch, modules, {"seconds": seconds, "metrics": metrics})
+            on_epoch(epoch, metrics, grid)
+    return getattr(autoencoder, "module", autoencoder), metrics

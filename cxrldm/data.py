@@ -1,0 +1,72 @@
+"""Training data: resized radiographs as square float tensors in [0, 1], and their augmentation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .images import load_resized
+
+IMAGES_CSV = "images.csv"
+
+
+def read_split(resized_dir: str | Path, split: str, limit: int | None = None) -> pd.DataFrame:
+    """Rows of the resize stage's images.csv for one split (train / validate / test)."""
+    table = pd.read_csv(Path(resized_dir) / IMAGES_CSV, dtype={"dicom_id": str})
+    table = table[table.split == split].reset_index(drop=True)
+    if not len(table):
+        raise ValueError(f"no '{split}' images in {Path(resized_dir) / IMAGES_CSV}")
+    return table.iloc[:limit] if limit else table
+
+
+def load_square(path: str | Path, size: int) -> np.ndarray:
+    """uint8 (size, size): shortest side resized to `size`, then the centre crop."""
+    image = np.asarray(load_resized(path, size))
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    return image[top:top + size, left:left + size]
+
+
+class RadiographDataset(Dataset):
+    """Square 1-channel float images in [0, 1]. With `in_memory` every image is decoded once into a
+    uint8 tensor (the demo: a few MB); otherwise each item is read from disk (MIMIC at 512 px: 25 GB)."""
+
+    def __init__(self, root: str | Path, paths, size: int, in_memory: bool = True, progress=None):
+        self.root, self.paths, self.size = Path(root), list(paths), size
+        self.cache = None
+        if in_memory:
+            items = progress(self.paths, desc="loading images") if progress else self.paths
+            self.cache = torch.from_numpy(np.stack([load_square(self.root / p, size) for p in items]))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        pixels = self.cache[index] if self.cache is not None else torch.from_numpy(
+            load_square(self.root / self.paths[index], self.size).copy())
+        return pixels.unsqueeze(0).float() / 255.0
+
+
+def random_affine(images: torch.Tensor, p: float, degrees: float, translate_px: float, scale: float,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image random rotation (+-degrees), translation (+-translate_px pixels) and isotropic scaling
+    (1 +- scale), each image transformed with probability p; reflection at the borders."""
+    n, _, height, width = images.shape
+    def uniform(low, high):
+        return torch.rand(n, generator=generator) * (high - low) + low
+    angle = uniform(-degrees, degrees) * math.pi / 180
+    zoom = uniform(1 - scale, 1 + scale)
+    shift_x = uniform(-translate_px, translate_px) * 2 / width    # affine_grid works in [-1, 1]
+    shift_y = uniform(-translate_px, translate_px) * 2 / height
+    apply = torch.rand(n, generator=generator) < p
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(n, 2, 3)
+    theta = torch.where(apply[:, None, None], theta, identity).to(images.device, images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -1,0 +1,35 @@
+"""Parameter counts and latent shape of the models a params profile builds.
+
+    python -m cxrldm.summary configs/mimic.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import yaml
+
+from . import nets
+
+
+def summarize(params: dict) -> dict:
+    ae = params["train_aekl"]
+    kwargs = nets.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"],
+                                     norm_num_groups=ae["norm_num_groups"])
+    with torch.device("meta"):   # count parameters without allocating them
+        autoencoder = nets.build("AutoencoderKL", kwargs)
+    return {"autoencoder": {"n_params": nets.n_params(autoencoder), "image_size": ae["image_size"],
+                            "latent_shape": nets.latent_shape(kwargs, ae["image_size"])}}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m cxrldm.summary PARAMS_FILE")
+    with open(argv[0], encoding="utf-8") as f:
+        print(json.dumps(summarize(yaml.safe_load(f)), indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,132 @@
+"""What both training stages share: device and precision, distributed set-up, checkpoints that
+resume exactly, and the non-finite-loss stop."""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .io import atomic_path
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str      # resolved: fp32, bf16 or fp16
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """Loss scaling, on only for fp16 (bf16 has fp32's range)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto': on GPUs bf16 where supported (Ampere and newer), else fp16; on CPUs bf16 where oneDNN has
+    bf16 kernels (AVX512-BF16 or AMX), else fp32, because without them bf16 convolutions fall back to
+    a reference implementation about 20x slower than fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA GPU (loss scaling); use bf16 or fp32 on the CPU")
+    return precision
+
+
+def setup_runtime(precision: str, device: str = "auto") -> Runtime:
+    """One process per device. Under torchrun (WORLD_SIZE set), joins the process group: NCCL on
+    GPUs, gloo on CPUs."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Runtime(device, resolve_precision(precision, device), rank, world_size)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at {where}")
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, modules: dict, extra: dict | None = None) -> None:
+    """Everything needed to continue after `epoch`: state dicts of models, optimisers and the scaler
+    (keyed by name), the RNG states, and the fingerprint of the params and inputs it belongs to."""
+    state = {"fingerprint": fingerprint, "epoch": epoch, "rng": rng_state(), **(extra or {}),
+             "modules": {name: unwrap(m).state_dict() for name, m in modules.items()}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def checkpoint_matches(path: str | Path, fingerprint: str) -> bool:
+    """Whether `path` holds a checkpoint of the run that `fingerprint` names (memory-mapped: cheap)."""
+    path = Path(path)
+    return path.exists() and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(
+        "fingerprint") == fingerprint
+
+
+def load_checkpoint(path: str | Path, fingerprint: str, modules: dict) -> dict | None:
+    """Restore `modules` and the RNG states from `path` if it exists and belongs to `fingerprint`;
+    returns the checkpoint (for its epoch and extras), or None to start fresh."""
+    if not checkpoint_matches(path, fingerprint):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for name, module in modules.items():
+        unwrap(module).load_state_dict(state["modules"][name])
+    set_rng_state(state["rng"])
+    return state

@@ -1,0 +1,65 @@
+"""Stage train_aekl: the KL autoencoder with L1, perceptual, KL and patch-adversarial losses."""
+
+import shutil
+from pathlib import Path
+
+import torch
+from dvclive import Live
+from PIL import Image
+
+from cxrldm import nets
+from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder
+from cxrldm.data import RadiographDataset, read_split
+from cxrldm.io import write_json
+from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
+from stages.common import fail, load_params, progress, run, stage_fingerprint
+
+RESIZED = Path("data/resized")
+CHECKPOINT = Path("models/checkpoints/train_aekl/last.pt")
+LIVE_DIR = Path("dvclive/train_aekl")
+MODEL = Path("models/autoencoder.safetensors")
+
+
+def main():
+    cfg = AutoencoderConfig(**load_params()["train_aekl"])
+    runtime = setup_runtime(cfg.precision)
+    seed_everything(cfg.seed)
+    fingerprint = stage_fingerprint("train_aekl")
+    resuming = checkpoint_matches(CHECKPOINT, fingerprint)
+    if not resuming and runtime.is_main:
+        shutil.rmtree(LIVE_DIR, ignore_errors=True)
+    train = read_split(RESIZED, "train")
+    val = read_split(RESIZED, "validate", limit=cfg.val_images)
+    train_set = RadiographDataset(RESIZED, train.path, cfg.image_size, cfg.in_memory, progress)
+    val_images = torch.stack([RadiographDataset(RESIZED, val.path, cfg.image_size)[i] for i in range(len(val))])
+    print(f"autoencoder: {len(train)} training and {len(val)} validation images at {cfg.image_size}px, "
+          f"{runtime.device} {runtime.precision}, " + ("resuming" if resuming else "starting fresh"))
+
+    live = Live(str(LIVE_DIR), resume=resuming, save_dvc_exp=False, dvcyaml=False) if runtime.is_main else None
+
+    def log(epoch, metrics, grid):
+        live.step = epoch
+        for name, value in metrics.items():
+            if name != "seconds":
+                live.log_metric(name, value)
+        if grid is not None:
+            live.log_image(f"reconstructions/epoch_{epoch:04d}.png", Image.fromarray(grid))
+        print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    try:
+        autoencoder, metrics = train_autoencoder(cfg, train_set, val_images, runtime, CHECKPOINT, fingerprint, log)
+    except NonFiniteLoss as error:
+        fail(f"train_aekl stopped: {error}; the last good checkpoint stays at {CHECKPOINT}")
+    if runtime.is_main:
+        live.end()
+        kwargs = cfg.autoencoder_kwargs()
+        nets.save_model(autoencoder, "AutoencoderKL", kwargs, MODEL,
+                        {"image_size": cfg.image_size, "latent_shape": nets.latent_shape(kwargs, cfg.image_size)})
+        write_json("metrics/train_aekl.json", {
+            "n_params": nets.n_params(autoencoder), "epochs": cfg.epochs, "seconds": round(metrics["seconds"], 1),
+            "val_l1": round(metrics["val_l1"], 5), "val_ms_ssim": round(metrics["val_ms_ssim"], 5),
+            "ms_ssim_kernel": cfg.ms_ssim_kernel, "image_size": cfg.image_size})
+
+
+if __name__ == "__main__":
+    run(main)

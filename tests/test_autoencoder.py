@@ -1,0 +1,163 @@
+"""The autoencoder's losses, training loop, resume and checkpoint compatibility, on tiny models."""
+
+import dataclasses
+import warnings
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from cxrldm import autoencoder as ae
+from cxrldm.training import NonFiniteLoss, setup_runtime
+
+TINY = ae.AutoencoderConfig(
+    seed=0, image_size=48, channels=[8, 8], latent_channels=2, num_res_blocks=1, norm_num_groups=4,
+    disc_channels=8, disc_layers=2, perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3,
+    adv_weight=0.1, adv_start_epoch=2, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=3,
+    augment_p=0.5, augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, precision="fp32",
+    val_every=1, val_images=4, ms_ssim_kernel=3, in_memory=True, num_workers=0)
+
+
+class Blobs(Dataset):
+    """Smooth random images; after `poison_after` items every image is NaN."""
+
+    def __init__(self, n=8, size=48, poison_after=None):
+        g = torch.Generator().manual_seed(1)
+        self.images = torch.nn.functional.avg_pool2d(torch.rand(n, 1, size + 3, size + 3, generator=g), 4, 1)
+        self.poison_after, self.served = poison_after, 0
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        self.served += 1
+        if self.poison_after is not None and self.served > self.poison_after:
+            return torch.full_like(self.images[i], float("nan"))
+        return self.images[i]
+
+
+def train(tmp_path, cfg=TINY, data=None, on_epoch=lambda *a: None, name="ckpt.pt"):
+    data = data or Blobs()
+    return ae.train_autoencoder(cfg, data, Blobs().images[:4], setup_runtime(cfg.precision, "cpu"),
+                                tmp_path / name, "fp", on_epoch)
+
+
+def test_kl_matches_hand_computation():
+    mu = torch.tensor([[[[0.5, -1.0]]], [[[0.0, 2.0]]]])          # batch 2, C=1, H=1, W=2
+    sigma = torch.tensor([[[[1.0, 0.5]]], [[[2.0, 1.0]]]])
+    import math
+    def term(m, s):
+        return 0.5 * (m * m + s * s - math.log(s * s) - 1)
+    expected = ((term(0.5, 1.0) + term(-1.0, 0.5)) + (term(0.0, 2.0) + term(2.0, 1.0))) / 2
+    assert ae.kl_loss(mu, sigma).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_generator_loss_is_the_weighted_sum():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 1, 8, 8, generator=g), torch.rand(2, 1, 8, 8, generator=g)
+    mu, sigma = torch.randn(2, 3, 2, 2, generator=g), torch.rand(2, 3, 2, 2, generator=g) + 0.5
+    logits = torch.randn(2, 1, 3, 3, generator=g)
+    cfg = dataclasses.replace(TINY, kl_weight=0.01, adv_weight=0.5)
+    total, parts = ae.generator_loss(x, y, mu, sigma, cfg, None, logits)
+    l1 = (x - y).abs().mean()
+    act = torch.nn.functional.leaky_relu(logits, 0.05)               # MONAI's least-squares criterion
+    adversarial = ((act - 1) ** 2).mean()                            # target "real"
+    assert parts["l1"].item() == pytest.approx(l1.item())
+    assert parts["adversarial"].item() == pytest.approx(adversarial.item(), rel=1e-6)
+    assert total.item() == pytest.approx((l1 + 0.01 * ae.kl_loss(mu, sigma) + 0.5 * adversarial).item(), rel=1e-6)
+    total, parts = ae.generator_loss(x, y, mu, sigma, cfg, None, None)
+    assert "adversarial" not in parts
+    d = ae.discriminator_loss(logits, -logits)
+    act_real = torch.nn.functional.leaky_relu(-logits, 0.05)
+    assert d.item() == pytest.approx(0.5 * ((act ** 2).mean() + ((act_real - 1) ** 2).mean()).item(), rel=1e-6)
+
+
+def test_adversarial_term_starts_at_its_epoch(tmp_path):
+    seen = {}
+    train(tmp_path, on_epoch=lambda epoch, metrics, grid: seen.update({epoch: set(metrics)}))
+    assert "train_adversarial" not in seen[1] and "train_discriminator" not in seen[1]
+    assert {"train_adversarial", "train_discriminator"} <= seen[2] and "train_adversarial" in seen[3]
+    assert {"val_l1", "val_ms_ssim", "train_l1", "train_kl"} <= seen[3]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    whole, _ = train(tmp_path, name="whole.pt")
+    def stop_after_first(epoch, metrics, grid):
+        if epoch == 1:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(tmp_path, on_epoch=stop_after_first, name="resumed.pt")
+    epochs = []
+    resumed, _ = train(tmp_path, on_epoch=lambda epoch, *a: epochs.append(epoch), name="resumed.pt")
+    assert epochs == [2, 3]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_different_fingerprint_starts_fresh(tmp_path):
+    train(tmp_path)
+    epochs = []
+    cfg = TINY
+    ae.train_autoencoder(cfg, Blobs(), Blobs().images[:4], setup_runtime("fp32", "cpu"), tmp_path / "ckpt.pt",
+                         "another", lambda epoch, *a: epochs.append(epoch))
+    assert epochs == [1, 2, 3]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    data = Blobs(poison_after=8)                  # epoch 1 is clean, epoch 2 sees NaN images
+    with pytest.raises(NonFiniteLoss, match="epoch 2 step 0"):
+        train(tmp_path, data=data)
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["modules"]["autoencoder"].values())
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    _, metrics = train(tmp_path, cfg=dataclasses.replace(TINY, precision="bf16", epochs=1))
+    assert metrics["train_loss"] == metrics["train_loss"] and 0 <= metrics["val_ms_ssim"] <= 1
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        setup_runtime("fp16", "cpu")
+
+
+def test_missing_perceptual_weights_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"squeezenet1_1-b8a52dc0.pth.*perceptual_weight: 0"):
+        ae.perceptual_loss("squeeze")
+
+
+def test_perceptual_trunk_loads_from_torch_home(tmp_path, monkeypatch):
+    import torchvision
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    trunk = torchvision.models.squeezenet1_1(weights=None)
+    (tmp_path / "hub/checkpoints").mkdir(parents=True)
+    torch.save(trunk.state_dict(), tmp_path / "hub/checkpoints" / ae.SQUEEZENET_FILE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = ae.perceptual_loss("squeeze")
+    first_conv = next(m for m in loss.modules() if isinstance(m, torch.nn.Conv2d))
+    assert torch.equal(first_conv.weight, trunk.features[0].weight)
+    x = torch.rand(2, 1, 32, 32)
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6) and loss(x, 1 - x).item() > 0
+
+
+def test_monai_generative_checkpoint_loads_with_the_same_output():
+    from generative.networks.nets import AutoencoderKL as OldAutoencoderKL
+    from cxrldm import nets
+    kwargs = nets.autoencoder_kwargs([64, 128, 128, 128], 3, 2)             # the seed's architecture
+    old_kwargs = {("num_channels" if k == "channels" else k): v for k, v in kwargs.items()}
+    torch.manual_seed(0)
+    old = OldAutoencoderKL(**old_kwargs).eval()
+    ours = nets.build("AutoencoderKL", kwargs).eval()
+    ours.load_old_state_dict(old.state_dict())
+    assert nets.n_params(ours) == 4_607_848
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(old.reconstruct(x), ours.reconstruct(x), atol=1e-5)
+        assert torch.allclose(old.encode(x)[0], ours.encode(x)[0], atol=1e-5)
