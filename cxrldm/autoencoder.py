@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import nets
 from .data import random_affine
-from .training import Runtime, check_finite, load_checkpoint, save_checkpoint
+from .training import Runtime, check_finite, load_checkpoint, save_checkpoint, unwrap
 
 # torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
@@ -104,7 +104,7 @@ def discriminator_loss(logits_fake, logits_real) -> torch.Tensor:
 @torch.no_grad()
 def reconstruct(autoencoder, images: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Deterministic reconstructions (the latent mean, no sampling), clipped to [0, 1]."""
-    autoencoder = getattr(autoencoder, "module", autoencoder)
+    autoencoder = unwrap(autoencoder)
     with runtime.autocast():
         mu, _ = autoencoder.encode(images.to(runtime.device))
         return autoencoder.decode(mu).float().clamp(0, 1)
@@ -218,4 +218,4 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
         if runtime.is_main:
             save_checkpoint(checkpoint, fingerprint, epoch, modules, {"seconds": seconds, "metrics": metrics})
             on_epoch(epoch, metrics, grid)
-    return getattr(autoencoder, "module", autoencoder), metrics
+    return unwrap(autoencoder), metrics

@@ -7,13 +7,39 @@ import json
 from pathlib import Path
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from safetensors.torch import load_file, save_file
 
 from .io import atomic_path
+from .training import unwrap
+
+class EvaluatorCNN(nn.Module):
+    """A small multi-label chest X-ray classifier; its pooled features serve for the Frechet distance."""
+
+    def __init__(self, labels: list[str], width: int = 32):
+        super().__init__()
+        self.labels = list(labels)
+        layers, channels = [], 1
+        for out in (width, width * 2, width * 4, width * 4):
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels, len(labels))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, D) features of images in [0, 1], normalised the way the network was trained."""
+        return F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(images))
+
 
 BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
-            "PatchDiscriminator": PatchDiscriminator}
+            "PatchDiscriminator": PatchDiscriminator, "EvaluatorCNN": EvaluatorCNN}
 
 
 def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,
@@ -51,7 +77,7 @@ def latent_shape(kwargs: dict, image_size: int) -> list[int]:
 def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path, extra: dict | None = None) -> None:
     """Weights to `path` (.safetensors), architecture to the same name with .json."""
     path = Path(path)
-    model = getattr(model, "module", model)
+    model = unwrap(model)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))

@@ -100,8 +100,9 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
+def unwrap(model):
+    """The model inside DistributedDataParallel (an EMA's AveragedModel keeps its own `module`)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, modules: dict, extra: dict | None = None) -> None:

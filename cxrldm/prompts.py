@@ -1,0 +1,52 @@
+"""Text prompts from report sentences, and the conditioning the UNet sees during training."""
+
+from __future__ import annotations
+
+import torch
+
+from .text import NULL_PROMPT, TextEncoder
+
+
+def draw_prompt(sentences: list[str], max_sentences: int, generator: torch.Generator | None = None) -> str:
+    """1 to `max_sentences` (inclusive) distinct sentences in random order; the null prompt when the
+    report has none."""
+    if not sentences:
+        return NULL_PROMPT
+    k = int(torch.randint(1, min(max_sentences, len(sentences)) + 1, (1,), generator=generator))
+    order = torch.randperm(len(sentences), generator=generator)[:k]
+    return " ".join(sentences[i] for i in order.tolist())
+
+
+class Conditioner:
+    """Context embeddings for training rows: each row's prompt drawn from its report sentences, replaced
+    by the null prompt with probability `dropout` (classifier-free guidance training).
+
+    With `pool > 0`, `pool` prompts per row are drawn once (from `seed`) and encoded once, so a step only
+    looks embeddings up: on a CPU the text encoder otherwise costs more than the UNet step. With
+    `pool == 0` every step draws and encodes fresh prompts, as the seed does."""
+
+    def __init__(self, encoder: TextEncoder, sentences: list[list[str]], max_sentences: int, dropout: float,
+                 pool: int = 0, seed: int = 0, batch_size: int = 256, progress=None):
+        self.encoder, self.sentences = encoder, sentences
+        self.max_sentences, self.dropout, self.pool = max_sentences, dropout, pool
+        self.null = encoder.null_condition().cpu()
+        if pool:
+            generator = torch.Generator().manual_seed(seed)
+            drawn = [[draw_prompt(s, max_sentences, generator) for _ in range(pool)] for s in sentences]
+            unique = sorted({p for row in drawn for p in row})
+            position = {p: i for i, p in enumerate(unique)}
+            self.pool_index = torch.tensor([[position[p] for p in row] for row in drawn])
+            batches = range(0, len(unique), batch_size)
+            self.table = torch.cat([encoder.encode(unique[i:i + batch_size]).cpu()
+                                    for i in (progress(batches, desc="encoding prompts") if progress else batches)])
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, max_length, width) on the CPU for the given row indices; uses the global RNG."""
+        keep = torch.rand(len(rows)) >= self.dropout
+        if self.pool:
+            choice = torch.randint(0, self.pool, (len(rows),))
+            context = self.table[self.pool_index[rows, choice]]
+        else:
+            prompts = [draw_prompt(self.sentences[r], self.max_sentences) for r in rows.tolist()]
+            context = self.encoder.encode(prompts).cpu()
+        return torch.where(keep[:, None, None], context, self.null)

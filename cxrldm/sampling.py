@@ -1,0 +1,68 @@
+"""Noise schedulers and guided generation: text -> latent (DDIM / DDPM / PNDM) -> image."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, PNDMScheduler
+
+from .training import unwrap
+
+SAMPLERS = ("ddim", "ddpm", "pndm")
+
+
+def make_scheduler(kind: str, num_train_timesteps: int, beta_start: float, beta_end: float, prediction_type: str):
+    """A MONAI scheduler on the seed's scaled-linear schedule. Latents are not bounded to [-1, 1], so
+    DDPM and DDIM must not clip the predicted clean sample (MONAI clips by default)."""
+    common = {"num_train_timesteps": num_train_timesteps, "schedule": "scaled_linear_beta",
+              "beta_start": beta_start, "beta_end": beta_end, "prediction_type": prediction_type}
+    if kind == "ddpm":
+        return DDPMScheduler(clip_sample=False, **common)
+    if kind == "ddim":
+        return DDIMScheduler(clip_sample=False, **common)
+    if kind == "pndm":
+        return PNDMScheduler(skip_prk_steps=True, **common)
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {kind!r}")
+
+
+def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to predict: the velocity sqrt(a_t) eps - sqrt(1 - a_t) x0 for v-prediction,
+    else the noise."""
+    if scheduler.prediction_type == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    return noise
+
+
+def initial_noise(seeds: list[int], shape: list[int]) -> torch.Tensor:
+    """One latent of N(0, 1) per seed, each from its own generator: an image depends only on its seed."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+@torch.no_grad()
+def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: torch.Tensor, seeds: list[int],
+             latent_shape: list[int], scale_factor: float, steps: int, guidance: float, runtime, progress=None):
+    """Images (B, 1, H, W) in [0, 1], one per seed. Classifier-free guidance: the null condition's
+    prediction plus `guidance` times the difference to the prompt's; guidance 1 is the prompt alone."""
+    device = runtime.device
+    x = initial_noise(seeds, latent_shape).to(device)
+    context, null_context = context.to(device), null_context.to(device).expand_as(context)
+    generators = [torch.Generator(device).manual_seed(int(s) + 1) for s in seeds]
+    scheduler.set_timesteps(steps, device=device)
+    timesteps = scheduler.timesteps
+    for t in progress(timesteps, desc="sampling", leave=False) if progress else timesteps:
+        t_batch = torch.full((len(x),), int(t), device=device, dtype=torch.long)
+        with runtime.autocast():
+            if guidance == 1.0:
+                prediction = unet(x, t_batch, context).float()
+            else:
+                both = unet(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([null_context, context]))
+                unconditional, conditional = both.float().chunk(2)
+                prediction = unconditional + guidance * (conditional - unconditional)
+        if isinstance(scheduler, DDPMScheduler):   # stochastic steps: each image keeps its own noise stream
+            x = torch.cat([scheduler.step(prediction[i:i + 1], int(t), x[i:i + 1], generator=g)[0]
+                           for i, g in enumerate(generators)])
+        else:
+            x = scheduler.step(prediction, int(t), x)[0]
+    autoencoder = unwrap(autoencoder)
+    with runtime.autocast():
+        images = autoencoder.decode(x / scale_factor)
+    return images.float().clamp(0, 1).cpu()

@@ -1,0 +1,88 @@
+"""Stage evaluate: MS-SSIM of reconstructions and diversity, Frechet distance and prompt adherence on the
+features and outputs of a chest X-ray network, written to metrics/evaluate.json."""
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from cxrldm import evaluation, nets
+from cxrldm.autoencoder import ms_ssim, reconstruct
+from cxrldm.data import RadiographDataset, read_split
+from cxrldm.images import load_array
+from cxrldm.io import write_json
+from cxrldm.training import setup_runtime
+from stages.common import load_params, run
+
+RESIZED, SAMPLES = Path("data/resized"), Path("data/samples")
+
+
+def load_samples(manifest: pd.DataFrame) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(load_array(SAMPLES / f).copy()) for f in manifest.file]).unsqueeze(1).float() / 255
+
+
+def feature_network(p: dict):
+    if p["feature_network"] == "xrv":
+        return evaluation.XRVEvaluator(evaluation.xrv_weights_file(p["xrv_cache_dir"]))
+    if p["feature_network"] == "evaluator_cnn":
+        model, description = nets.load_model("models/evaluator.safetensors")
+        return evaluation.TrainedEvaluator(model, description["image_size"])
+    raise ValueError(f"evaluate.feature_network must be 'xrv' or 'evaluator_cnn', got {p['feature_network']!r}")
+
+
+def main():
+    p = load_params()["evaluate"]
+    runtime = setup_runtime(p["precision"])
+    autoencoder, description = nets.load_model("models/autoencoder.safetensors", runtime.device)
+    size, kernel = description["image_size"], p["ms_ssim_kernel"]
+    manifest = pd.read_csv(SAMPLES / "manifest.csv", keep_default_na=False)
+    unconditional = manifest[manifest.group == "unconditional"]
+    samples = load_samples(unconditional)
+    test = read_split(RESIZED, "test")
+    n_test = min(len(test), p["n_test"])
+    test_images = torch.stack([RadiographDataset(RESIZED, test.path, size)[i] for i in range(len(test))])
+    results = {"ms_ssim_settings": {"kernel_size": kernel, "scales": 5, "image_size": size}}
+
+    recon_images = test_images[:p["n_reconstruction"]]
+    recon = torch.cat([reconstruct(autoencoder, b, runtime).cpu() for b in recon_images.split(64)])
+    results["ms_ssim_reconstruction"] = float(ms_ssim(recon, recon_images, kernel).mean())
+    results["n_reconstruction"] = len(recon_images)
+
+    sample_pairs = evaluation.pair_indices(len(samples), p["pairs"], p["seed"])
+    test_pairs = evaluation.pair_indices(n_test, p["pairs"], p["seed"])
+    results["ms_ssim_samples"] = evaluation.mean_pairwise_ms_ssim(samples, sample_pairs, kernel)
+    results["ms_ssim_test"] = evaluation.mean_pairwise_ms_ssim(test_images[:n_test], test_pairs, kernel)
+    results.update(n_samples=len(samples), n_test=n_test, n_pairs_samples=len(sample_pairs), n_pairs_test=len(test_pairs))
+
+    network = feature_network(p)
+    real = network.features(test_images[:n_test])
+    noise = torch.rand(n_test, 1, size, size, generator=torch.Generator().manual_seed(p["seed"]))
+    blurred = F.avg_pool2d(F.pad(test_images[:n_test], (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    fid = f"fid_{network.name}"
+    results[fid] = evaluation.frechet_distance(network.features(samples), real)
+    results[f"{fid}_noise_baseline"] = evaluation.frechet_distance(network.features(noise), real)
+    results[f"{fid}_blur_baseline"] = evaluation.frechet_distance(network.features(blurred), real)
+
+    null_probabilities = network.probabilities(samples)
+    adherence = {}
+    for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
+        finding = rows.finding.iloc[0]
+        if finding not in network.labels:
+            raise ValueError(f"sample prompt {rows.prompt.iloc[0]!r}: finding {finding!r} is not a label of "
+                             f"{network.name} ({network.labels})")
+        column = network.labels.index(finding)
+        probabilities = network.probabilities(load_samples(rows))[:, column]
+        adherence[f"prompt{int(group):03d}"] = {
+            "finding": finding, "prompt": rows.prompt.iloc[0], "prompt_probability": float(probabilities.mean()),
+            "null_probability": float(null_probabilities[:, column].mean()),
+            "auroc_vs_null": evaluation.auroc(torch.cat([probabilities, null_probabilities[:, column]]),
+                                              torch.cat([torch.ones(len(probabilities)),
+                                                         torch.zeros(len(null_probabilities))]))}
+    results[f"adherence_{network.name}"] = adherence
+    write_json("metrics/evaluate.json", results)
+    print({k: v for k, v in results.items() if not isinstance(v, dict)})
+
+
+if __name__ == "__main__":
+    run(main)

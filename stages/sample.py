@@ -1,0 +1,69 @@
+"""Stage sample: images for each prompt and unconditional ones (the null condition), every image with its
+own recorded seed, a manifest, and a grid per prompt for `dvc plots`."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+
+from cxrldm.generate import generate_images, load_models, save_png
+from cxrldm.io import atomic_dir, write_csv
+from stages.common import load_params, progress, run
+
+OUT = Path("data/samples")
+GRIDS = Path("metrics/sample_grids")
+UNCONDITIONAL = "unconditional"
+
+
+def read_prompts(p: dict) -> list[dict]:
+    """[{"text", "finding"}] from params, plus one prompt per non-empty line of the optional prompts file."""
+    prompts = [{"text": q["text"], "finding": q.get("finding")} for q in p["prompts"]]
+    if p["prompts_file"]:
+        path = Path(p["prompts_file"])
+        if not path.is_file():
+            raise FileNotFoundError(f"sample.prompts_file not found: {path}")
+        prompts += [{"text": line.strip(), "finding": None} for line in path.read_text().splitlines() if line.strip()]
+    if not all(q["text"] for q in prompts):
+        raise ValueError("sample.prompts: an empty prompt; unconditional samples come from sample.n_unconditional")
+    return prompts
+
+
+def slug(text: str, length: int = 48) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].rstrip("-")
+
+
+def grid(images: torch.Tensor, columns: int = 8) -> Image.Image:
+    rows = [torch.cat(list(images[i:i + columns, 0]), dim=1) for i in range(0, len(images), columns)]
+    rows[-1] = torch.nn.functional.pad(rows[-1], (0, rows[0].shape[1] - rows[-1].shape[1]))
+    return Image.fromarray((torch.cat(rows) * 255).round().byte().numpy())
+
+
+def main():
+    p = load_params()["sample"]
+    prompts = read_prompts(p)
+    jobs = [(i, q["text"], q["finding"]) for i, q in enumerate(prompts) for _ in range(p["n_per_prompt"])]
+    jobs += [(UNCONDITIONAL, "", None)] * p["n_unconditional"]
+    seeds = [p["seed"] * 1_000_000 + k for k in range(len(jobs))]     # one distinct seed per image
+    models = load_models("models", p["precision"])
+    images = generate_images(models, [text for _, text, _ in jobs], seeds, p["sampler"], p["steps"],
+                             p["guidance_scale"], p["batch_size"], progress)
+    rows = []
+    with atomic_dir(OUT) as tmp:
+        for (group, text, finding), seed, image in zip(jobs, seeds, images):
+            name = f"{group if group == UNCONDITIONAL else f'prompt{group:03d}'}_seed{seed}.png"
+            save_png(image, tmp / name)
+            rows.append({"group": group, "prompt": text, "finding": finding or "", "seed": seed,
+                         "guidance": p["guidance_scale"], "sampler": p["sampler"], "steps": p["steps"], "file": name})
+        write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
+    with atomic_dir(GRIDS) as tmp:
+        for group in dict.fromkeys(g for g, _, _ in jobs):
+            chosen = torch.stack([im for (g, _, _), im in zip(jobs, images) if g == group][:16])
+            name = UNCONDITIONAL if group == UNCONDITIONAL else f"prompt{group:03d}_{slug(prompts[group]['text'])}"
+            grid(chosen).save(tmp / f"{name}.png")
+    print(f"{len(rows)} images ({len(prompts)} prompts x {p['n_per_prompt']}, {p['n_unconditional']} unconditional)")
+
+
+if __name__ == "__main__":
+    run(main)

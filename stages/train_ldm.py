@@ -1,0 +1,103 @@
+"""Stage train_ldm: the text-conditioned diffusion UNet on the cached latents."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from dvclive import Live
+from PIL import Image
+
+from cxrldm import latents, nets
+from cxrldm.io import write_json
+from cxrldm.diffusion import DiffusionConfig, train_diffusion
+from cxrldm.prompts import Conditioner, draw_prompt
+from cxrldm.sampling import generate
+from cxrldm.text import TextEncoder
+from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
+from stages.common import fail, load_params, progress, run, stage_fingerprint
+
+LATENTS = Path("data/latents")
+CHECKPOINT = Path("models/checkpoints/train_ldm/last.pt")
+LIVE_DIR = Path("dvclive/train_ldm")
+MODEL = Path("models/diffusion.safetensors")
+
+
+def report_sentences(split: str) -> list[list[str]]:
+    """Each latent row's prompt sentences, from its study's report."""
+    rows = pd.read_csv(LATENTS / f"{split}.csv")
+    reports = pd.read_csv("data/reports.csv").set_index("study_id")
+    missing = set(rows.study_id) - set(reports.index)
+    if missing:
+        raise ValueError(f"{len(missing)} studies in {LATENTS / split}.csv have no row in data/reports.csv")
+    return [json.loads(reports.sentences[s]) for s in rows.study_id]
+
+
+def sample_grid(images: torch.Tensor, columns: int) -> np.ndarray:
+    rows = [torch.cat(list(images[i:i + columns, 0]), dim=1) for i in range(0, len(images), columns)]
+    return (torch.cat(rows, dim=0) * 255).round().byte().numpy()
+
+
+def main():
+    params = load_params()
+    cfg, text = DiffusionConfig(**params["train_ldm"]), params["text_encoder"]
+    runtime = setup_runtime(cfg.precision)
+    seed_everything(cfg.seed)
+    fingerprint = stage_fingerprint("train_ldm")
+    resuming = checkpoint_matches(CHECKPOINT, fingerprint)
+    if not resuming and runtime.is_main:
+        shutil.rmtree(LIVE_DIR, ignore_errors=True)
+    scale_factor = json.loads(Path("models/scale_factor.json").read_text())["scale_factor"]
+    train, val = latents.load_latents(LATENTS / "train.safetensors"), latents.load_latents(LATENTS / "validate.safetensors")
+    encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
+                          runtime.device)
+    conditioner = Conditioner(encoder, report_sentences("train"), cfg.max_sentences, cfg.condition_dropout,
+                              cfg.prompt_pool, cfg.seed, progress=progress)
+    val_generator = torch.Generator().manual_seed(cfg.seed)
+    val_prompts = [draw_prompt(s, cfg.max_sentences, val_generator) for s in report_sentences("validate")]
+    val_contexts = torch.cat([encoder.encode(val_prompts[i:i + 256]).cpu() for i in range(0, len(val_prompts), 256)])
+    autoencoder, _ = nets.load_model("models/autoencoder.safetensors", runtime.device)
+    latent_shape = list(train["mu"].shape[1:])
+    prompts = list(cfg.sample_prompts)
+    prompt_context = encoder.encode(prompts).cpu()
+    print(f"diffusion: {len(train['mu'])} training latents {latent_shape}, scale factor {scale_factor:.4f}, "
+          f"text width {encoder.width}, {runtime.device} {runtime.precision}, "
+          + ("resuming" if resuming else "starting fresh"))
+
+    live = Live(str(LIVE_DIR), resume=resuming, save_dvc_exp=False, dvcyaml=False) if runtime.is_main else None
+
+    def log(epoch, metrics, model):
+        live.step = epoch
+        for name, value in metrics.items():
+            if name != "seconds":
+                live.log_metric(name, value)
+        if epoch % cfg.sample_every == 0 or epoch == cfg.epochs:
+            columns = 4
+            context = prompt_context.repeat_interleave(columns, 0)
+            seeds = list(range(len(context)))
+            images = generate(model, autoencoder, cfg.scheduler("ddim"), context, conditioner.null, seeds, latent_shape,
+                              scale_factor, cfg.sample_steps, cfg.sample_guidance, runtime)
+            live.log_image(f"samples/epoch_{epoch:04d}.png", Image.fromarray(sample_grid(images, columns)))
+        print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    try:
+        model, metrics = train_diffusion(cfg, train, val, conditioner, val_contexts, scale_factor, runtime, CHECKPOINT,
+                                         fingerprint, log)
+    except NonFiniteLoss as error:
+        fail(f"train_ldm stopped: {error}; the last good checkpoint stays at {CHECKPOINT}")
+    if runtime.is_main:
+        live.end()
+        kwargs = cfg.unet_kwargs(latent_shape[0], encoder.width)
+        nets.save_model(model, "DiffusionModelUNet", kwargs, MODEL, {
+            "latent_shape": latent_shape, "text_encoder": text, "ema": cfg.ema_decay > 0,
+            "scheduler": {"num_train_timesteps": cfg.num_train_timesteps, "beta_start": cfg.beta_start,
+                          "beta_end": cfg.beta_end, "prediction_type": cfg.prediction_type}})
+        write_json("metrics/train_ldm.json", {
+            "n_params": nets.n_params(model), "epochs": cfg.epochs, "seconds": round(metrics["seconds"], 1),
+            "train_loss": round(metrics["train_loss"], 5), "val_loss": round(metrics["val_loss"], 5)})
+
+
+if __name__ == "__main__":
+    run(main)

