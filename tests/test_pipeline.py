@@ -1,52 +1,110 @@
-"""The data stages through dvc itself, on a tiny profile."""
+"""The whole pipeline through dvc itself, on the tiny profile: outputs, no-op re-runs, and which stages a
+param change makes stale."""
 
 import json
 
 import pandas as pd
 import pytest
+import yaml
 
-from pipeline_project import make_project, ran_stages, run
+from pipeline_project import ROOT, commit, make_project, ran_stages, run, set_param, stages
 
 pytestmark = pytest.mark.pipeline
-DATA_STAGES = ["demo_data", "filter_pa", "resize", "extract_reports"]
+
+# Each stage and what lies downstream of it, written out by hand from the design.
+DOWNSTREAM = {
+    "demo_data": {"filter_pa", "resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm",
+                  "train_evaluator", "sample", "evaluate"},
+    "filter_pa": {"resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm", "train_evaluator",
+                  "sample", "evaluate"},
+    "resize": {"train_aekl", "scale_factor", "train_ldm", "train_evaluator", "sample", "evaluate"},
+    "extract_reports": {"train_ldm", "sample", "evaluate"},
+    "train_aekl": {"scale_factor", "train_ldm", "sample", "evaluate"},
+    "scale_factor": {"train_ldm", "sample", "evaluate"},
+    "train_ldm": {"sample", "evaluate"},
+    "train_evaluator": {"evaluate"},
+    "sample": {"evaluate"},
+    "evaluate": set(),
+}
+# A representative leaf param of every stage, and a new value for it.
+CHANGES = {
+    "demo_data": ("demo_data.seed", 7),
+    "filter_pa": ("filter_pa.split_seed", 3),
+    "resize": ("resize.size", 48),
+    "extract_reports": ("data.reports", "data/demo"),
+    "train_aekl": ("train_aekl.lr_g", 5.0e-4),
+    "scale_factor": ("scale_factor.override", 0.5),
+    "train_ldm": ("train_ldm.lr", 1.0e-4),
+    "train_evaluator": ("train_evaluator.lr", 1.0e-3),
+    "sample": ("sample.guidance_scale", 2.0),
+    "evaluate": ("evaluate.pairs", 3),
+}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("project"))
-    result = run(project, "repro", *DATA_STAGES)
-    assert set(ran_stages(result.stdout)) == set(DATA_STAGES)
+    result = run(project, "repro")
+    assert set(ran_stages(result.stdout)) == set(DOWNSTREAM)
+    commit(project, "tiny run")
     return project
 
 
-def test_repro_writes_the_tables_and_counts(project):
-    counts = json.loads((project / "metrics/filter_pa.json").read_text())
+def test_repro_writes_every_output_and_metric(project):
     images = pd.read_csv(project / "data/resized/images.csv")
-    reports = pd.read_csv(project / "data/reports.csv")
-    assert counts["pa_images"] == len(images) > 0
-    assert set(reports.study_id) == set(images.study_id)
     assert (images[["width", "height"]].min(axis=1) == 64).all()
-    assert json.loads((project / "metrics/resize.json").read_text())["skipped"] == 0
+    assert set(pd.read_csv(project / "data/reports.csv").study_id) == set(images.study_id)
+    for name in ("autoencoder", "diffusion", "evaluator"):
+        assert (project / f"models/{name}.safetensors").is_file() and (project / f"models/{name}.json").is_file()
+    factor = json.loads((project / "models/scale_factor.json").read_text())
+    assert factor["scale_factor"] == pytest.approx(1 / factor["latent_std"])
+    manifest = pd.read_csv(project / "data/samples/manifest.csv")
+    assert manifest.seed.is_unique and manifest.file.is_unique and len(manifest) == 2 * 2 + 4
+    evaluate = json.loads((project / "metrics/evaluate.json").read_text())
+    assert {"ms_ssim_reconstruction", "ms_ssim_samples", "ms_ssim_test", "fid_evaluator_cnn"} <= set(evaluate)
+    shown = run(project, "metrics", "show", "--json").stdout
+    assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
 
 
 def test_second_repro_is_a_no_op(project):
-    result = run(project, "repro", *DATA_STAGES)
-    assert ran_stages(result.stdout) == []
+    assert ran_stages(run(project, "repro").stdout) == []
     assert "up to date" in run(project, "status").stdout
 
 
-def test_changing_resize_size_reruns_resize_only(project):
-    run(project, "git", "add", "-A")
-    run(project, "git", "commit", "-qm", "tiny run")
-    result = run(project, "exp", "run", "-S", "resize.size=48", *DATA_STAGES)
-    assert ran_stages(result.stdout) == ["resize"]
-    assert "demo_data" not in ran_stages(result.stdout)
+def test_every_param_is_a_listed_leaf():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    listed = {name for spec in stages().values() for name in spec.get("params", [])}
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+    assert set(leaves(params)) == listed, "every params.yaml leaf is listed by a stage, and nothing else"
+    assert set(DOWNSTREAM) == set(stages())
+
+
+@pytest.mark.parametrize("stage", list(CHANGES))
+def test_a_param_change_makes_exactly_its_stage_and_downstream_stale(project, stage):
+    dotted, value = CHANGES[stage]
+    original = (project / "params.yaml").read_text()
+    try:
+        set_param(project, dotted, value)
+        would_run = set(ran_stages(run(project, "repro", "--dry").stdout))
+    finally:
+        (project / "params.yaml").write_text(original)
+    assert would_run == {stage} | DOWNSTREAM[stage]
+
+
+def test_exp_run_of_resize_size_reruns_resize_and_downstream_only(project):
+    result = run(project, "exp", "run", "-S", "resize.size=48")
+    assert set(ran_stages(result.stdout)) == {"resize"} | DOWNSTREAM["resize"]
 
 
 def test_wrong_data_root_is_one_line(project):
-    params = (project / "params.yaml").read_text()
+    original = (project / "params.yaml").read_text()
     try:
-        (project / "params.yaml").write_text(params.replace("root: data/demo", "root: /nonexistent/mimic"))
+        set_param(project, "data.root", "/nonexistent/mimic")
         result = run(project, "repro", "-s", "resize", "--force", check=False)
         assert result.returncode != 0
         assert "error: data.root (MIMIC-CXR-JPG directory) not found: /nonexistent/mimic\n" in result.stderr
@@ -54,4 +112,4 @@ def test_wrong_data_root_is_one_line(project):
         result = run(project, "repro", "filter_pa", check=False)
         assert result.returncode != 0 and "/nonexistent/mimic/mimic-cxr-2.0.0-metadata.csv.gz" in result.stderr
     finally:
-        (project / "params.yaml").write_text(params)
+        (project / "params.yaml").write_text(original)
