@@ -16,9 +16,11 @@ from .io import atomic_path
 from .training import unwrap
 
 class EvaluatorCNN(nn.Module):
-    """A small multi-label chest X-ray classifier; its pooled features serve for the Frechet distance."""
+    """A small multi-label chest X-ray classifier. Its `embed_dim`-d embedding (a linear projection of the
+    pooled convolutional features) serves for the Frechet distance: small enough that a few hundred
+    images estimate its covariance."""
 
-    def __init__(self, labels: list[str], width: int = 32):
+    def __init__(self, labels: list[str], width: int = 32, embed_dim: int = 32):
         super().__init__()
         self.labels = list(labels)
         layers, channels = [], 1
@@ -28,11 +30,12 @@ class EvaluatorCNN(nn.Module):
                        nn.MaxPool2d(2)]
             channels = out
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(channels, len(labels))
+        self.project = nn.Linear(channels, embed_dim)
+        self.classifier = nn.Linear(embed_dim, len(labels))
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, D) features of images in [0, 1], normalised the way the network was trained."""
-        return F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1)
+        """(N, embed_dim) embeddings of images in [0, 1], normalised the way the network was trained."""
+        return self.project(F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(images))

@@ -53,6 +53,8 @@ def make_project(target: Path) -> Path:
     run(target, "git", "init", "-q")
     run(target, "init", "-q")
     run(target, "config", "core.analytics", "false")
+    shutil.copy(ROOT / ".dvc" / "plots_offline.html", target / ".dvc" / "plots_offline.html")
+    run(target, "config", "plots.html_template", "plots_offline.html")
     commit(target, "tiny project")
     return target
 

@@ -112,5 +112,5 @@ def test_trained_evaluator_learns_a_visible_label():
                                            seed=0, width=8)
     evaluator = evaluation.TrainedEvaluator(model, 32)
     assert evaluation.auroc(evaluator.probabilities(test_x)[:, 0], test_y[:, 0]) > 0.95
-    assert evaluator.features(test_x).shape == (64, 32)
+    assert evaluator.features(test_x).shape == (64, 32)     # the embedding, whatever the width
     assert isinstance(model, nets.EvaluatorCNN)

@@ -2,6 +2,7 @@
 param change makes stale."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -66,6 +67,14 @@ def test_repro_writes_every_output_and_metric(project):
     assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
 
 
+def test_plots_page_renders_offline(project):
+    run(project, "plots", "show", "-o", "plots_page")
+    page = (project / "plots_page" / "index.html").read_text()
+    assert "vegaEmbed(" in page and "function" in page                       # the libraries are inlined
+    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", page)  # and nothing is fetched
+    assert "train_l1" in page and "epoch_0002.png" in page                 # loss curves and image grids
+
+
 def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(project, "repro").stdout) == []
     assert "up to date" in run(project, "status").stdout
@@ -90,10 +99,12 @@ def test_a_param_change_makes_exactly_its_stage_and_downstream_stale(project, st
     original = (project / "params.yaml").read_text()
     try:
         set_param(project, dotted, value)
-        would_run = set(ran_stages(run(project, "repro", "--dry").stdout))
+        stale = run(project, "status", "--json").stdout
+        would_run = set(ran_stages(run(project, "repro", "--dry", "--force-downstream").stdout))
     finally:
         (project / "params.yaml").write_text(original)
-    assert would_run == {stage} | DOWNSTREAM[stage]
+    assert set(json.loads(stale)) == {stage}                  # the only stage whose own inputs changed
+    assert would_run == {stage} | DOWNSTREAM[stage]      # and with it, everything downstream
 
 
 def test_exp_run_of_resize_size_reruns_resize_and_downstream_only(project):
