@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test lint clean-venv
 
 setup:
 	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
@@ -27,8 +27,12 @@ setup:
 demo: setup
 	dvc repro
 
-test: setup
+test: setup lint
 	python -m pytest
+
+lint: setup
+	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	zizmor --offline --quiet .github/workflows
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,3 +18,24 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     demo.generate(root, n_studies=24, seed=3, min_side=96, workers=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A git + DVC copy of the project on the tiny profile after one full `dvc repro`, committed."""
+    from pipeline_project import commit, make_project, run
+
+    project = make_project(tmp_path_factory.mktemp("tiny_project"))
+    log = run(project, "repro").stdout
+    commit(project, "tiny run")
+    return project, log
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tiny_run):
+    return tiny_run[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_project_log(tiny_run):
+    return tiny_run[1]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline_project import ROOT, commit, make_project, ran_stages, run, set_param, stages
+from pipeline_project import ROOT, ran_stages, run, set_param, stages
 
 pytestmark = pytest.mark.pipeline
 
@@ -43,12 +43,13 @@ CHANGES = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("project"))
-    result = run(project, "repro")
-    assert set(ran_stages(result.stdout)) == set(DOWNSTREAM)
-    commit(project, "tiny run")
-    return project
+def project(tiny_project):
+    """The session's tiny project; these tests change its workspace (never its commits)."""
+    return tiny_project
+
+
+def test_first_repro_ran_every_stage(tiny_project_log):
+    assert set(ran_stages(tiny_project_log)) == set(DOWNSTREAM)
 
 
 def test_repro_writes_every_output_and_metric(project):

@@ -1,0 +1,82 @@
+"""How people live with the project: reproducible runs, a DVC remote, the experiment queue."""
+
+import json
+import time
+
+import pytest
+import yaml
+
+from pipeline_project import commit, run
+
+pytestmark = pytest.mark.pipeline
+
+
+def clone(source, target, shared_cache: bool):
+    """A fresh git clone of the committed tiny project; with `shared_cache` its outputs come from the
+    source's DVC cache instead of being recomputed."""
+    run(source.parent, "git", "clone", "-q", str(source), str(target))
+    if shared_cache:
+        run(target, "cache", "dir", str(source / ".dvc" / "cache"))
+        run(target, "checkout")
+    return target
+
+
+def lock_outputs(lock: dict) -> dict:
+    """(stage, output path) -> the output's hash, from a parsed dvc.lock."""
+    return {(stage, out["path"]): out["md5"] for stage, spec in lock["stages"].items() for out in spec.get("outs", [])}
+
+
+# Outputs that record wall-clock time: the training metrics' `seconds`, and the checkpoints, which carry the
+# elapsed time so that a resumed run reports the total. Everything else must be byte-identical.
+TIMED_METRICS = {"metrics/train_aekl.json", "metrics/train_ldm.json"}
+TIMED_CHECKPOINTS = {"models/checkpoints/train_aekl", "models/checkpoints/train_ldm"}
+
+
+def test_two_clean_runs_give_identical_outputs(tiny_project, tmp_path):
+    again = clone(tiny_project, tmp_path / "again", shared_cache=False)
+    (again / "dvc.lock").unlink()                     # run from nothing, not from the recorded state
+    run(again, "repro")
+    first = lock_outputs(yaml.safe_load(run(tiny_project, "git", "show", "HEAD:dvc.lock").stdout))
+    second = lock_outputs(yaml.safe_load((again / "dvc.lock").read_text()))
+    assert first.keys() == second.keys()
+    differing = {path for (stage, path), md5 in second.items() if first[stage, path] != md5}
+    assert differing <= TIMED_METRICS | TIMED_CHECKPOINTS, differing
+    for path in TIMED_METRICS:
+        recorded = json.loads(run(tiny_project, "git", "show", f"HEAD:{path}").stdout)
+        rerun = json.loads((again / path).read_text())
+        assert {k: v for k, v in recorded.items() if k != "seconds"} == {k: v for k, v in rerun.items() if k != "seconds"}
+
+
+def test_push_to_a_local_remote_and_pull_into_a_fresh_clone(tiny_project, tmp_path):
+    origin = clone(tiny_project, tmp_path / "origin", shared_cache=True)
+    run(origin, "remote", "add", "-d", "storage", str(tmp_path / "remote"))
+    run(origin, "push")
+    commit(origin, "add a local remote")
+    fresh = tmp_path / "fresh"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(fresh))
+    run(fresh, "pull")
+    assert (fresh / "models/diffusion.safetensors").is_file()
+    assert "up to date" in run(fresh, "status").stdout
+
+
+def test_experiment_queue_runs_two_experiments(tiny_project, tmp_path):
+    project = clone(tiny_project, tmp_path / "queue", shared_cache=True)
+    for guidance in (2.0, 4.0):
+        run(project, "exp", "run", "--queue", "-S", f"sample.guidance_scale={guidance}")
+    run(project, "queue", "start", "-j", "1")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = run(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    experiments = json.loads(run(project, "exp", "show", "--json").stdout)
+    guidance = set()
+    for commit_entry in experiments:
+        for exp in commit_entry.get("experiments") or []:
+            for revision in exp["revs"]:
+                data = revision["data"]
+                guidance.add(data["params"]["params.yaml"]["data"]["sample"]["guidance_scale"])
+                assert "fid_evaluator_cnn" in data["metrics"]["metrics/evaluate.json"]["data"]
+    assert guidance == {2.0, 4.0}
