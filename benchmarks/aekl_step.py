@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cxrldm import nets  # noqa: E402
-from cxrldm.autoencoder import AutoencoderConfig, build_training, train_step  # noqa: E402
+from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training, train_step  # noqa: E402
 from cxrldm.training import Runtime  # noqa: E402
 
 
@@ -34,10 +34,13 @@ def profile(path: Path, **overrides) -> AutoencoderConfig:
 def time_steps(cfg: AutoencoderConfig, runtime: Runtime, steps: int) -> tuple[float, float | None]:
     """(seconds per step after one warm-up step, peak GPU memory in GiB or None on the CPU)."""
     torch.manual_seed(0)
-    parts = build_training(cfg, runtime)
+    autoencoder, *rest = build_training(cfg, runtime)
+    model = SampledAutoencoder(autoencoder)
     images = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, device=runtime.device)
+    eps = torch.randn([cfg.batch_size, *nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)],
+                      device=runtime.device)
     def step():
-        train_step(images, *parts, cfg, runtime, adversarial=True)
+        train_step(images, eps, model, *rest, cfg, runtime, adversarial=True)
     step()
     if runtime.device.type == "cuda":
         torch.cuda.synchronize()

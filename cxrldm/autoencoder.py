@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss, PerceptualLoss
 from monai.metrics import MultiScaleSSIMMetric
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import nets
-from .data import random_affine
-from .training import Runtime, check_finite, load_checkpoint, save_checkpoint, unwrap
+from .data import affine_params, warp
+from .training import (Runtime, check_finite, global_batches, load_checkpoint, local_part, mean_over_processes,
+                       save_checkpoint, step_generator, unwrap)
 
 # torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
@@ -131,6 +132,19 @@ def comparison_grid(originals: torch.Tensor, reconstructions: torch.Tensor, colu
     return (torch.cat(rows, dim=0).clamp(0, 1) * 255).round().byte().numpy()
 
 
+class SampledAutoencoder(torch.nn.Module):
+    """AutoencoderKL's forward with the reparameterisation noise passed in, so that the noise of each image
+    is drawn with the rest of the step's randomness (see training.step_generator)."""
+
+    def __init__(self, autoencoder):
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, images, eps):
+        mu, sigma = self.autoencoder.encode(images)
+        return self.autoencoder.decode(mu + sigma * eps.to(mu.dtype)), mu, sigma
+
+
 def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     """(autoencoder, discriminator, perceptual loss or None, generator and discriminator optimisers, scaler)."""
     autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs()).to(runtime.device)
@@ -142,23 +156,28 @@ def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     return autoencoder, discriminator, perceptual, opt_g, opt_d, runtime.grad_scaler()
 
 
-def train_step(images, autoencoder, discriminator, perceptual, opt_g, opt_d, scaler, cfg: AutoencoderConfig,
+def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg: AutoencoderConfig,
                runtime: Runtime, adversarial: bool, where: str = "") -> dict[str, float]:
-    """One generator update and, when `adversarial`, one discriminator update. Returns the losses."""
+    """One generator update and, when `adversarial`, one discriminator update. `model` is a
+    SampledAutoencoder (in DistributedDataParallel when distributed). Returns the losses."""
     with runtime.autocast():
-        reconstruction, mu, sigma = autoencoder(images)
-        logits_fake = discriminator(reconstruction.contiguous())[-1] if adversarial else None
+        reconstruction, mu, sigma = model(images, eps)
+        # The generator's adversarial term goes through the bare discriminator: its gradients there are
+        # discarded, so they need no synchronisation between processes.
+        logits_fake = unwrap(discriminator)(reconstruction.contiguous())[-1] if adversarial else None
         loss_g, parts = generator_loss(images, reconstruction, mu, sigma, cfg, perceptual, logits_fake)
     check_finite(loss_g, f"{where} (generator loss)")
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(loss_g).backward()
     scaler.unscale_(opt_g)
-    torch.nn.utils.clip_grad_norm_(autoencoder.parameters(), cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     scaler.step(opt_g)
     if adversarial:
         with runtime.autocast():
-            loss_d = discriminator_loss(discriminator(reconstruction.contiguous().detach())[-1],
-                                        discriminator(images.contiguous())[-1])
+            # one discriminator call on fakes and reals together: one forward per backward under DDP
+            logits = discriminator(torch.cat([reconstruction.detach(), images]).contiguous())[-1]
+            logits_fake, logits_real = logits.chunk(2)
+            loss_d = discriminator_loss(logits_fake, logits_real)
         check_finite(loss_d, f"{where} (discriminator loss)")
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
@@ -175,39 +194,38 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
                       on_epoch: Callable[[int, dict, np.ndarray | None], None] = lambda *a: None):
     """Train from scratch or resume from `checkpoint` when it has the same fingerprint. Saves a
     checkpoint after every epoch; `on_epoch(epoch, metrics, grid)` is called on the main process.
-    Returns (autoencoder, final metrics)."""
+    Under torchrun every process takes its slice of each global batch. Returns (autoencoder, final metrics)."""
     torch.manual_seed(cfg.seed)
     autoencoder, discriminator, perceptual, opt_g, opt_d, scaler = build_training(cfg, runtime)
     modules = {"autoencoder": autoencoder, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
                "scaler": scaler}
     state = load_checkpoint(checkpoint, fingerprint, modules)
     first_epoch = state["epoch"] + 1 if state else 1
-    seconds = state["seconds"] if state else 0.0
-    metrics = state["metrics"] if state else {}
+    seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
+    model = SampledAutoencoder(autoencoder)
+    part = local_part(runtime, cfg.batch_size)
     if runtime.world_size > 1:
-        autoencoder = DistributedDataParallel(autoencoder)
-        discriminator = DistributedDataParallel(discriminator)
-    sampler = DistributedSampler(train_set, runtime.world_size, runtime.rank, shuffle=True, seed=cfg.seed,
-                                 drop_last=True) if runtime.world_size > 1 else None
+        model, discriminator = DistributedDataParallel(model), DistributedDataParallel(discriminator)
+    latent_shape = nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)
     for epoch in range(first_epoch, cfg.epochs + 1):
         started = time.perf_counter()
-        order = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)   # the same batches after a resume
-        if sampler:
-            sampler.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=cfg.batch_size // runtime.world_size, shuffle=sampler is None,
-                            sampler=sampler, generator=order, drop_last=True, num_workers=cfg.num_workers)
+        batches = global_batches(len(train_set), cfg.batch_size, cfg.seed, epoch)
+        loader = DataLoader(train_set, batch_sampler=[b[part].tolist() for b in batches], num_workers=cfg.num_workers)
         adversarial = epoch >= cfg.adv_start_epoch and cfg.adv_weight > 0
         sums: dict[str, float] = {}
         steps = tqdm(loader, desc=f"autoencoder epoch {epoch}/{cfg.epochs}", disable=not runtime.is_main,
                      leave=False, mininterval=2.0)
         for step, images in enumerate(steps):
-            images = random_affine(images, cfg.augment_p, cfg.augment_degrees, cfg.augment_translate_px,
-                                   cfg.augment_scale).to(runtime.device)
-            parts = train_step(images, autoencoder, discriminator, perceptual, opt_g, opt_d, scaler, cfg, runtime,
+            generator = step_generator(cfg.seed, epoch, step)
+            theta = affine_params(cfg.batch_size, cfg.image_size, cfg.augment_p, cfg.augment_degrees,
+                                  cfg.augment_translate_px, cfg.augment_scale, generator)[part]
+            eps = torch.randn([cfg.batch_size, *latent_shape], generator=generator)[part].to(runtime.device)
+            images = warp(images.to(runtime.device), theta)
+            parts = train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg, runtime,
                                adversarial, where=f"epoch {epoch} step {step}")
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + value
-        metrics = {f"train_{name}": total / max(1, len(loader)) for name, total in sums.items()}
+        metrics = {f"train_{name}": total / max(1, len(loader)) for name, total in mean_over_processes(sums, runtime).items()}
         grid = None
         if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
             val, recon = validate(autoencoder, val_images, runtime, cfg.ms_ssim_kernel, cfg.batch_size)
@@ -218,4 +236,4 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
         if runtime.is_main:
             save_checkpoint(checkpoint, fingerprint, epoch, modules, {"seconds": seconds, "metrics": metrics})
             on_epoch(epoch, metrics, grid)
-    return unwrap(autoencoder), metrics
+    return autoencoder, metrics

@@ -52,21 +52,28 @@ class RadiographDataset(Dataset):
         return pixels.unsqueeze(0).float() / 255.0
 
 
-def random_affine(images: torch.Tensor, p: float, degrees: float, translate_px: float, scale: float,
+def affine_params(n: int, size: int, p: float, degrees: float, translate_px: float, scale: float,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image random rotation (+-degrees), translation (+-translate_px pixels) and isotropic scaling
-    (1 +- scale), each image transformed with probability p; reflection at the borders."""
-    n, _, height, width = images.shape
+    """(n, 2, 3) affine matrices: random rotation (+-degrees), translation (+-translate_px pixels of a
+    `size` image) and isotropic scaling (1 +- scale), each applied with probability p (else identity)."""
     def uniform(low, high):
         return torch.rand(n, generator=generator) * (high - low) + low
     angle = uniform(-degrees, degrees) * math.pi / 180
     zoom = uniform(1 - scale, 1 + scale)
-    shift_x = uniform(-translate_px, translate_px) * 2 / width    # affine_grid works in [-1, 1]
-    shift_y = uniform(-translate_px, translate_px) * 2 / height
+    shift_x = uniform(-translate_px, translate_px) * 2 / size    # affine_grid works in [-1, 1]
+    shift_y = uniform(-translate_px, translate_px) * 2 / size
     apply = torch.rand(n, generator=generator) < p
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(n, 2, 3)
-    theta = torch.where(apply[:, None, None], theta, identity).to(images.device, images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.where(apply[:, None, None], theta, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(n, 2, 3))
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Apply affine matrices per image, bilinear, reflecting at the borders."""
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def random_affine(images: torch.Tensor, p: float, degrees: float, translate_px: float, scale: float,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    return warp(images, affine_params(len(images), images.shape[-1], p, degrees, translate_px, scale, generator))

@@ -15,10 +15,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import nets
-from .latents import sample_latents
+from .latents import rows, sample_latents
 from .prompts import Conditioner
 from .sampling import make_scheduler, training_target
-from .training import Runtime, check_finite, load_checkpoint, save_checkpoint
+from .training import (Runtime, check_finite, global_batches, load_checkpoint, local_part, mean_over_processes,
+                       save_checkpoint, step_generator, unwrap)
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,22 @@ class DiffusionConfig:
         return make_scheduler(kind, self.num_train_timesteps, self.beta_start, self.beta_end, self.prediction_type)
 
 
-def diffusion_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor, runtime: Runtime,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """MSE between the UNet's prediction and its target (velocity or noise) at random timesteps."""
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, scheduler.num_train_timesteps, (len(latents),), generator=generator).to(latents.device)
+def diffusion_loss(unet, scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                   context: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """MSE between the UNet's prediction for the noised latents and its target (velocity or noise)."""
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = training_target(scheduler, latents, noise, timesteps)
     with runtime.autocast():
         prediction = unet(noisy, timesteps, context)
     return F.mse_loss(prediction.float(), target)
+
+
+def draw_step(mu, sigma, scale_factor: float, num_train_timesteps: int, generator: torch.Generator):
+    """(scaled latents z, noise, timesteps) for a batch of latent distributions."""
+    latents = sample_latents(mu, sigma, scale_factor, generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    timesteps = torch.randint(0, num_train_timesteps, (len(latents),), generator=generator)
+    return latents, noise, timesteps
 
 
 @torch.no_grad()
@@ -84,8 +91,10 @@ def validation_loss(unet, scheduler, mu, sigma, contexts, scale_factor, runtime:
     total = 0.0
     for start in range(0, len(mu), batch_size):
         end = min(start + batch_size, len(mu))
-        latents = sample_latents(mu[start:end], sigma[start:end], scale_factor, generator).to(runtime.device)
-        loss = diffusion_loss(unet, scheduler, latents, contexts[start:end].to(runtime.device), runtime, generator)
+        drawn = draw_step(rows(mu, slice(start, end)), rows(sigma, slice(start, end)), scale_factor,
+                          scheduler.num_train_timesteps, generator)
+        latents, noise, timesteps = (t.to(runtime.device) for t in drawn)
+        loss = diffusion_loss(unet, scheduler, latents, noise, timesteps, contexts[start:end].to(runtime.device), runtime)
         total += loss.item() * (end - start)
     unet.train()
     return total / len(mu)
@@ -100,9 +109,9 @@ def build_training(cfg: DiffusionConfig, latent_channels: int, context_width: in
     return unet, ema, optimizer, warmup, runtime.grad_scaler()
 
 
-def train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, context, cfg: DiffusionConfig,
-               runtime: Runtime, where: str = "") -> float:
-    loss = diffusion_loss(unet, scheduler, latents, context, runtime)
+def train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, noise, timesteps, context,
+               cfg: DiffusionConfig, runtime: Runtime, where: str = "") -> float:
+    loss = diffusion_loss(unet, scheduler, latents, noise, timesteps, context, runtime)
     check_finite(loss, where)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
@@ -113,7 +122,7 @@ def train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, context
     scaler.update()
     warmup.step()
     if ema is not None:
-        ema.update_parameters(unet)
+        ema.update_parameters(unwrap(unet))
     return loss.item()
 
 
@@ -134,20 +143,22 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
     first_epoch = state["epoch"] + 1 if state else 1
     seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
     model = DistributedDataParallel(unet) if runtime.world_size > 1 else unet
-    n, per_process = len(train["mu"]), cfg.batch_size // runtime.world_size
+    part = local_part(runtime, cfg.batch_size)
     for epoch in range(first_epoch, cfg.epochs + 1):
         started = time.perf_counter()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        batches = [order[i:i + cfg.batch_size] for i in range(0, n - cfg.batch_size + 1, cfg.batch_size)]
         losses = []
-        for step, rows in enumerate(tqdm(batches, desc=f"diffusion epoch {epoch}/{cfg.epochs}", leave=False,
+        batches = global_batches(len(train["mu"]), cfg.batch_size, cfg.seed, epoch)
+        for step, batch in enumerate(tqdm(batches, desc=f"diffusion epoch {epoch}/{cfg.epochs}", leave=False,
                                          disable=not runtime.is_main, mininterval=2.0)):
-            rows = rows[runtime.rank * per_process:(runtime.rank + 1) * per_process]
-            latents = sample_latents(train["mu"][rows], train["sigma"][rows], scale_factor).to(runtime.device)
-            context = conditioner(rows).to(runtime.device)
-            losses.append(train_step(model, ema, optimizer, warmup, scaler, scheduler, latents, context, cfg, runtime,
-                                     f"epoch {epoch} step {step}"))
-        metrics = {"train_loss": sum(losses) / max(1, len(losses)), "lr": optimizer.param_groups[0]["lr"]}
+            generator = step_generator(cfg.seed, epoch, step)
+            drawn = draw_step(rows(train["mu"], batch), rows(train["sigma"], batch), scale_factor, cfg.num_train_timesteps,
+                              generator)
+            latents, noise, timesteps = (t[part].to(runtime.device) for t in drawn)
+            context = conditioner(batch, generator, part).to(runtime.device)
+            losses.append(train_step(model, ema, optimizer, warmup, scaler, scheduler, latents, noise, timesteps,
+                                     context, cfg, runtime, f"epoch {epoch} step {step}"))
+        losses = mean_over_processes({"loss": sum(losses) / max(1, len(losses))}, runtime)
+        metrics = {"train_loss": losses["loss"], "lr": optimizer.param_groups[0]["lr"]}
         sampler_model = ema.module if ema is not None else unet
         if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
             metrics["val_loss"] = validation_loss(sampler_model, scheduler, val["mu"], val["sigma"], val_contexts,

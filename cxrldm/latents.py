@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
 from .io import atomic_path
@@ -35,13 +35,27 @@ def latent_std(mu: torch.Tensor, sigma: torch.Tensor) -> float:
     return float(torch.sqrt(mu.var(unbiased=False) + sigma.pow(2).mean()))
 
 
-def save_latents(path: str | Path, mu: torch.Tensor, sigma: torch.Tensor) -> None:
-    with atomic_path(path) as tmp:
-        save_file({"mu": mu.contiguous(), "sigma": sigma.contiguous()}, str(tmp))
+def save_latents(folder: str | Path, split: str, mu: torch.Tensor, sigma: torch.Tensor) -> None:
+    """`<split>.mu.npy` and `<split>.sigma.npy` (float16, N x C x h x w): plain NumPy arrays that training
+    memory-maps, so 96k latents (4.7 GB) are neither loaded whole nor copied per process."""
+    for name, array in (("mu", mu), ("sigma", sigma)):
+        with atomic_path(Path(folder) / f"{split}.{name}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, array.numpy(), allow_pickle=False)
 
 
-def load_latents(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+def load_latents(folder: str | Path, split: str) -> dict[str, np.ndarray]:
+    """{"mu", "sigma"}: read-only memory maps of what save_latents wrote."""
+    return {name: np.load(Path(folder) / f"{split}.{name}.npy", mmap_mode="r", allow_pickle=False)
+            for name in ("mu", "sigma")}
+
+
+def rows(array, index) -> torch.Tensor:
+    """The rows `index` (a slice or an index tensor) of a latent array (memory map or tensor) as a tensor."""
+    if isinstance(array, torch.Tensor):
+        return array[index]
+    index = index.numpy() if isinstance(index, torch.Tensor) else index
+    return torch.from_numpy(np.array(array[index]))   # a copy: memory maps are read-only
 
 
 def sample_latents(mu: torch.Tensor, sigma: torch.Tensor, scale_factor: float,

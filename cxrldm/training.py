@@ -76,6 +76,38 @@ def setup_runtime(precision: str, device: str = "auto") -> Runtime:
     return Runtime(device, resolve_precision(precision, device), rank, world_size)
 
 
+def local_part(runtime: Runtime, global_batch: int) -> slice:
+    """This process's share of a global batch: equal contiguous slices, one per process."""
+    if global_batch % runtime.world_size:
+        raise ValueError(f"the global batch size {global_batch} does not divide among {runtime.world_size} processes")
+    size = global_batch // runtime.world_size
+    return slice(runtime.rank * size, (runtime.rank + 1) * size)
+
+
+def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """One epoch's batches of indices (incomplete last batch dropped), shuffled by (seed, epoch) alone, so
+    a resumed run and every process see the same batches."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
+    """The randomness of one training step (noise, timesteps, augmentation, prompt choices). It is drawn for
+    the whole global batch on every process and each process keeps its slice: results do not depend on
+    the number of processes, and a resumed run draws what the uninterrupted one did."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + step) % 2**62)
+
+
+def mean_over_processes(values: dict[str, float], runtime: Runtime) -> dict[str, float]:
+    """Average logged numbers over processes (every process has the same keys)."""
+    if runtime.world_size == 1:
+        return values
+    names = sorted(values)
+    tensor = torch.tensor([values[n] for n in names], dtype=torch.float64, device=runtime.device)
+    dist.all_reduce(tensor)
+    return {n: v / runtime.world_size for n, v in zip(names, tensor.tolist())}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

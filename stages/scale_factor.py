@@ -26,7 +26,7 @@ def main():
             dataset = RadiographDataset(RESIZED, table.path, size, in_memory=False)
             mu, sigma = latents.encode_dataset(autoencoder, dataset, runtime, p["batch_size"],
                                                num_workers=min(workers(), 8), progress=progress)
-            latents.save_latents(tmp / f"{split}.safetensors", mu, sigma)
+            latents.save_latents(tmp, split, mu, sigma)
             write_csv(tmp / f"{split}.csv", table[["dicom_id", "subject_id", "study_id"]])
             if split == "train":
                 std = latents.latent_std(mu, sigma)

@@ -50,7 +50,7 @@ def main():
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)
     scale_factor = json.loads(Path("models/scale_factor.json").read_text())["scale_factor"]
-    train, val = latents.load_latents(LATENTS / "train.safetensors"), latents.load_latents(LATENTS / "validate.safetensors")
+    train, val = latents.load_latents(LATENTS, "train"), latents.load_latents(LATENTS, "validate")
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
                           runtime.device)
     conditioner = Conditioner(encoder, report_sentences("train"), cfg.max_sentences, cfg.condition_dropout,

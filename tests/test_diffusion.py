@@ -3,6 +3,7 @@ and checkpoint compatibility with monai-generative."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
@@ -193,3 +194,13 @@ def test_monai_generative_unet_checkpoint_loads_with_the_same_output():
     t = torch.tensor([500])
     with torch.no_grad():
         assert torch.allclose(old(x, t, context), ours(x, t, context), atol=1e-4)
+
+
+def test_latents_round_trip_through_memory_maps(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    mu, sigma = torch.randn(6, 3, 4, 4, generator=g).half(), torch.rand(6, 3, 4, 4, generator=g).half()
+    latents.save_latents(tmp_path, "train", mu, sigma)
+    loaded = latents.load_latents(tmp_path, "train")
+    assert isinstance(loaded["mu"], np.memmap)
+    assert torch.equal(latents.rows(loaded["mu"], torch.tensor([4, 1])), mu[[4, 1]])
+    assert torch.equal(latents.rows(loaded["sigma"], slice(2, 5)), sigma[2:5])

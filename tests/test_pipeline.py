@@ -84,6 +84,7 @@ def test_second_repro_is_a_no_op(project):
 def test_every_param_is_a_listed_leaf():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     listed = {name for spec in stages().values() for name in spec.get("params", [])}
+    listed |= {name for spec in stages().values() for name in re.findall(r"\$\{([^}]+)\}", spec["cmd"])}
     def leaves(node, prefix=""):
         for key, value in node.items():
             if isinstance(value, dict):
@@ -125,3 +126,24 @@ def test_wrong_data_root_is_one_line(project):
         assert result.returncode != 0 and "/nonexistent/mimic/mimic-cxr-2.0.0-metadata.csv.gz" in result.stderr
     finally:
         (project / "params.yaml").write_text(original)
+
+
+def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
+    import subprocess
+    import sys
+
+    from pipeline_project import env
+    out = tmp_path / "generated"
+    result = subprocess.run(
+        [sys.executable, "-m", "cxrldm.generate", "--models", str(tiny_project / "models"), "--prompt",
+         "There is a large right pleural effusion.", "--prompt", "The heart is severely enlarged.", "--n", "2",
+         "--steps", "2", "--seed", "10", "--out", str(out)],
+        cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest.seed) == [10, 11, 12, 13] and manifest.file.is_unique
+    assert list(manifest.columns) == ["prompt", "seed", "guidance", "sampler", "steps", "file"]
+    assert all((out / f).is_file() for f in manifest.file)
+    missing = subprocess.run([sys.executable, "-m", "cxrldm.generate", "--models", str(tmp_path / "none"), "--prompt",
+                              "x", "--out", str(out)], cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr

@@ -1,0 +1,124 @@
+"""GPU smoke test of the seed configuration: a few steps of each training stage and of sampling, with
+step time, images/s and peak GPU memory for fp32, bf16 and fp16 (with loss scaling).
+
+    python benchmarks/gpu_smoke.py [--profile configs/mimic.yaml] [--ae-batch 8] [--ldm-batch 32]
+                                   [--sample-batch 16] [--steps 3] [--precisions fp32,bf16,fp16]
+
+Random inputs stand in for data (shapes are what matter); the text context is random at the profile's
+encoder width, so no hub download is needed. On a CPU it runs too (use small batches), without memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cxrldm import nets  # noqa: E402
+from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder  # noqa: E402
+from cxrldm.autoencoder import build_training as build_autoencoder_training  # noqa: E402
+from cxrldm.autoencoder import train_step as autoencoder_step  # noqa: E402
+from cxrldm.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
+from cxrldm.sampling import generate, make_scheduler  # noqa: E402
+from cxrldm.text import encoder_width  # noqa: E402
+from cxrldm.training import Runtime  # noqa: E402
+
+
+def timed(step, steps: int, device: torch.device) -> tuple[float, float | None]:
+    """(seconds per call after one warm-up call, peak GPU memory in GiB)."""
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps, torch.cuda.max_memory_allocated() / 2**30
+    return (time.perf_counter() - start) / steps, None
+
+
+def autoencoder_case(params, runtime, batch):
+    cfg = dataclasses.replace(AutoencoderConfig(**params["train_aekl"]), perceptual_weight=0.0)  # trunk may be offline
+    autoencoder, *rest = build_autoencoder_training(cfg, runtime)
+    model = SampledAutoencoder(autoencoder)
+    images = torch.rand(batch, 1, cfg.image_size, cfg.image_size, device=runtime.device)
+    eps = torch.randn([batch, *nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)], device=runtime.device)
+    return lambda: autoencoder_step(images, eps, model, *rest, dataclasses.replace(cfg, batch_size=batch), runtime,
+                                    adversarial=True)
+
+
+def diffusion_case(params, runtime, batch, width):
+    cfg = DiffusionConfig(**params["train_ldm"])
+    ae = params["train_aekl"]
+    shape = nets.latent_shape(nets.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"]),
+                              ae["image_size"])
+    unet, ema, optimizer, warmup, scaler = build_training(cfg, shape[0], width, runtime)
+    scheduler = cfg.scheduler("ddpm")
+    mu, sigma = torch.randn(batch, *shape), torch.rand(batch, *shape) * 0.1
+    context = torch.randn(batch, params["text_encoder"]["max_length"], width, device=runtime.device)
+    def step():
+        latents, noise, timesteps = (t.to(runtime.device) for t in draw_step(mu, sigma, 0.3, 1000, None))
+        train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, noise, timesteps, context, cfg, runtime)
+    return step
+
+
+def sampling_case(params, runtime, batch, width, sample_steps):
+    cfg = DiffusionConfig(**params["train_ldm"])
+    ae = params["train_aekl"]
+    ae_kwargs = nets.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"])
+    autoencoder = nets.build("AutoencoderKL", ae_kwargs).to(runtime.device).eval()
+    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(ae["latent_channels"], width)).to(runtime.device).eval()
+    context = torch.randn(batch, params["text_encoder"]["max_length"], width)
+    shape = nets.latent_shape(ae_kwargs, ae["image_size"])
+    return lambda: generate(unet, autoencoder, make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end,
+                                                              cfg.prediction_type),
+                            context, torch.zeros(1, *context.shape[1:]), list(range(batch)), shape, 0.3,
+                            sample_steps, params["sample"]["guidance_scale"], runtime)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=str(ROOT / "configs" / "mimic.yaml"))
+    parser.add_argument("--ae-batch", type=int, default=8)
+    parser.add_argument("--ldm-batch", type=int, default=32)
+    parser.add_argument("--sample-batch", type=int, default=16)
+    parser.add_argument("--sample-steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--precisions", default="fp32,bf16,fp16")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    params = yaml.safe_load(Path(args.profile).read_text())
+    device = torch.device(args.device)
+    width = encoder_width(params["text_encoder"]["model"], params["text_encoder"]["encoder_subfolder"])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{name}, torch {torch.__version__}, profile {Path(args.profile).name}\n")
+    print("| work | precision | batch | s/step | images/s | peak GPU GiB |")
+    print("|---|---|---:|---:|---:|---:|")
+    for precision in args.precisions.split(","):
+        if precision == "fp16" and device.type != "cuda":
+            continue
+        runtime = Runtime(device, precision)
+        cases = [("train_aekl step", args.ae_batch, autoencoder_case(params, runtime, args.ae_batch)),
+                 ("train_ldm step", args.ldm_batch, diffusion_case(params, runtime, args.ldm_batch, width)),
+                 (f"sampling, {args.sample_steps} DDIM steps + decode", args.sample_batch,
+                  sampling_case(params, runtime, args.sample_batch, width, args.sample_steps))]
+        for work, batch, step in cases:
+            seconds, memory = timed(step, args.steps, device)
+            print(f"| {work} | {precision} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | "
+                  f"{'-' if memory is None else f'{memory:.1f}'} |", flush=True)
+            del step
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The data stages at MIMIC-CXR scale: a metadata / split / checksum / reports set the size of MIMIC-CXR-JPG
+2.0.0 (377,110 images, 96,161 PA, 227,835 studies), PA images on disk only for a subset. Times and peak
+memory of filter_pa and extract_reports (each in a fresh process), resize throughput on full-size JPEGs
+with every core and its projection to 96,161 images, and the disk the resized images and latents take.
+
+    python benchmarks/mimic_scale.py [--images 64] [--workdir /tmp/mimic_scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cxrldm import filtering, layout, phantoms  # noqa: E402
+from cxrldm.demo import dicom_id, sample_findings  # noqa: E402
+from cxrldm.demo_reports import write_report  # noqa: E402
+from cxrldm.findings import Findings  # noqa: E402
+from cxrldm.reports import parse_report, read_reports  # noqa: E402
+from cxrldm.resize import resize_all  # noqa: E402
+
+N_IMAGES, N_PA, N_STUDIES, N_SUBJECTS = 377_110, 96_161, 227_835, 65_379
+
+
+def make_dataset(root: Path, with_images: int) -> None:
+    rng = np.random.default_rng(0)
+    subjects = rng.choice(np.arange(10_000_000, 20_000_000), N_SUBJECTS, replace=False)
+    study_subject = np.sort(rng.choice(subjects, N_STUDIES))
+    studies = rng.choice(np.arange(50_000_000, 60_000_000), N_STUDIES, replace=False)
+    image_study = np.concatenate([np.arange(N_STUDIES), rng.integers(0, N_STUDIES, N_IMAGES - N_STUDIES)])
+    views = np.array(["PA"] * N_PA + ["AP"] * 147_173 + ["LATERAL"] * 82_852 + ["LL"] * 35_133
+                     + [""] * (N_IMAGES - N_PA - 147_173 - 82_852 - 35_133))
+    rng.shuffle(views)
+    metadata = pd.DataFrame({
+        "dicom_id": [dicom_id(rng) for _ in range(N_IMAGES)], "subject_id": study_subject[image_study],
+        "study_id": studies[image_study], "PerformedProcedureStepDescription": "CHEST (PA AND LAT)",
+        "ViewPosition": views, "Rows": 3056, "Columns": 2544, "StudyDate": 21500101, "StudyTime": 80000.0,
+        "ProcedureCodeSequence_CodeMeaning": "CHEST (PA AND LAT)", "ViewCodeSequence_CodeMeaning": "",
+        "PatientOrientationCodeSequence_CodeMeaning": "Erect"})
+    metadata.loc[metadata.ViewPosition == "", "ViewPosition"] = None
+    metadata.to_csv(root / layout.METADATA_CSV, index=False)
+    split = filtering.patient_split(metadata.subject_id, (0.98, 0.01, 0.01), 0)
+    metadata[["dicom_id", "study_id", "subject_id"]].assign(split=metadata.subject_id.map(split)).to_csv(
+        root / layout.SPLIT_CSV, index=False)
+    paths = [layout.image_path(*row) for row in metadata[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)]
+    (root / layout.CHECKSUMS).write_text("".join(f"{'0' * 64} {p}\n" for p in paths))
+    pa_paths = [p for p, v in zip(paths, views) if v == "PA"]
+    for p in pa_paths[:with_images]:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_bytes(b"")
+    with zipfile.ZipFile(root / layout.REPORTS_ZIP, "w", zipfile.ZIP_DEFLATED) as archive:
+        for subject, study in zip(study_subject, studies):
+            archive.writestr(layout.report_path(subject, study), write_report(sample_findings(rng, "PA"), "PA", rng))
+
+
+def run_filter_pa(root: Path) -> str:
+    metadata = filtering.read_table(root / layout.METADATA_CSV, layout.METADATA_COLUMNS, "metadata")
+    split = filtering.read_table(root / layout.SPLIT_CSV, layout.SPLIT_COLUMNS, "split")
+    table, counts = filtering.select_pa(metadata, split, root, filtering.read_checksums(root / layout.CHECKSUMS))
+    return f"{counts['view_images']} PA rows, {counts['missing_on_disk']} missing on disk, {len(table)} kept"
+
+
+def run_extract_reports(root: Path) -> str:
+    metadata = pd.read_csv(root / layout.METADATA_CSV, usecols=["subject_id", "study_id", "ViewPosition"])
+    studies = metadata[metadata.ViewPosition == "PA"].drop_duplicates("study_id")
+    paths = [layout.report_path(s, t) for s, t in studies[["subject_id", "study_id"]].itertuples(index=False)]
+    sentences = sum(len(parse_report(text)["sentences"]) for _, text in read_reports(root / layout.REPORTS_ZIP, paths))
+    return f"{len(paths)} studies, {sentences} sentences"
+
+
+def measured(function, root: Path) -> tuple[float, float, str]:
+    """(seconds, peak resident memory in MiB, summary) of function(root) in a fresh process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        start = time.perf_counter()
+        summary = pool.apply(function, (root,))
+        seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, summary
+
+
+def resize_rate(folder: Path, n: int) -> tuple[float, float]:
+    """(images/s on every core for ~2500x3000 JPEGs -> 512, mean PNG size in KB)."""
+    rng = np.random.default_rng(1)
+    (folder / "src").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        pixels = phantoms.render(Findings(cardiomegaly=i % 4), "PA", rng, 3056, 2544)
+        Image.fromarray(pixels).save(folder / "src" / f"{i}.jpg", quality=95)
+        paths.append(f"{i}.jpg")
+    start = time.perf_counter()
+    results = list(resize_all(paths, folder / "src", folder / "dst", 512))
+    seconds = time.perf_counter() - start
+    return n / seconds, np.mean([(folder / "dst" / r[0]).stat().st_size for r in results]) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="full-size JPEGs for the resize rate")
+    parser.add_argument("--workdir", default="/tmp/mimic_scale")
+    args = parser.parse_args()
+    root = Path(args.workdir) / "mimic-cxr-jpg"
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / layout.REPORTS_ZIP).exists():
+        start = time.perf_counter()
+        make_dataset(root, with_images=2_000)
+        print(f"generated the MIMIC-sized set in {time.perf_counter() - start:.0f} s")
+    print(f"{os.cpu_count()} CPU cores\n")
+    print("| stage | seconds | peak memory MiB | what |")
+    print("|---|---:|---:|---|")
+    for name, function in (("filter_pa", run_filter_pa), ("extract_reports", run_extract_reports)):
+        seconds, memory, summary = measured(function, root)
+        print(f"| {name} | {seconds:.1f} | {memory:.0f} | {summary} |", flush=True)
+    rate, png_kb = resize_rate(Path(args.workdir) / "resize", args.images)
+    print(f"| resize ({args.images} JPEGs of 2544x3056) | {args.images / rate:.1f} | - | {rate:.1f} images/s on "
+          f"{os.cpu_count()} cores: 96,161 PA images in {N_PA / rate / 3600:.1f} h |")
+    latents_gb = N_PA * 2 * 3 * 64 * 64 * 2 / 1e9
+    print(f"\nresized PNGs at 512: {png_kb:.0f} KB each -> {N_PA * png_kb / 1024 ** 2:.1f} GB for 96,161 images")
+    print(f"latent cache (mu and sigma, float16, 3x64x64): {latents_gb:.1f} GB for 96,161 images "
+          "(the LDM stage memory-maps it)")
+
+
+if __name__ == "__main__":
+    main()
