@@ -5,13 +5,15 @@ step time, images/s and peak GPU memory for fp32, bf16 and fp16 (with loss scali
                                    [--sample-batch 16] [--steps 3] [--precisions fp32,bf16,fp16]
 
 Random inputs stand in for data (shapes are what matter); the text context is random at the profile's
-encoder width, so no hub download is needed. On a CPU it runs too (use small batches), without memory.
+encoder width, so no hub download is needed. On a CPU it runs too (use small batches, --precisions fp32) and
+reports the resident-memory high-water mark instead, a rough proxy for what the same work needs on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only the encoder width is needed; known ones are built in
 sys.path.insert(0, str(ROOT))
 from cxrldm import nets  # noqa: E402
 from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder  # noqa: E402
@@ -31,19 +34,36 @@ from cxrldm.text import encoder_width  # noqa: E402
 from cxrldm.training import Runtime  # noqa: E402
 
 
+def cpu_peak_gib(reset: bool = False) -> float | None:
+    """This process's resident-memory high-water mark (Linux); reset=True restarts it from the current size."""
+    if reset:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            return None
+    try:
+        status = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2**20
+
+
 def timed(step, steps: int, device: torch.device) -> tuple[float, float | None]:
-    """(seconds per call after one warm-up call, peak GPU memory in GiB)."""
+    """(seconds per call after one warm-up call, peak memory in GiB: allocated on the GPU, or the process's
+    resident set on the CPU, model and optimiser state included)."""
     step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    else:
+        cpu_peak_gib(reset=True)
     start = time.perf_counter()
     for _ in range(steps):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         return (time.perf_counter() - start) / steps, torch.cuda.max_memory_allocated() / 2**30
-    return (time.perf_counter() - start) / steps, None
+    return (time.perf_counter() - start) / steps, cpu_peak_gib()
 
 
 def autoencoder_case(params, runtime, batch):
@@ -101,17 +121,18 @@ def main():
     width = encoder_width(params["text_encoder"]["model"], params["text_encoder"]["encoder_subfolder"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}, torch {torch.__version__}, profile {Path(args.profile).name}\n")
-    print("| work | precision | batch | s/step | images/s | peak GPU GiB |")
+    print(f"| work | precision | batch | s/step | images/s | peak {'GPU' if device.type == 'cuda' else 'RSS'} GiB |")
     print("|---|---|---:|---:|---:|---:|")
     for precision in args.precisions.split(","):
         if precision == "fp16" and device.type != "cuda":
             continue
         runtime = Runtime(device, precision)
-        cases = [("train_aekl step", args.ae_batch, autoencoder_case(params, runtime, args.ae_batch)),
-                 ("train_ldm step", args.ldm_batch, diffusion_case(params, runtime, args.ldm_batch, width)),
+        cases = [("train_aekl step", args.ae_batch, lambda: autoencoder_case(params, runtime, args.ae_batch)),
+                 ("train_ldm step", args.ldm_batch, lambda: diffusion_case(params, runtime, args.ldm_batch, width)),
                  (f"sampling, {args.sample_steps} DDIM steps + decode", args.sample_batch,
-                  sampling_case(params, runtime, args.sample_batch, width, args.sample_steps))]
-        for work, batch, step in cases:
+                  lambda: sampling_case(params, runtime, args.sample_batch, width, args.sample_steps))]
+        for work, batch, build in cases:  # one case's models alive at a time
+            step = build()
             seconds, memory = timed(step, args.steps, device)
             print(f"| {work} | {precision} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | "
                   f"{'-' if memory is None else f'{memory:.1f}'} |", flush=True)

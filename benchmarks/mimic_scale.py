@@ -79,13 +79,25 @@ def run_extract_reports(root: Path) -> str:
     return f"{len(paths)} studies, {sentences} sentences"
 
 
+def with_peak_memory(function, root: Path) -> tuple[str, float]:
+    summary = function(root)
+    # VmHWM belongs to this process's own address space; ru_maxrss would also count what the parent
+    # held when it started this process.
+    status = Path("/proc/self/status")
+    if status.exists():
+        peak_kib = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+    else:
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return summary, peak_kib / 1024
+
+
 def measured(function, root: Path) -> tuple[float, float, str]:
-    """(seconds, peak resident memory in MiB, summary) of function(root) in a fresh process."""
+    """(seconds, peak resident memory in MiB, summary) of function(root) in a fresh process of its own."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         start = time.perf_counter()
-        summary = pool.apply(function, (root,))
+        summary, peak_mib = pool.apply(with_peak_memory, (function, root))
         seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, summary
+    return seconds, peak_mib, summary
 
 
 def resize_rate(folder: Path, n: int) -> tuple[float, float]:
