@@ -78,9 +78,8 @@ def autoencoder_case(params, runtime, batch):
 
 def diffusion_case(params, runtime, batch, width):
     cfg = DiffusionConfig(**params["train_ldm"])
-    ae = params["train_aekl"]
-    shape = nets.latent_shape(nets.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"]),
-                              ae["image_size"])
+    ae = AutoencoderConfig(**params["train_aekl"])
+    shape = nets.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
     unet, ema, optimizer, warmup, scaler = build_training(cfg, shape[0], width, runtime)
     scheduler = cfg.scheduler("ddpm")
     mu, sigma = torch.randn(batch, *shape), torch.rand(batch, *shape) * 0.1
@@ -93,12 +92,11 @@ def diffusion_case(params, runtime, batch, width):
 
 def sampling_case(params, runtime, batch, width, sample_steps):
     cfg = DiffusionConfig(**params["train_ldm"])
-    ae = params["train_aekl"]
-    ae_kwargs = nets.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"])
-    autoencoder = nets.build("AutoencoderKL", ae_kwargs).to(runtime.device).eval()
-    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(ae["latent_channels"], width)).to(runtime.device).eval()
+    ae = AutoencoderConfig(**params["train_aekl"])
+    autoencoder = nets.build("AutoencoderKL", ae.autoencoder_kwargs()).to(runtime.device).eval()
+    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(ae.latent_channels, width)).to(runtime.device).eval()
     context = torch.randn(batch, params["text_encoder"]["max_length"], width)
-    shape = nets.latent_shape(ae_kwargs, ae["image_size"])
+    shape = nets.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
     return lambda: generate(unet, autoencoder, make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end,
                                                               cfg.prediction_type),
                             context, torch.zeros(1, *context.shape[1:]), list(range(batch)), shape, 0.3,
