@@ -52,6 +52,11 @@ class RadiographDataset(Dataset):
         return pixels.unsqueeze(0).float() / 255.0
 
 
+def load_images(root: str | Path, paths, size: int, progress=None) -> torch.Tensor:
+    """(N, 1, size, size) float images in [0, 1], each decoded once."""
+    return RadiographDataset(root, paths, size, True, progress).cache.unsqueeze(1).float() / 255.0
+
+
 def affine_params(n: int, size: int, p: float, degrees: float, translate_px: float, scale: float,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) affine matrices: random rotation (+-degrees), translation (+-translate_px pixels of a

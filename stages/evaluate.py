@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from cxrldm import evaluation, nets
 from cxrldm.autoencoder import ms_ssim, reconstruct
-from cxrldm.data import RadiographDataset, read_split
+from cxrldm.data import load_images, read_split
 from cxrldm.images import load_array
 from cxrldm.io import write_json
 from cxrldm.training import setup_runtime
-from stages.common import load_params, run
+from stages.common import load_params, progress, run
 
 RESIZED, SAMPLES = Path("data/resized"), Path("data/samples")
 
@@ -52,7 +52,8 @@ def main():
     samples = load_samples(unconditional)
     test = read_split(RESIZED, "test")
     n_test = min(len(test), p["n_test"])
-    test_images = torch.stack([RadiographDataset(RESIZED, test.path, size)[i] for i in range(len(test))])
+    needed = max(n_test, min(len(test), p["n_reconstruction"]))
+    test_images = load_images(RESIZED, test.path[:needed], size, progress)
     results = {"ms_ssim_settings": {"kernel_size": kernel, "scales": 5, "image_size": size}}
 
     recon_images = test_images[:p["n_reconstruction"]]

@@ -3,13 +3,12 @@
 import shutil
 from pathlib import Path
 
-import torch
 from dvclive import Live
 from PIL import Image
 
 from cxrldm import nets
 from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder
-from cxrldm.data import RadiographDataset, read_split
+from cxrldm.data import RadiographDataset, load_images, read_split
 from cxrldm.io import write_json
 from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
 from stages.common import fail, load_params, progress, run, stage_fingerprint
@@ -31,7 +30,7 @@ def main():
     train = read_split(RESIZED, "train")
     val = read_split(RESIZED, "validate", limit=cfg.val_images)
     train_set = RadiographDataset(RESIZED, train.path, cfg.image_size, cfg.in_memory, progress)
-    val_images = torch.stack([RadiographDataset(RESIZED, val.path, cfg.image_size)[i] for i in range(len(val))])
+    val_images = load_images(RESIZED, val.path, cfg.image_size)
     print(f"autoencoder: {len(train)} training and {len(val)} validation images at {cfg.image_size}px, "
           f"{runtime.device} {runtime.precision}, " + ("resuming" if resuming else "starting fresh"))
 

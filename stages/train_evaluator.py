@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from cxrldm import evaluation, filtering, layout, nets
-from cxrldm.data import RadiographDataset, read_split
+from cxrldm.data import load_images, read_split
 from cxrldm.io import write_json
 from stages.common import load_params, progress, run
 
@@ -19,7 +19,7 @@ MODEL = Path("models/evaluator.safetensors")
 def load_split(split: str, labels: list[str], chexpert: pd.DataFrame, size: int, limit=None):
     """(images (N, 1, size, size), targets (N, L)): a label counts as present only when it is 1.0."""
     table = read_split(RESIZED, split, limit).merge(chexpert, on="study_id", how="left")
-    images = RadiographDataset(RESIZED, table.path, size).cache.unsqueeze(1).float() / 255
+    images = load_images(RESIZED, table.path, size)
     return images, torch.tensor((table[labels] == 1.0).to_numpy(), dtype=torch.float32)
 
 

@@ -3,6 +3,7 @@ param change makes stale."""
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -76,6 +77,17 @@ def test_plots_page_renders_offline(project):
     assert "train_l1" in page and "epoch_0002.png" in page                 # loss curves and image grids
 
 
+def test_training_curves_are_plotted_against_the_logged_epoch(project):
+    shown = json.loads(run(project, "plots", "show", "--json", "-o", "plots_json").stdout)["data"]
+    curves = sorted(project.glob("dvclive/*/plots/metrics/*.tsv"))
+    assert curves
+    for tsv in curves:
+        logged = pd.read_csv(tsv, sep="\t")["step"].astype(str).tolist()
+        spec = shown[tsv.relative_to(project).as_posix()][0]["content"]
+        assert spec["encoding"]["x"]["field"] == "step"
+        assert [str(row["step"]) for row in spec["data"]["values"]] == logged, tsv.name
+
+
 def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(project, "repro").stdout) == []
     assert "up to date" in run(project, "status").stdout
@@ -93,6 +105,36 @@ def test_every_param_is_a_listed_leaf():
                 yield f"{prefix}{key}"
     assert set(leaves(params)) == listed, "every params.yaml leaf is listed by a stage, and nothing else"
     assert set(DOWNSTREAM) == set(stages())
+
+
+def local_imports(path):
+    """Repository modules (cxrldm/*, stages/*) that a file imports, directly and through each other."""
+    import ast
+    seen, todo = set(), [path]
+    while todo:
+        current = todo.pop()
+        tree = ast.parse((ROOT / current).read_text())
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                package = Path(current).parent.as_posix().replace("/", ".") if node.level == 1 else ""
+                module = ".".join(part for part in (package, node.module) if part)
+                names += [module] + [f"{module}.{alias.name}" for alias in node.names]
+        for name in names:
+            candidate = name.replace(".", "/") + ".py"
+            if name.split(".")[0] in ("cxrldm", "stages") and (ROOT / candidate).is_file() and candidate not in seen:
+                seen.add(candidate)
+                todo.append(candidate)
+    return seen
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_every_stage_depends_on_the_code_it_runs(stage):
+    spec = stages()[stage]
+    script = "stages/" + spec["cmd"].split("-m stages.")[1].split()[0] + ".py"
+    assert script in spec["deps"]
+    missing = local_imports(script) - set(spec["deps"])
+    assert not missing, f"{stage} imports {sorted(missing)} but does not list them as deps"
 
 
 @pytest.mark.parametrize("stage", list(CHANGES))
