@@ -66,13 +66,14 @@ def _hash_dep(path: Path, digest) -> None:
                 digest.update(child.read_bytes())
 
 
-def stage_fingerprint(stage: str, dvc_file: str = "dvc.yaml") -> str:
+def stage_fingerprint(stage: str, dvc_file: str = "dvc.yaml", resolved: str = "") -> str:
     """A hash of what a stage's result depends on: the values of the params it lists and the content
-    of its deps, read from dvc.yaml so the two never disagree. A persisted checkpoint is resumed only
-    when its fingerprint matches; after any param or input change the stage starts fresh."""
+    of its deps, read from dvc.yaml so the two never disagree, plus `resolved`: what a param such as
+    `precision: auto` turned into on this machine. A persisted checkpoint is resumed only when its
+    fingerprint matches; after any param or input change the stage starts fresh."""
     params = load_params()
     spec = yaml.safe_load(Path(dvc_file).read_text())["stages"][stage]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(resolved.encode())
     for name in spec.get("params", []):
         digest.update(f"{name}={json.dumps(param(params, name), sort_keys=True)}".encode())
     for dep in spec.get("deps", []):

@@ -18,13 +18,14 @@ UNCONDITIONAL = "unconditional"
 
 
 def read_prompts(p: dict) -> list[dict]:
-    """[{"text", "finding"}] from params, plus one prompt per non-empty line of the optional prompts file."""
+    """[{"text", "finding"}] from params, plus one prompt per line of the prompts file (blank and # lines skipped)."""
     prompts = [{"text": q["text"], "finding": q.get("finding")} for q in p["prompts"]]
     if p["prompts_file"]:
         path = Path(p["prompts_file"])
         if not path.is_file():
             raise FileNotFoundError(f"sample.prompts_file not found: {path}")
-        prompts += [{"text": line.strip(), "finding": None} for line in path.read_text().splitlines() if line.strip()]
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        prompts += [{"text": line, "finding": None} for line in lines if line and not line.startswith("#")]
     if not all(q["text"] for q in prompts):
         raise ValueError("sample.prompts: an empty prompt; unconditional samples come from sample.n_unconditional")
     return prompts

@@ -23,7 +23,7 @@ def main():
     cfg = AutoencoderConfig(**load_params()["train_aekl"])
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
-    fingerprint = stage_fingerprint("train_aekl")
+    fingerprint = stage_fingerprint("train_aekl", resolved=f"precision={runtime.precision}")
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)

@@ -45,7 +45,7 @@ def main():
     cfg, text = DiffusionConfig(**params["train_ldm"]), params["text_encoder"]
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
-    fingerprint = stage_fingerprint("train_ldm")
+    fingerprint = stage_fingerprint("train_ldm", resolved=f"precision={runtime.precision}")
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)

@@ -98,6 +98,24 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_resume_keeps_the_loss_scaler_state(tmp_path, monkeypatch):
+    # The reference lost the mixed-precision scaler on resume. A CPU scaler that doubles its scale every
+    # step (fp32 arithmetic, so no step overflows) makes a lost state visible in the final scale.
+    from cxrldm.training import Runtime
+    monkeypatch.setattr(Runtime, "grad_scaler", lambda self: torch.amp.GradScaler("cpu", init_scale=2.0 ** 4,
+                                                                                   growth_interval=1))
+    train(tmp_path, name="whole.pt")
+    def stop_after_first(epoch, metrics, grid):
+        if epoch == 1:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(tmp_path, on_epoch=stop_after_first, name="resumed.pt")
+    train(tmp_path, name="resumed.pt")
+    whole, resumed = (torch.load(tmp_path / n, weights_only=True)["modules"]["scaler"] for n in ("whole.pt", "resumed.pt"))
+    steps = TINY.epochs * len(Blobs()) // TINY.batch_size
+    assert whole["scale"] == 2.0 ** (4 + steps) and resumed == whole
+
+
 def test_a_different_fingerprint_starts_fresh(tmp_path):
     train(tmp_path)
     epochs = []

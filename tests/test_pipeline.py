@@ -151,6 +151,16 @@ def test_a_param_change_makes_exactly_its_stage_and_downstream_stale(project, st
     assert would_run == {stage} | DOWNSTREAM[stage]      # and with it, everything downstream
 
 
+def test_editing_the_prompts_file_makes_sample_stale(project):
+    prompts = project / "configs" / "prompts.txt"
+    original = prompts.read_text()
+    try:
+        prompts.write_text(original + "Small left apical pneumothorax.\n")
+        assert set(json.loads(run(project, "status", "--json").stdout)) == {"sample"}
+    finally:
+        prompts.write_text(original)
+
+
 def test_exp_run_of_resize_size_reruns_resize_and_downstream_only(project):
     result = run(project, "exp", "run", "-S", "resize.size=48")
     assert set(ran_stages(result.stdout)) == {"resize"} | DOWNSTREAM["resize"]
@@ -186,6 +196,15 @@ def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
     assert list(manifest.seed) == [10, 11, 12, 13] and manifest.file.is_unique
     assert list(manifest.columns) == ["prompt", "seed", "guidance", "sampler", "steps", "file"]
     assert all((out / f).is_file() for f in manifest.file)
+    again = [sys.executable, "-m", "cxrldm.generate", "--models", str(tiny_project / "models"), "--prompt", "No effusion.",
+             "--n", "2", "--steps", "2", "--out", str(out)]
+    assert subprocess.run(again, cwd=ROOT, env=env(), capture_output=True, text=True).returncode == 0
+    manifest = pd.read_csv(out / "manifest.csv")         # the second run added after the first, overwrote nothing
+    assert list(manifest.seed) == [10, 11, 12, 13, 14, 15] and manifest.file.is_unique
+    assert list(manifest.prompt[-2:]) == ["No effusion."] * 2 and all((out / f).is_file() for f in manifest.file)
+    reused = subprocess.run(again + ["--seed", "12"], cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert reused.returncode != 0 and reused.stderr.startswith("error: seed 12 is already in")
+    assert len(pd.read_csv(out / "manifest.csv")) == 6
     missing = subprocess.run([sys.executable, "-m", "cxrldm.generate", "--models", str(tmp_path / "none"), "--prompt",
                               "x", "--out", str(out)], cwd=ROOT, env=env(), capture_output=True, text=True)
     assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
