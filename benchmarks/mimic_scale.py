@@ -1,7 +1,9 @@
 """The data stages at MIMIC-CXR scale: a metadata / split / checksum / reports set the size of MIMIC-CXR-JPG
 2.0.0 (377,110 images, 96,161 PA, 227,835 studies), PA images on disk only for a subset. Times and peak
 memory of filter_pa and extract_reports (each in a fresh process), resize throughput on full-size JPEGs
-with every core and its projection to 96,161 images, and the disk the resized images and latents take.
+with every core and its projection to 96,161 images, the disk the resized images and latents take, and
+the memory of scale_factor's latent storage for 96,161 images (a stand-in encoder: storage, not the AE)
+against collecting the latents in memory.
 
     python benchmarks/mimic_scale.py [--images 64] [--workdir /tmp/mimic_scale]
 """
@@ -13,6 +15,7 @@ import multiprocessing
 import os
 import resource
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -79,16 +82,71 @@ def run_extract_reports(root: Path) -> str:
     return f"{len(paths)} studies, {sentences} sentences"
 
 
+def stand_in_encoder():
+    """Returns 3x64x64 latents at once: the storage and statistics of scale_factor, not the autoencoder."""
+    import torch
+
+    class StandInEncoder(torch.nn.Module):
+        def encode(self, images):
+            n = len(images)
+            return torch.full((n, 3, 64, 64), 0.5) + images[:, :1, :1, :1], torch.full((n, 3, 64, 64), 0.1)
+    return StandInEncoder()
+
+
+def placeholders(n: int):
+    import torch
+    return torch.arange(n, dtype=torch.float32).remainder(7).view(n, 1, 1, 1)
+
+
+def run_latent_store(workdir: Path) -> str:
+    """scale_factor's way: batches written into float16 memory maps, float64 running moments."""
+    import torch
+
+    from cxrldm import latents
+    from cxrldm.training import Runtime
+    std = latents.encode_to_files(stand_in_encoder(), placeholders(N_PA), Runtime(torch.device("cpu"), "fp32"), 256,
+                                  workdir, "train")
+    size = sum(f.stat().st_size for f in workdir.glob("train.*.npy")) / 1e9
+    return f"{N_PA} latents streamed to {size:.1f} GB of memory maps, std {std:.4f}"
+
+
+def run_latent_concat(workdir: Path) -> str:
+    """The simple way, at 1/8 of the images: collect every batch, concatenate, then the std in float64."""
+    import torch
+    n, encoder, images, mus, sigmas = N_PA // 8, stand_in_encoder(), placeholders(N_PA // 8), [], []
+    for batch in images.split(256):
+        mu, sigma = encoder.encode(batch)
+        mus.append(mu.half())
+        sigmas.append(sigma.half())
+    mu, sigma = torch.cat(mus).double(), torch.cat(sigmas).double()
+    std = float(torch.sqrt(mu.var(unbiased=False) + sigma.pow(2).mean()))
+    return f"{n} latents concatenated in memory, std {std:.4f}"
+
+
+def anonymous_kib() -> int:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:"))
+
+
 def with_peak_memory(function, root: Path) -> tuple[str, float]:
-    summary = function(root)
-    # VmHWM belongs to this process's own address space; ru_maxrss would also count what the parent
-    # held when it started this process.
-    status = Path("/proc/self/status")
-    if status.exists():
-        peak_kib = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-    else:
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return summary, peak_kib / 1024
+    """(summary, peak MiB) of function(root). On Linux the peak is of anonymous memory (RssAnon, polled):
+    pages of memory-mapped files count as resident while written but are page cache, not a demand on RAM;
+    ru_maxrss would also count what the parent held when it started this process."""
+    if not Path("/proc/self/status").exists():
+        summary = function(root)
+        return summary, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak, done = [anonymous_kib()], threading.Event()
+    def poll():
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], anonymous_kib())
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        summary = function(root)
+    finally:
+        done.set()
+        watcher.join()
+    return summary, max(peak[0], anonymous_kib()) / 1024
 
 
 def measured(function, root: Path) -> tuple[float, float, str]:
@@ -127,10 +185,16 @@ def main():
         make_dataset(root, with_images=2_000)
         print(f"generated the MIMIC-sized set in {time.perf_counter() - start:.0f} s")
     print(f"{os.cpu_count()} CPU cores\n")
-    print("| stage | seconds | peak memory MiB | what |")
+    print("| stage | seconds | peak anonymous memory MiB | what |")
     print("|---|---:|---:|---|")
     for name, function in (("filter_pa", run_filter_pa), ("extract_reports", run_extract_reports)):
         seconds, memory, summary = measured(function, root)
+        print(f"| {name} | {seconds:.1f} | {memory:.0f} | {summary} |", flush=True)
+    latent_dir = Path(args.workdir) / "latents"
+    latent_dir.mkdir(exist_ok=True)
+    for name, function in (("scale_factor storage, ours", run_latent_store),
+                           ("scale_factor storage, in memory (1/8 of the images)", run_latent_concat)):
+        seconds, memory, summary = measured(function, latent_dir)
         print(f"| {name} | {seconds:.1f} | {memory:.0f} | {summary} |", flush=True)
     rate, png_kb = resize_rate(Path(args.workdir) / "resize", args.images)
     print(f"| resize ({args.images} JPEGs of 2544x3056) | {args.images / rate:.1f} | - | {rate:.1f} images/s on "

@@ -24,13 +24,11 @@ def main():
         for split in ("train", "validate"):
             table = read_split(RESIZED, split)
             dataset = RadiographDataset(RESIZED, table.path, size, in_memory=False)
-            mu, sigma = latents.encode_dataset(autoencoder, dataset, runtime, p["batch_size"],
-                                               num_workers=min(workers(), 8), progress=progress)
-            latents.save_latents(tmp, split, mu, sigma)
+            split_std = latents.encode_to_files(autoencoder, dataset, runtime, p["batch_size"], tmp, split,
+                                                num_workers=min(workers(), 8), progress=progress)
             write_csv(tmp / f"{split}.csv", table[["dicom_id", "subject_id", "study_id"]])
             if split == "train":
-                std = latents.latent_std(mu, sigma)
-                n_images = len(table)
+                std, n_images = split_std, len(table)
     override = p["override"]
     if override is not None and not (isinstance(override, (int, float)) and override > 0):
         raise ValueError(f"scale_factor.override must be a positive number or null, got {override!r}")

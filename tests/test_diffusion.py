@@ -196,11 +196,19 @@ def test_monai_generative_unet_checkpoint_loads_with_the_same_output():
         assert torch.allclose(old(x, t, context), ours(x, t, context), atol=1e-4)
 
 
-def test_latents_round_trip_through_memory_maps(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    mu, sigma = torch.randn(6, 3, 4, 4, generator=g).half(), torch.rand(6, 3, 4, 4, generator=g).half()
-    latents.save_latents(tmp_path, "train", mu, sigma)
+def test_encoded_latents_stream_to_memory_maps_with_their_std(tmp_path):
+    from cxrldm import nets
+    from cxrldm.training import Runtime
+    torch.manual_seed(0)
+    autoencoder = nets.build("AutoencoderKL", nets.autoencoder_kwargs([8, 8], 2, 1, norm_num_groups=4)).eval()
+    images = torch.rand(10, 1, 16, 16)
+    std = latents.encode_to_files(autoencoder, images, Runtime(torch.device("cpu"), "fp32"), 4, tmp_path, "train")
     loaded = latents.load_latents(tmp_path, "train")
-    assert isinstance(loaded["mu"], np.memmap)
-    assert torch.equal(latents.rows(loaded["mu"], torch.tensor([4, 1])), mu[[4, 1]])
-    assert torch.equal(latents.rows(loaded["sigma"], slice(2, 5)), sigma[2:5])
+    assert isinstance(loaded["mu"], np.memmap) and loaded["mu"].dtype == np.float16 and loaded["mu"].shape == (10, 2, 8, 8)
+    with torch.no_grad():
+        mu, sigma = autoencoder.encode(images)          # all at once: what batch-by-batch writing must equal
+    assert torch.allclose(latents.rows(loaded["mu"], slice(None)).float(), mu, atol=2e-3)
+    assert torch.equal(latents.rows(loaded["sigma"], torch.tensor([9, 0])), sigma[[9, 0]].half())
+    stored = latents.rows(loaded["mu"], slice(None)), latents.rows(loaded["sigma"], slice(None))
+    assert std == pytest.approx(latents.latent_std(*stored), rel=1e-9)   # scale factor = 1/std of what is stored
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["train.mu.npy", "train.sigma.npy"]
