@@ -80,3 +80,14 @@ def test_experiment_queue_runs_two_experiments(tiny_project, tmp_path):
                 guidance.add(data["params"]["params.yaml"]["data"]["sample"]["guidance_scale"])
                 assert "fid_evaluator_cnn" in data["metrics"]["metrics/evaluate.json"]["data"]
     assert guidance == {2.0, 4.0}
+
+
+def test_pull_request_workflow_tests_runs_the_pipeline_then_reports():
+    from pipeline_project import ROOT
+    steps = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]["test"]["steps"]
+    scripts = [step.get("run", "") for step in steps]
+    order = [next(i for i, s in enumerate(scripts) if marker in s)
+             for marker in (".ci/run", "dvc repro", "dvc metrics diff", "comment create")]
+    assert order == sorted(order) and len(set(order)) == 3        # tests, tiny pipeline, then one report step
+    report = scripts[order[2]]
+    assert "dvc params diff" in report and "sample_grids" in report
