@@ -36,6 +36,7 @@ class AutoencoderConfig:
     norm_num_groups: int
     disc_channels: int
     disc_layers: int
+    disc_norm: str               # batch (the seed) or instance
     perceptual_network: str
     perceptual_weight: float
     kl_weight: float
@@ -148,7 +149,12 @@ class SampledAutoencoder(torch.nn.Module):
 def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     """(autoencoder, discriminator, perceptual loss or None, generator and discriminator optimisers, scaler)."""
     autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs()).to(runtime.device)
-    discriminator = nets.build("PatchDiscriminator", nets.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers))
+    discriminator = nets.build("PatchDiscriminator",
+                               nets.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers, cfg.disc_norm))
+    if runtime.world_size > 1 and runtime.device.type == "cuda":
+        # batch statistics over the global batch, as on one device (SyncBatchNorm has no CPU kernels, so
+        # CPU processes normalise over their own part of the batch)
+        discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
     discriminator = discriminator.to(runtime.device)
     perceptual = perceptual_loss(cfg.perceptual_network).to(runtime.device) if cfg.perceptual_weight > 0 else None
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=cfg.lr_g)
@@ -166,7 +172,7 @@ def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scal
         # discarded, so they need no synchronisation between processes.
         logits_fake = unwrap(discriminator)(reconstruction.contiguous())[-1] if adversarial else None
         loss_g, parts = generator_loss(images, reconstruction, mu, sigma, cfg, perceptual, logits_fake)
-    check_finite(loss_g, f"{where} (generator loss)")
+    check_finite(loss_g, f"{where} (generator loss)", runtime)
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(loss_g).backward()
     scaler.unscale_(opt_g)
@@ -178,7 +184,7 @@ def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scal
             logits = discriminator(torch.cat([reconstruction.detach(), images]).contiguous())[-1]
             logits_fake, logits_real = logits.chunk(2)
             loss_d = discriminator_loss(logits_fake, logits_real)
-        check_finite(loss_d, f"{where} (discriminator loss)")
+        check_finite(loss_d, f"{where} (discriminator loss)", runtime)
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.unscale_(opt_d)
@@ -199,7 +205,7 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
     autoencoder, discriminator, perceptual, opt_g, opt_d, scaler = build_training(cfg, runtime)
     modules = {"autoencoder": autoencoder, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
                "scaler": scaler}
-    state = load_checkpoint(checkpoint, fingerprint, modules)
+    state = load_checkpoint(checkpoint, fingerprint, modules, runtime)
     first_epoch = state["epoch"] + 1 if state else 1
     seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
     model = SampledAutoencoder(autoencoder)

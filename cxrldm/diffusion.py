@@ -112,7 +112,7 @@ def build_training(cfg: DiffusionConfig, latent_channels: int, context_width: in
 def train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, noise, timesteps, context,
                cfg: DiffusionConfig, runtime: Runtime, where: str = "") -> float:
     loss = diffusion_loss(unet, scheduler, latents, noise, timesteps, context, runtime)
-    check_finite(loss, where)
+    check_finite(loss, where, runtime)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if cfg.grad_clip > 0:
@@ -139,7 +139,7 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
     modules = {"unet": unet, "optimizer": optimizer, "warmup": warmup, "scaler": scaler}
     if ema is not None:
         modules["ema"] = ema
-    state = load_checkpoint(checkpoint, fingerprint, modules)
+    state = load_checkpoint(checkpoint, fingerprint, modules, runtime)
     first_epoch = state["epoch"] + 1 if state else 1
     seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
     model = DistributedDataParallel(unet) if runtime.world_size > 1 else unet

@@ -56,9 +56,11 @@ def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, atte
             "with_encoder_nonlocal_attn": False, "with_decoder_nonlocal_attn": False}
 
 
-def discriminator_kwargs(channels: int, num_layers: int) -> dict:
+def discriminator_kwargs(channels: int, num_layers: int, norm: str = "batch") -> dict:
+    if norm not in ("batch", "instance"):
+        raise ValueError(f"train_aekl.disc_norm must be 'batch' or 'instance', got {norm!r}")
     return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": int(channels),
-            "num_layers_d": int(num_layers)}
+            "num_layers_d": int(num_layers), "norm": norm.upper()}
 
 
 def build(kind: str, kwargs: dict) -> torch.nn.Module:

@@ -114,9 +114,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_finite(loss: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(loss).all():
-        raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at {where}")
+def check_finite(loss: torch.Tensor, where: str, runtime: Runtime | None = None) -> None:
+    """Raise NonFiniteLoss on every process together when any process's loss is not finite (a process
+    that stopped alone would leave the others waiting for it)."""
+    bad = (~torch.isfinite(loss.detach())).any().float()
+    if runtime is not None and runtime.world_size > 1:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    if bad.item():
+        raise NonFiniteLoss(f"non-finite loss ({loss.item()} here) at {where}")
 
 
 def rng_state() -> dict:
@@ -153,12 +158,23 @@ def checkpoint_matches(path: str | Path, fingerprint: str) -> bool:
         "fingerprint") == fingerprint
 
 
-def load_checkpoint(path: str | Path, fingerprint: str, modules: dict) -> dict | None:
+def load_checkpoint(path: str | Path, fingerprint: str, modules: dict, runtime: Runtime | None = None) -> dict | None:
     """Restore `modules` and the RNG states from `path` if it exists and belongs to `fingerprint`;
-    returns the checkpoint (for its epoch and extras), or None to start fresh."""
-    if not checkpoint_matches(path, fingerprint):
+    returns the checkpoint (for its epoch and extras), or None to start fresh. Every process reads the
+    same file, so all of them must see it (on several nodes: a shared filesystem); if they don't agree
+    on what to resume, all stop with one message instead of training out of step."""
+    matches = checkpoint_matches(path, fingerprint)
+    state = torch.load(path, map_location="cpu", weights_only=True) if matches else None
+    if runtime is not None and runtime.world_size > 1:
+        epoch = torch.tensor([state["epoch"] if state else 0], dtype=torch.float64, device=runtime.device)
+        low, high = epoch.clone(), epoch.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        if low.item() != high.item():
+            raise RuntimeError(f"{path}: processes would resume from different epochs ({int(low.item())} to "
+                               f"{int(high.item())}); run every node in the same shared workspace")
+    if state is None:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
     for name, module in modules.items():
         unwrap(module).load_state_dict(state["modules"][name])
     set_rng_state(state["rng"])

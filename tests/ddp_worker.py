@@ -1,6 +1,12 @@
-"""Run by test_distributed.py, alone or under torchrun: two training steps of a tiny autoencoder and a
-tiny diffusion model; the main process saves the resulting weights to OUT."""
+"""Run by test_distributed.py, alone or under torchrun, as `ddp_worker.py OUT [MODE]`.
 
+train (default): two epochs of a tiny autoencoder (the second with the adversarial term and discriminator
+updates) and of a tiny diffusion model; the main process saves the resulting weights to OUT.
+nan_on_rank1: the autoencoder where only process 1's images are NaN; every process writes OUT.rankN.txt
+with the name of the error that stopped it.
+resume_mismatch: process 0 finds OUT's autoencoder checkpoint, the others none; as for nan_on_rank1."""
+
+import os
 import sys
 from pathlib import Path
 
@@ -12,10 +18,13 @@ from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder  # noqa: E40
 from cxrldm.diffusion import DiffusionConfig, train_diffusion  # noqa: E402
 from cxrldm.training import setup_runtime  # noqa: E402
 
+# Instance norm in the discriminator: CPU processes can't share batch statistics (no SyncBatchNorm on the
+# CPU), and with them per process the adversarial epoch could not equal the single-process one.
 AE = AutoencoderConfig(
     seed=0, image_size=48, channels=[8, 8], latent_channels=2, num_res_blocks=1, norm_num_groups=4, disc_channels=8,
-    disc_layers=2, perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3, adv_weight=0.1,
-    adv_start_epoch=9, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=1, augment_p=0.5,
+    disc_layers=2, disc_norm="instance", perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3,
+    adv_weight=0.1,
+    adv_start_epoch=2, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=2, augment_p=0.5,
     augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, precision="fp32", val_every=1, val_images=2,
     ms_ssim_kernel=3, in_memory=True, num_workers=0)
 LDM = DiffusionConfig(
@@ -40,10 +49,25 @@ class FixedConditioner:
         return torch.where(keep[part, None, None], context, self.null)
 
 
-def main(out: str):
+def stopped_by(out: str, runtime, images, checkpoint: Path) -> None:
+    try:
+        train_autoencoder(AE, list(images), images[:2], runtime, checkpoint, "x")
+        error = "nothing"
+    except Exception as stop:           # noqa: BLE001 - the test checks which one
+        error = type(stop).__name__
+    Path(f"{out}.rank{runtime.rank}.txt").write_text(error)
+
+
+def main(out: str, mode: str = "train"):
     runtime = setup_runtime("fp32", "cpu")
     g = torch.Generator().manual_seed(1)
     images = torch.nn.functional.avg_pool2d(torch.rand(8, 1, 51, 51, generator=g), 4, 1)
+    if mode == "nan_on_rank1":
+        return stopped_by(out, runtime, images * float("nan") if runtime.rank == 1 else images,
+                          Path(f"{out}.nan{runtime.rank}.pt"))
+    if mode == "resume_mismatch":
+        checkpoint = Path(out).with_suffix(".ae.pt") if runtime.rank == 0 else Path(f"{out}.none.pt")
+        return stopped_by(out, runtime, images, checkpoint)
     autoencoder, _ = train_autoencoder(AE, list(images), images[:2], runtime, Path(out).with_suffix(".ae.pt"), "x")
     latents = {"mu": torch.randn(8, 3, 8, 8, generator=g), "sigma": torch.rand(8, 3, 8, 8, generator=g) * 0.1}
     unet, _ = train_diffusion(LDM, latents, {k: v[:2] for k, v in latents.items()}, FixedConditioner(8),
@@ -58,4 +82,4 @@ def main(out: str):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
