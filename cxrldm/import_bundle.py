@@ -55,7 +55,8 @@ def import_bundle(bundle: str | Path, out: str | Path, params: dict, scale_facto
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Import published weights in monai-generative's format (the MONAI "
+                                     "model-zoo CXR latent diffusion bundle) into this pipeline's model files.")
     parser.add_argument("bundle", help="bundle directory holding models/autoencoder.pth and models/diffusion_model.pth")
     parser.add_argument("--out", default="models")
     parser.add_argument("--profile", default="configs/mimic.yaml", help="params profile with the architectures")

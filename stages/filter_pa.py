@@ -15,7 +15,7 @@ def main():
     layout.require(root, "data.root (MIMIC-CXR-JPG directory)")
     metadata = filtering.read_table(root / layout.METADATA_CSV, layout.METADATA_COLUMNS, "metadata")
     if p["split"] == "official":
-        split = filtering.read_table(root / layout.SPLIT_CSV, layout.SPLIT_COLUMNS, "split file")
+        split = filtering.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")
     elif p["split"] == "by_patient":
         split = None
     else:

@@ -3,6 +3,7 @@ param change makes stale."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -164,6 +165,23 @@ def test_editing_the_prompts_file_makes_sample_stale(project):
 def test_exp_run_of_resize_size_reruns_resize_and_downstream_only(project):
     result = run(project, "exp", "run", "-S", "resize.size=48")
     assert set(ran_stages(result.stdout)) == {"resize"} | DOWNSTREAM["resize"]
+
+
+def test_data_without_a_split_file_gets_a_patient_split(project, tmp_path):
+    root = tmp_path / "no_split"
+    shutil.copytree(project / "data" / "demo", root, ignore=shutil.ignore_patterns("*-split.csv.gz"))
+    original = (project / "params.yaml").read_text()
+    try:
+        for dotted, value in (("data.root", str(root)), ("filter_pa.split", "by_patient"),
+                              ("filter_pa.split_file", "SHA256SUMS.txt")):
+            set_param(project, dotted, value)
+        run(project, "repro", "-s", "filter_pa")
+        table = pd.read_csv(project / "data" / "pa.csv")
+        assert set(table.split) == {"train", "validate", "test"}
+        assert table.groupby("subject_id").split.nunique().max() == 1
+    finally:
+        (project / "params.yaml").write_text(original)
+        run(project, "repro", "-s", "filter_pa")
 
 
 def test_wrong_data_root_is_one_line(project):
