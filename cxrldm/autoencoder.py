@@ -41,7 +41,7 @@ class AutoencoderConfig:
     perceptual_weight: float
     kl_weight: float
     adv_weight: float
-    adv_start_epoch: int
+    adv_start_epoch: int         # epochs trained without the adversarial term before it starts
     lr_g: float
     lr_d: float
     grad_clip: float
@@ -91,16 +91,32 @@ def generator_loss(images, reconstruction, mu, sigma, cfg: AutoencoderConfig, pe
         parts["perceptual"] = perceptual(reconstruction.float(), images.float())
         total = total + cfg.perceptual_weight * parts["perceptual"]
     if disc_logits is not None:
-        parts["adversarial"] = PatchAdversarialLoss(criterion="least_squares")(
-            disc_logits, target_is_real=True, for_discriminator=False)
+        parts["adversarial"] = least_squares()(disc_logits, target_is_real=True, for_discriminator=False)
         total = total + cfg.adv_weight * parts["adversarial"]
     return total, parts
 
 
+def least_squares() -> PatchAdversarialLoss:
+    # Plain (D(x) - target)^2 as in the seed; MONAI's default first passes the logits through a LeakyReLU.
+    return PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
+
+
 def discriminator_loss(logits_fake, logits_real) -> torch.Tensor:
-    adversarial = PatchAdversarialLoss(criterion="least_squares")
+    adversarial = least_squares()
     return 0.5 * (adversarial(logits_fake, target_is_real=False, for_discriminator=True)
                   + adversarial(logits_real, target_is_real=True, for_discriminator=True))
+
+
+class DiscriminatorPair(torch.nn.Module):
+    """The patch discriminator on fakes and on reals, two calls with their own batch statistics as in the
+    seed, inside one forward: DistributedDataParallel allows one forward per backward."""
+
+    def __init__(self, discriminator: torch.nn.Module):
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.discriminator(fake.contiguous())[-1], self.discriminator(real.contiguous())[-1]
 
 
 @torch.no_grad()
@@ -147,7 +163,7 @@ class SampledAutoencoder(torch.nn.Module):
 
 
 def build_training(cfg: AutoencoderConfig, runtime: Runtime):
-    """(autoencoder, discriminator, perceptual loss or None, generator and discriminator optimisers, scaler)."""
+    """(autoencoder, DiscriminatorPair, perceptual loss or None, generator and discriminator optimisers, scaler)."""
     autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs()).to(runtime.device)
     discriminator = nets.build("PatchDiscriminator",
                                nets.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers, cfg.disc_norm))
@@ -155,7 +171,7 @@ def build_training(cfg: AutoencoderConfig, runtime: Runtime):
         # batch statistics over the global batch, as on one device (SyncBatchNorm has no CPU kernels, so
         # CPU processes normalise over their own part of the batch)
         discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
-    discriminator = discriminator.to(runtime.device)
+    discriminator = DiscriminatorPair(discriminator).to(runtime.device)
     perceptual = perceptual_loss(cfg.perceptual_network).to(runtime.device) if cfg.perceptual_weight > 0 else None
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=cfg.lr_g)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d)
@@ -165,30 +181,31 @@ def build_training(cfg: AutoencoderConfig, runtime: Runtime):
 def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg: AutoencoderConfig,
                runtime: Runtime, adversarial: bool, where: str = "") -> dict[str, float]:
     """One generator update and, when `adversarial`, one discriminator update. `model` is a
-    SampledAutoencoder (in DistributedDataParallel when distributed). Returns the losses."""
+    SampledAutoencoder and `discriminator` a DiscriminatorPair (each in DistributedDataParallel when
+    distributed). Returns the losses; `discriminator` is the unweighted discriminator loss."""
     with runtime.autocast():
         reconstruction, mu, sigma = model(images, eps)
         # The generator's adversarial term goes through the bare discriminator: its gradients there are
         # discarded, so they need no synchronisation between processes.
-        logits_fake = unwrap(discriminator)(reconstruction.contiguous())[-1] if adversarial else None
+        logits_fake = unwrap(discriminator).discriminator(reconstruction.contiguous())[-1] if adversarial else None
         loss_g, parts = generator_loss(images, reconstruction, mu, sigma, cfg, perceptual, logits_fake)
     check_finite(loss_g, f"{where} (generator loss)", runtime)
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(loss_g).backward()
-    scaler.unscale_(opt_g)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if cfg.grad_clip > 0:
+        scaler.unscale_(opt_g)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     scaler.step(opt_g)
     if adversarial:
         with runtime.autocast():
-            # one discriminator call on fakes and reals together: one forward per backward under DDP
-            logits = discriminator(torch.cat([reconstruction.detach(), images]).contiguous())[-1]
-            logits_fake, logits_real = logits.chunk(2)
+            logits_fake, logits_real = discriminator(reconstruction.detach(), images)
             loss_d = discriminator_loss(logits_fake, logits_real)
         check_finite(loss_d, f"{where} (discriminator loss)", runtime)
         opt_d.zero_grad(set_to_none=True)
-        scaler.scale(loss_d).backward()
-        scaler.unscale_(opt_d)
-        torch.nn.utils.clip_grad_norm_(discriminator.parameters(), cfg.grad_clip)
+        scaler.scale(cfg.adv_weight * loss_d).backward()      # weighted like the generator's term, as in the seed
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt_d)
+            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), cfg.grad_clip)
         scaler.step(opt_d)
         parts["discriminator"] = loss_d
     scaler.update()
@@ -217,7 +234,7 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
         started = time.perf_counter()
         batches = global_batches(len(train_set), cfg.batch_size, cfg.seed, epoch)
         loader = DataLoader(train_set, batch_sampler=[b[part].tolist() for b in batches], num_workers=cfg.num_workers)
-        adversarial = epoch >= cfg.adv_start_epoch and cfg.adv_weight > 0
+        adversarial = epoch > cfg.adv_start_epoch and cfg.adv_weight > 0    # after adv_start_epoch epochs, as the seed
         sums: dict[str, float] = {}
         steps = tqdm(loader, desc=f"autoencoder epoch {epoch}/{cfg.epochs}", disable=not runtime.is_main,
                      leave=False, mininterval=2.0)

@@ -24,7 +24,7 @@ AE = AutoencoderConfig(
     seed=0, image_size=48, channels=[8, 8], latent_channels=2, num_res_blocks=1, norm_num_groups=4, disc_channels=8,
     disc_layers=2, disc_norm="instance", perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3,
     adv_weight=0.1,
-    adv_start_epoch=2, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=2, augment_p=0.5,
+    adv_start_epoch=1, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=2, augment_p=0.5,
     augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, precision="fp32", val_every=1, val_images=2,
     ms_ssim_kernel=3, in_memory=True, num_workers=0)
 LDM = DiffusionConfig(

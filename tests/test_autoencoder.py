@@ -60,24 +60,41 @@ def test_generator_loss_is_the_weighted_sum():
     cfg = dataclasses.replace(TINY, kl_weight=0.01, adv_weight=0.5)
     total, parts = ae.generator_loss(x, y, mu, sigma, cfg, None, logits)
     l1 = (x - y).abs().mean()
-    act = torch.nn.functional.leaky_relu(logits, 0.05)               # MONAI's least-squares criterion
-    adversarial = ((act - 1) ** 2).mean()                            # target "real"
+    adversarial = ((logits - 1) ** 2).mean()     # plain least squares, target "real", as the seed (no LeakyReLU)
     assert parts["l1"].item() == pytest.approx(l1.item())
     assert parts["adversarial"].item() == pytest.approx(adversarial.item(), rel=1e-6)
     assert total.item() == pytest.approx((l1 + 0.01 * ae.kl_loss(mu, sigma) + 0.5 * adversarial).item(), rel=1e-6)
     total, parts = ae.generator_loss(x, y, mu, sigma, cfg, None, None)
     assert "adversarial" not in parts
     d = ae.discriminator_loss(logits, -logits)
-    act_real = torch.nn.functional.leaky_relu(-logits, 0.05)
-    assert d.item() == pytest.approx(0.5 * ((act ** 2).mean() + ((act_real - 1) ** 2).mean()).item(), rel=1e-6)
+    assert d.item() == pytest.approx(0.5 * ((logits ** 2).mean() + ((-logits - 1) ** 2).mean()).item(), rel=1e-6)
 
 
-def test_adversarial_term_starts_at_its_epoch(tmp_path):
-    seen = {}
-    train(tmp_path, on_epoch=lambda epoch, metrics, grid: seen.update({epoch: set(metrics)}))
-    assert "train_adversarial" not in seen[1] and "train_discriminator" not in seen[1]
-    assert {"train_adversarial", "train_discriminator"} <= seen[2] and "train_adversarial" in seen[3]
+def test_adversarial_term_starts_after_its_epochs(tmp_path):
+    seen = {}                                      # adv_start_epoch 2: epochs 1 and 2 without, 3 with (the seed's
+    train(tmp_path, on_epoch=lambda epoch, metrics, grid: seen.update({epoch: set(metrics)})) # 0-based >= 2)
+    for epoch in (1, 2):
+        assert "train_adversarial" not in seen[epoch] and "train_discriminator" not in seen[epoch]
+    assert {"train_adversarial", "train_discriminator"} <= seen[3]
     assert {"val_l1", "val_ms_ssim", "train_l1", "train_kl"} <= seen[3]
+
+
+def test_discriminator_sees_fakes_and_reals_in_separate_calls_and_a_weighted_loss():
+    torch.manual_seed(0)
+    cfg, runtime = dataclasses.replace(TINY, adv_weight=0.25, grad_clip=0.0), setup_runtime("fp32", "cpu")
+    autoencoder, pair, _, opt_g, opt_d, scaler = ae.build_training(cfg, runtime)
+    model, images, eps = ae.SampledAutoencoder(autoencoder), Blobs().images[:4], torch.zeros(4, 2, 24, 24)
+    with torch.no_grad():
+        reconstruction, _, _ = model(images, eps)          # what the discriminator step will see
+    pair.zero_grad()
+    (0.25 * ae.discriminator_loss(*pair(reconstruction, images))).backward()
+    expected = [p.grad.clone() for p in pair.parameters()]
+    calls, taken = [], []
+    pair.discriminator.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    opt_d.step = lambda: taken.extend(p.grad.clone() for p in pair.parameters())   # record instead of stepping
+    ae.train_step(images, eps, model, pair, None, opt_g, opt_d, scaler, cfg, runtime, adversarial=True)
+    assert calls == [4, 4, 4]                      # the generator's term on fakes; then fakes and reals apart
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(taken, expected))   # 0.25 x the plain loss
 
 
 class Interrupt(Exception):
