@@ -24,6 +24,14 @@ def make_scheduler(kind: str, num_train_timesteps: int, beta_start: float, beta_
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {kind!r}")
 
 
+def check_steps(scheduler, steps: int) -> None:
+    """MONAI's DDPM step always goes from t to t - 1, so DDPM sampling with fewer steps than training
+    timesteps would skip noise levels and give wrong images; DDIM and PNDM are made for fewer steps."""
+    if isinstance(scheduler, DDPMScheduler) and steps != scheduler.num_train_timesteps:
+        raise ValueError(f"the ddpm sampler takes all {scheduler.num_train_timesteps} steps (got {steps}); "
+                         "use ddim or pndm for fewer")
+
+
 def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     """What the UNet learns to predict: the velocity sqrt(a_t) eps - sqrt(1 - a_t) x0 for v-prediction,
     else the noise."""
@@ -42,10 +50,12 @@ def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: 
              latent_shape: list[int], scale_factor: float, steps: int, guidance: float, runtime, progress=None):
     """Images (B, 1, H, W) in [0, 1], one per seed. Classifier-free guidance: the null condition's
     prediction plus `guidance` times the difference to the prompt's; guidance 1 is the prompt alone."""
+    check_steps(scheduler, steps)
     device = runtime.device
     x = initial_noise(seeds, latent_shape).to(device)
     context, null_context = context.to(device), null_context.to(device).expand_as(context)
-    generators = [torch.Generator(device).manual_seed(int(s) + 1) for s in seeds]
+    # DDPM's per-step noise: a stream of each image's own, apart from every image's starting noise
+    generators = [torch.Generator(device).manual_seed(int(s) + (1 << 48)) for s in seeds]
     scheduler.set_timesteps(steps, device=device)
     timesteps = scheduler.timesteps
     for t in progress(timesteps, desc="sampling", leave=False) if progress else timesteps:

@@ -169,10 +169,13 @@ def test_guided_generation_depends_only_on_each_images_seed(encoder):
     runtime = setup_runtime("fp32", "cpu")
     context = encoder.encode(["The heart is enlarged.", "No pneumothorax.", "Large left pleural effusion."])
     for kind in sampling.SAMPLERS:
-        images = sampling.generate(unet, autoencoder, sampling.make_scheduler(kind, 1000, 0.0015, 0.0205, "v_prediction"),
-                                   context, encoder.null_condition(), [5, 6, 7], [3, 4, 4], 0.7, 3, 3.0, runtime)
-        again = sampling.generate(unet, autoencoder, sampling.make_scheduler(kind, 1000, 0.0015, 0.0205, "v_prediction"),
-                                  context[1:2], encoder.null_condition(), [6], [3, 4, 4], 0.7, 3, 3.0, runtime)
+        timesteps = 3 if kind == "ddpm" else 1000          # ddpm samples every training timestep
+        def scheduler():
+            return sampling.make_scheduler(kind, timesteps, 0.0015, 0.0205, "v_prediction")
+        images = sampling.generate(unet, autoencoder, scheduler(), context, encoder.null_condition(), [5, 6, 7],
+                                   [3, 4, 4], 0.7, 3, 3.0, runtime)
+        again = sampling.generate(unet, autoencoder, scheduler(), context[1:2], encoder.null_condition(), [6],
+                                  [3, 4, 4], 0.7, 3, 3.0, runtime)
         assert images.shape == (3, 1, 8, 8) and 0 <= images.min() and images.max() <= 1
         assert torch.allclose(images[1], again[0], atol=1e-5), kind
         assert not torch.allclose(images[0], images[2])
@@ -212,3 +215,37 @@ def test_encoded_latents_stream_to_memory_maps_with_their_std(tmp_path):
     stored = latents.rows(loaded["mu"], slice(None)), latents.rows(loaded["sigma"], slice(None))
     assert std == pytest.approx(latents.latent_std(*stored), rel=1e-9)   # scale factor = 1/std of what is stored
     assert sorted(f.name for f in tmp_path.iterdir()) == ["train.mu.npy", "train.sigma.npy"]
+
+
+class ExactGaussianDenoiser(torch.nn.Module):
+    """The ideal v-prediction for data x0 ~ N(mean, std^2): E[x0 | x_t] is known in closed form."""
+
+    def __init__(self, alphas_cumprod, mean, std):
+        super().__init__()
+        self.alphas_cumprod, self.mean, self.std = alphas_cumprod, mean, std
+
+    def forward(self, x, t, context):
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x0 = self.mean + a.sqrt() * self.std ** 2 * (x - a.sqrt() * self.mean) / (a * self.std ** 2 + 1 - a)
+        return (a.sqrt() * x - x0) / (1 - a).sqrt()
+
+    def decode(self, z):          # stands in for the autoencoder: images 0.5 + z / 10 stay inside [0, 1]
+        return 0.5 + z / 10
+
+
+@pytest.mark.parametrize("kind,steps", [("ddim", 50), ("pndm", 50), ("ddpm", 1000)])
+def test_samplers_draw_from_the_data_distribution_with_an_exact_denoiser(kind, steps):
+    scheduler = sampling.make_scheduler(kind, 1000, 0.0015, 0.0205, "v_prediction")
+    model = ExactGaussianDenoiser(scheduler.alphas_cumprod, 0.3, 1.0)       # latents ~ N(0.3, 1)
+    images = sampling.generate(model, model, scheduler, torch.zeros(4, 1, 1), torch.zeros(1, 1, 1), [0, 1, 2, 3],
+                               [1, 32, 32], 1.0, steps, 1.0, setup_runtime("fp32", "cpu"))
+    latents = (images - 0.5) * 10                   # 4,096 values: the mean's standard error is 0.016
+    assert latents.mean().item() == pytest.approx(0.3, abs=0.06)
+    assert latents.std().item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_ddpm_with_fewer_steps_than_training_is_refused():
+    scheduler = sampling.make_scheduler("ddpm", 1000, 0.0015, 0.0205, "v_prediction")
+    with pytest.raises(ValueError, match="ddpm sampler takes all 1000 steps"):
+        sampling.generate(None, None, scheduler, torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), [0], [1, 4, 4], 1.0, 50,
+                          1.0, setup_runtime("fp32", "cpu"))
