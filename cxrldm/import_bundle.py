@@ -22,6 +22,9 @@ from .text import encoder_width
 BUNDLE_SCALE_FACTOR = 0.3
 
 
+CLIP_START, CLIP_END = 49406, 49407      # <|startoftext|>, <|endoftext|> in CLIP's (and SD 2.1's) vocabulary
+
+
 def load_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
@@ -47,6 +50,8 @@ def import_bundle(bundle: str | Path, out: str | Path, params: dict, scale_facto
                     {"image_size": ae["image_size"], "latent_shape": latent_shape, "imported_from": str(bundle)})
     nets.save_model(unet, "DiffusionModelUNet", unet_kwargs, out / "diffusion.safetensors", {
         "latent_shape": latent_shape, "text_encoder": text, "ema": False, "imported_from": str(bundle),
+        # the null condition the bundle was trained with: CLIP's start token, then end tokens to the full length
+        "null_token_ids": [CLIP_START] + [CLIP_END] * (text["max_length"] - 1),
         "scheduler": {"num_train_timesteps": cfg.num_train_timesteps, "beta_start": cfg.beta_start,
                       "beta_end": cfg.beta_end, "prediction_type": cfg.prediction_type}})
     write_json(out / "scale_factor.json", {"scale_factor": scale_factor, "source": f"imported with {bundle}"})

@@ -61,11 +61,12 @@ class TextEncoder:
     """Tokeniser + frozen encoder in eval mode; `encode` returns the last hidden state (B, max_length, width)."""
 
     def __init__(self, model: str, encoder_subfolder: str = "", tokenizer_subfolder: str = "",
-                 max_length: int = 77, device: str | torch.device = "cpu"):
+                 max_length: int = 77, device: str | torch.device = "cpu", null_token_ids: list[int] | None = None):
         source = resolve_model(model)
         self.tokenizer = _load(AutoTokenizer, source, tokenizer_subfolder, "tokenizer")
         self.model = _load(AutoModel, source, encoder_subfolder, "model").to(device).eval().requires_grad_(False)
         self.max_length, self.device = max_length, torch.device(device)
+        self.null_token_ids = null_token_ids
         # CLIP text models (Stable Diffusion's) were trained causally and are used without a padding mask,
         # so published diffusion weights see the same padded-token states; bidirectional encoders get the mask.
         self.use_mask = self.model.config.model_type not in ("clip_text_model", "clip")
@@ -85,6 +86,12 @@ class TextEncoder:
         mask = tokens["attention_mask"].to(self.device) if self.use_mask else None
         return self.model(input_ids=tokens["input_ids"].to(self.device), attention_mask=mask).last_hidden_state.float()
 
+    @torch.no_grad()
     def null_condition(self) -> torch.Tensor:
-        """(1, max_length, width): the embedding of the empty prompt."""
-        return self.encode([NULL_PROMPT])
+        """(1, max_length, width): the embedding of the empty prompt, or of `null_token_ids` where a model
+        was trained with another null condition (imported weights)."""
+        if self.null_token_ids is None:
+            return self.encode([NULL_PROMPT])
+        ids = torch.tensor([self.null_token_ids], device=self.device)
+        mask = torch.ones_like(ids) if self.use_mask else None
+        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()

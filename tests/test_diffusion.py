@@ -70,6 +70,15 @@ def test_null_condition_is_the_same_in_training_and_sampling(encoder):
     assert tokens[:2] == [VOCAB.index("[CLS]"), VOCAB.index("[SEP]")] and set(tokens[2:]) == {0}
 
 
+def test_explicit_null_token_ids_replace_the_empty_prompt(tiny_encoder_dir, encoder):
+    ids = [2] + [3] * 11
+    imported = TextEncoder(str(tiny_encoder_dir), max_length=12, null_token_ids=ids)
+    with torch.no_grad():
+        expected = imported.model(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, 12, dtype=torch.long))
+    assert torch.equal(imported.null_condition(), expected.last_hidden_state)
+    assert not torch.allclose(imported.null_condition(), encoder.null_condition())
+
+
 def test_condition_dropout_rate_is_within_a_binomial_bound(encoder):
     sentences = [["The heart is enlarged."]] * 4
     for pool in (0, 3):

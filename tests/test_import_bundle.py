@@ -40,6 +40,8 @@ def test_bundle_weights_import_and_reproduce_outputs(tmp_path):
     autoencoder, _ = nets.load_model(tmp_path / "models/autoencoder.safetensors")
     unet, description = nets.load_model(tmp_path / "models/diffusion.safetensors")
     assert description["text_encoder"] == params["text_encoder"]
+    # sampling uses the null condition the published weights were trained with, not the tokenised ""
+    assert description["null_token_ids"] == [49406] + [49407] * (params["text_encoder"]["max_length"] - 1)
     x = torch.rand(1, 1, ae["image_size"], ae["image_size"])
     z, t, context = torch.randn(1, 3, 8, 8), torch.tensor([10]), torch.randn(1, 4, 384)
     with torch.no_grad():
