@@ -16,6 +16,8 @@ CASES = {
     "aekl_step": (["--seed-size", "32", "--seed-batch", "1", "--steps", "1", "--precisions", "fp32"],
                   ["| demo (params.yaml) |", "| seed @32px | 4.61 M |"]),
     "ldm_step": (["--profile", TINY, "--steps", "1"], ["cached once by the scale_factor stage (ours)", "speed-up:"]),
+    "seed_flops": (["--profile", TINY, "--images", "100", "--tflops", "1"],
+                   ["| train_aekl |", "| train_ldm |", "GPU-hours at 1 TFLOP/s"]),
     "gpu_smoke": (["--profile", TINY, "--precisions", "fp32", "--steps", "1", "--ae-batch", "1", "--ldm-batch", "1",
                    "--sample-batch", "1", "--sample-steps", "1", "--device", "cpu"],
                   ["| train_aekl step | fp32 | 1 |", "| train_ldm step | fp32 | 1 |", "| sampling, 1 DDIM steps"]),
