@@ -123,6 +123,18 @@ def xrv_weights_file(cache_dir: str | Path) -> Path:
     return Path(cache_dir).expanduser() / Path(xrv.models.model_urls[XRV_WEIGHTS]["weights_url"]).name
 
 
+def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
+    """Per image (N, 1, H, W in [0, 1]): mean brightness of the image-left lower chest minus the image-right
+    one (rows 50-85%, columns 15-45% and 55-85%). A PA film shows the patient's right on the image's left,
+    so a right pleural effusion raises this number and a left one lowers it: a side check where the
+    classifier has no side labels."""
+    height, width = images.shape[-2:]
+    lower = images[..., int(height * 0.50):int(height * 0.85), :]
+    image_left = lower[..., int(width * 0.15):int(width * 0.45)].mean(dim=(1, 2, 3))
+    image_right = lower[..., int(width * 0.55):int(width * 0.85)].mean(dim=(1, 2, 3))
+    return image_left - image_right
+
+
 def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes."""
     pos, neg = scores[positive.bool()], scores[~positive.bool()]

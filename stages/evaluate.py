@@ -92,6 +92,15 @@ def main():
                                               torch.cat([torch.ones(len(probabilities)),
                                                          torch.zeros(len(null_probabilities))]))}
     results[f"adherence_{network.name}"] = adherence
+    sided = manifest[manifest.side != ""]
+    if {"left", "right"} <= set(sided.side):
+        contrast = evaluation.lower_zone_contrast(load_samples(sided))
+        right = torch.tensor((sided.side == "right").to_numpy())
+        # lower-zone brightness, image left minus image right: a right effusion raises it (README)
+        results["laterality"] = {
+            "right_prompts": float(contrast[right].mean()), "left_prompts": float(contrast[~right].mean()),
+            "auroc_right_vs_left": evaluation.auroc(contrast, right), "n_right": int(right.sum()),
+            "n_left": int((~right).sum())}
     write_json("metrics/evaluate.json", results)
     print({k: v for k, v in results.items() if not isinstance(v, dict)})
 

@@ -19,13 +19,16 @@ UNCONDITIONAL = "unconditional"
 
 def read_prompts(p: dict) -> list[dict]:
     """[{"text", "finding"}] from params, plus one prompt per line of the prompts file (blank and # lines skipped)."""
-    prompts = [{"text": q["text"], "finding": q.get("finding")} for q in p["prompts"]]
+    prompts = [{"text": q["text"], "finding": q.get("finding"), "side": q.get("side")} for q in p["prompts"]]
+    for q in prompts:
+        if q["side"] not in (None, "left", "right"):
+            raise ValueError(f"sample.prompts: side must be left, right or absent, got {q['side']!r} for {q['text']!r}")
     if p["prompts_file"]:
         path = Path(p["prompts_file"])
         if not path.is_file():
             raise FileNotFoundError(f"sample.prompts_file not found: {path}")
         lines = [line.strip() for line in path.read_text().splitlines()]
-        prompts += [{"text": line, "finding": None} for line in lines if line and not line.startswith("#")]
+        prompts += [{"text": line, "finding": None, "side": None} for line in lines if line and not line.startswith("#")]
     if not all(q["text"] for q in prompts):
         raise ValueError("sample.prompts: an empty prompt; unconditional samples come from sample.n_unconditional")
     return prompts
@@ -44,23 +47,23 @@ def grid(images: torch.Tensor, columns: int = 8) -> Image.Image:
 def main():
     p = load_params()["sample"]
     prompts = read_prompts(p)
-    jobs = [(i, q["text"], q["finding"]) for i, q in enumerate(prompts) for _ in range(p["n_per_prompt"])]
-    jobs += [(UNCONDITIONAL, "", None)] * p["n_unconditional"]
+    jobs = [(i, q["text"], q["finding"], q["side"]) for i, q in enumerate(prompts) for _ in range(p["n_per_prompt"])]
+    jobs += [(UNCONDITIONAL, "", None, None)] * p["n_unconditional"]
     seeds = [p["seed"] * 1_000_000 + k for k in range(len(jobs))]     # one distinct seed per image
     models = load_models("models", p["precision"])
-    images = generate_images(models, [text for _, text, _ in jobs], seeds, p["sampler"], p["steps"],
+    images = generate_images(models, [job[1] for job in jobs], seeds, p["sampler"], p["steps"],
                              p["guidance_scale"], p["batch_size"], progress)
     rows = []
     with atomic_dir(OUT) as tmp:
-        for (group, text, finding), seed, image in zip(jobs, seeds, images):
+        for (group, text, finding, side), seed, image in zip(jobs, seeds, images):
             name = f"{group if group == UNCONDITIONAL else f'prompt{group:03d}'}_seed{seed}.png"
             save_png(image, tmp / name)
-            rows.append({"group": group, "prompt": text, "finding": finding or "", "seed": seed,
+            rows.append({"group": group, "prompt": text, "finding": finding or "", "side": side or "", "seed": seed,
                          "guidance": p["guidance_scale"], "sampler": p["sampler"], "steps": p["steps"], "file": name})
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
     with atomic_dir(GRIDS) as tmp:
-        for group in dict.fromkeys(g for g, _, _ in jobs):
-            chosen = torch.stack([im for (g, _, _), im in zip(jobs, images) if g == group][:16])
+        for group in dict.fromkeys(job[0] for job in jobs):
+            chosen = torch.stack([im for job, im in zip(jobs, images) if job[0] == group][:16])
             name = UNCONDITIONAL if group == UNCONDITIONAL else f"prompt{group:03d}_{slug(prompts[group]['text'])}"
             grid(chosen).save(tmp / f"{name}.png")
     print(f"{len(rows)} images ({len(prompts)} prompts x {p['n_per_prompt']}, {p['n_unconditional']} unconditional)")

@@ -114,3 +114,18 @@ def test_trained_evaluator_learns_a_visible_label():
     assert evaluation.auroc(evaluator.probabilities(test_x)[:, 0], test_y[:, 0]) > 0.95
     assert evaluator.features(test_x).shape == (64, 32)     # the embedding, whatever the width
     assert isinstance(model, nets.EvaluatorCNN)
+
+
+def test_lower_zone_contrast_tells_a_right_from_a_left_effusion():
+    import numpy as np
+
+    from cxrldm import phantoms
+    from cxrldm.findings import Findings
+    rng = np.random.default_rng(0)
+    def films(side):
+        findings = Findings(effusion_side=side, effusion_size="large") if side else Findings()
+        return torch.stack([torch.from_numpy(phantoms.render(findings, "PA", rng, 96, 96)).float()[None] / 255
+                            for _ in range(6)])
+    right, left, clear = (evaluation.lower_zone_contrast(films(side)) for side in ("right", "left", None))
+    assert right.min() > clear.max() > clear.min() > left.max()   # the patient's right is the image's left
+    assert evaluation.auroc(torch.cat([right, left]), torch.tensor([1] * 6 + [0] * 6)) == 1.0

@@ -63,9 +63,11 @@ def test_repro_writes_every_output_and_metric(project):
     factor = json.loads((project / "models/scale_factor.json").read_text())
     assert factor["scale_factor"] == pytest.approx(1 / factor["latent_std"])
     manifest = pd.read_csv(project / "data/samples/manifest.csv")
-    assert manifest.seed.is_unique and manifest.file.is_unique and len(manifest) == 2 * 2 + 4
+    assert manifest.seed.is_unique and manifest.file.is_unique and len(manifest) == 3 * 2 + 4
+    assert manifest.side.fillna("").tolist() == ["", "", "right", "right", "left", "left"] + [""] * 4
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     assert {"ms_ssim_reconstruction", "ms_ssim_samples", "ms_ssim_test", "fid_evaluator_cnn"} <= set(evaluate)
+    assert evaluate["laterality"]["n_right"] == evaluate["laterality"]["n_left"] == 2
     shown = run(project, "metrics", "show", "--json").stdout
     assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
 
