@@ -107,7 +107,10 @@ def main(argv=None) -> None:
         models = load_models(args.models, device=args.device)
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
-    images = generate_images(models, prompts, seeds, args.sampler, args.steps, args.guidance, progress=tqdm)
+    try:
+        images = generate_images(models, prompts, seeds, args.sampler, args.steps, args.guidance, progress=tqdm)
+    except ValueError as error:                        # e.g. ddpm with fewer steps than training timesteps
+        raise SystemExit(f"error: {error}") from None
     out.mkdir(parents=True, exist_ok=True)
     for prompt, seed, image in zip(prompts, seeds, images):
         name = f"seed{seed}.png"

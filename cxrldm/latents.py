@@ -46,6 +46,8 @@ def encode_to_files(autoencoder, dataset, runtime: Runtime, batch_size: int, fol
                     num_workers: int = 0, progress=None) -> float:
     """Encode every image once, in dataset order, into `<split>.mu.npy` and `<split>.sigma.npy` (float16,
     N x C x h x w, written batch by batch into memory maps) and return the latents' standard deviation."""
+    if not len(dataset):
+        raise ValueError(f"no {split} images to encode")
     autoencoder = autoencoder.to(runtime.device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     moments, arrays, start = LatentMoments(), {}, 0

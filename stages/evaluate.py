@@ -48,8 +48,10 @@ def main():
     autoencoder, description = nets.load_model("models/autoencoder.safetensors", runtime.device)
     size, kernel = description["image_size"], p["ms_ssim_kernel"]
     manifest = pd.read_csv(SAMPLES / "manifest.csv", keep_default_na=False)
-    unconditional = manifest[manifest.group == "unconditional"]
-    samples = load_samples(unconditional)
+    all_samples = load_samples(manifest)               # every sample read once; rows picked by mask below
+    def picked(rows: pd.DataFrame) -> torch.Tensor:
+        return all_samples[torch.from_numpy(manifest.index.isin(rows.index))]
+    samples = picked(manifest[manifest.group == "unconditional"])
     test = read_split(RESIZED, "test")
     n_test = min(len(test), p["n_test"])
     needed = max(n_test, min(len(test), p["n_reconstruction"]))
@@ -84,7 +86,7 @@ def main():
             raise ValueError(f"sample prompt {rows.prompt.iloc[0]!r}: finding {finding!r} is not a label of "
                              f"{network.name} ({network.labels})")
         column = network.labels.index(finding)
-        probabilities = network.probabilities(load_samples(rows))[:, column]
+        probabilities = network.probabilities(picked(rows))[:, column]
         adherence[f"prompt{int(group):03d}"] = {
             "finding": finding, "prompt": rows.prompt.iloc[0], "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
@@ -94,7 +96,7 @@ def main():
     results[f"adherence_{network.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):
-        contrast = evaluation.lower_zone_contrast(load_samples(sided))
+        contrast = evaluation.lower_zone_contrast(picked(sided))
         right = torch.tensor((sided.side == "right").to_numpy())
         # lower-zone brightness, image left minus image right: a right effusion raises it (README)
         results["laterality"] = {

@@ -224,6 +224,8 @@ def test_encoded_latents_stream_to_memory_maps_with_their_std(tmp_path):
     stored = latents.rows(loaded["mu"], slice(None)), latents.rows(loaded["sigma"], slice(None))
     assert std == pytest.approx(latents.latent_std(*stored), rel=1e-9)   # scale factor = 1/std of what is stored
     assert sorted(f.name for f in tmp_path.iterdir()) == ["train.mu.npy", "train.sigma.npy"]
+    with pytest.raises(ValueError, match="no validate images to encode"):
+        latents.encode_to_files(autoencoder, images[:0], Runtime(torch.device("cpu"), "fp32"), 4, tmp_path, "validate")
 
 
 class ExactGaussianDenoiser(torch.nn.Module):

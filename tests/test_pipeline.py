@@ -225,6 +225,10 @@ def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
     reused = subprocess.run(again + ["--seed", "12"], cwd=ROOT, env=env(), capture_output=True, text=True)
     assert reused.returncode != 0 and reused.stderr.startswith("error: seed 12 is already in")
     assert len(pd.read_csv(out / "manifest.csv")) == 6
+    ddpm = subprocess.run(again + ["--sampler", "ddpm"], cwd=ROOT, env=env(), capture_output=True, text=True)
+    last_line = ddpm.stderr.strip().splitlines()[-1]      # after the progress bars of loading
+    assert ddpm.returncode != 0 and last_line.startswith("error: the ddpm sampler takes all 1000 steps")
+    assert "Traceback" not in ddpm.stderr and len(pd.read_csv(out / "manifest.csv")) == 6
     missing = subprocess.run([sys.executable, "-m", "cxrldm.generate", "--models", str(tmp_path / "none"), "--prompt",
                               "x", "--out", str(out)], cwd=ROOT, env=env(), capture_output=True, text=True)
     assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
