@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup demo test lint clean-venv mutation
 
 setup:
 	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
@@ -36,3 +36,6 @@ lint: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+mutation: setup
+	bash scripts/mutation.sh

@@ -58,7 +58,7 @@ def generate_images(models: Models, prompts: list[str], seeds: list[int], sample
     for start in progress(starts, desc="generating", total=len(starts)) if progress else starts:
         chunk, chunk_seeds = prompts[start:start + batch_size], seeds[start:start + batch_size]
         scheduler = make_scheduler(sampler, **models.schedule)
-        images.append(generate(models.unet, models.autoencoder, scheduler, models.encoder.encode(chunk), null,
+        images.append(generate(models.unet, models.autoencoder, scheduler, models.encoder.condition(chunk), null,
                                chunk_seeds, models.latent_shape, models.scale_factor, steps, guidance, models.runtime))
     return torch.cat(images)
 

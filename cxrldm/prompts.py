@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .text import NULL_PROMPT, TextEncoder
+
+
+DEID_MARKERS = ("keep", "drop", "replace")
+_MARKER = re.compile(r"_{2,}")        # MIMIC's de-identified text: "___"
+
+
+def treat_deid_markers(sentences: list[str], mode: str, word: str = "") -> list[str]:
+    """Report sentences with MIMIC's `___` de-identification markers kept, dropped, or replaced by `word`
+    (mode keep / drop / replace). Markers in training prompts drive memorisation (Dutt et al. 2025), so
+    this is an experiment's choice; a sentence left empty is left out."""
+    if mode not in DEID_MARKERS:
+        raise ValueError(f"deid_markers must be one of {DEID_MARKERS}, got {mode!r}")
+    if mode == "keep":
+        return list(sentences)
+    treated = [_MARKER.sub(word if mode == "replace" else "", s) for s in sentences]
+    treated = [re.sub(r"\s+([.,;:])", r"\1", re.sub(r"\s{2,}", " ", s)).strip() for s in treated]
+    return [s for s in treated if s.strip(" .,;:")]
 
 
 def draw_prompt(sentences: list[str], max_sentences: int, generator: torch.Generator | None = None) -> str:
@@ -37,7 +56,7 @@ class Conditioner:
             position = {p: i for i, p in enumerate(unique)}
             self.pool_index = torch.tensor([[position[p] for p in row] for row in drawn])
             batches = range(0, len(unique), batch_size)
-            self.table = torch.cat([encoder.encode(unique[i:i + batch_size]).cpu()
+            self.table = torch.cat([encoder.condition(unique[i:i + batch_size]).cpu()
                                     for i in (progress(batches, desc="encoding prompts") if progress else batches)])
 
     def __call__(self, rows: torch.Tensor, generator: torch.Generator | None = None,
@@ -50,5 +69,5 @@ class Conditioner:
             context = self.table[self.pool_index[rows, choice]][part]
         else:
             prompts = [draw_prompt(self.sentences[r], self.max_sentences, generator) for r in rows.tolist()]
-            context = self.encoder.encode(prompts[part]).cpu()
+            context = self.encoder.condition(prompts[part]).cpu()
         return torch.where(keep[part, None, None], context, self.null)

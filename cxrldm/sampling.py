@@ -45,11 +45,22 @@ def initial_noise(seeds: list[int], shape: list[int]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
+def guided_prediction(unet, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, null_context: torch.Tensor,
+                      guidance: float) -> torch.Tensor:
+    """Classifier-free guidance: the null condition's prediction plus `guidance` times the difference to the
+    prompt's, both halves in one batch (null first); guidance 1 is the prompt alone, 0 the null alone."""
+    if guidance == 1.0:
+        return unet(x, t, context).float()
+    both = unet(torch.cat([x, x]), torch.cat([t, t]), torch.cat([null_context, context]))
+    unconditional, conditional = both.float().chunk(2)
+    return unconditional + guidance * (conditional - unconditional)
+
+
 @torch.no_grad()
 def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: torch.Tensor, seeds: list[int],
              latent_shape: list[int], scale_factor: float, steps: int, guidance: float, runtime, progress=None):
-    """Images (B, 1, H, W) in [0, 1], one per seed. Classifier-free guidance: the null condition's
-    prediction plus `guidance` times the difference to the prompt's; guidance 1 is the prompt alone."""
+    """Images (B, 1, H, W) in [0, 1], one per seed, guided by `guided_prediction`; the final latents are
+    divided by the scale factor before decoding (training multiplied them by it)."""
     check_steps(scheduler, steps)
     device = runtime.device
     x = initial_noise(seeds, latent_shape).to(device)
@@ -61,12 +72,7 @@ def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: 
     for t in progress(timesteps, desc="sampling", leave=False) if progress else timesteps:
         t_batch = torch.full((len(x),), int(t), device=device, dtype=torch.long)
         with runtime.autocast():
-            if guidance == 1.0:
-                prediction = unet(x, t_batch, context).float()
-            else:
-                both = unet(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([null_context, context]))
-                unconditional, conditional = both.float().chunk(2)
-                prediction = unconditional + guidance * (conditional - unconditional)
+            prediction = guided_prediction(unet, x, t_batch, context, null_context, guidance)
         if isinstance(scheduler, DDPMScheduler):   # stochastic steps: each image keeps its own noise stream
             x = torch.cat([scheduler.step(prediction[i:i + 1], int(t), x[i:i + 1], generator=g)[0]
                            for i, g in enumerate(generators)])

@@ -87,6 +87,14 @@ class TextEncoder:
         return self.model(input_ids=tokens["input_ids"].to(self.device), attention_mask=mask).last_hidden_state.float()
 
     @torch.no_grad()
+    def condition(self, prompts: list[str]) -> torch.Tensor:
+        """Contexts (B, max_length, width) for prompts, where the null prompt "" gets `null_condition()`:
+        for imported weights the tokenised "" is not the condition they learnt as unconditional."""
+        context = self.encode(prompts)
+        null = torch.tensor([p == NULL_PROMPT for p in prompts], device=context.device)
+        return torch.where(null[:, None, None], self.null_condition(), context)
+
+    @torch.no_grad()
     def null_condition(self) -> torch.Tensor:
         """(1, max_length, width): the embedding of the empty prompt, or of `null_token_ids` where a model
         was trained with another null condition (imported weights)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -15,9 +16,78 @@ from tqdm import tqdm
 PARAMS_FILE = "params.yaml"
 
 
-def load_params(path: str = PARAMS_FILE) -> dict:
+def _read_params(path: str = PARAMS_FILE) -> dict:
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+RECORD_ENV = "CXRLDM_RECORD_PARAMS"     # a directory: record the params each stage reads (RecordingParams)
+_read: set[str] = set()                 # the dotted params this process's code read, when recording
+
+
+def load_params(path: str = PARAMS_FILE) -> dict:
+    """params.yaml as a dict; under CXRLDM_RECORD_PARAMS a RecordingParams view of it."""
+    folder = os.environ.get(RECORD_ENV)
+    if not folder:
+        return _read_params(path)
+    atexit.unregister(_write_read_params)  # once per process however often the params are loaded
+    atexit.register(_write_read_params, Path(folder))
+    return RecordingParams(_read_params(path), _read)
+
+
+class RecordingParams(dict):
+    """A params dict that notes the dotted name of every leaf (any value that is not a section) it hands
+    out. It exists for tests/test_params_read.py: with CXRLDM_RECORD_PARAMS=DIR each stage process writes
+    the params its code read to DIR/<stage>.json at exit, and the test checks that every stage lists in
+    dvc.yaml exactly those (a param read but not listed would leave the stage wrongly cached). Reads
+    through [], get, items, values, `**`, dict(), == and json.dumps all count; sections are views too."""
+
+    def __init__(self, data: dict, read: set, prefix: str = ""):
+        super().__init__({key: RecordingParams(value, read, f"{prefix}{key}.") if isinstance(value, dict)
+                          else value for key, value in data.items()})
+        self._read, self._prefix = read, prefix
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if not isinstance(value, RecordingParams):
+            self._read.add(f"{self._prefix}{key}")
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __iter__(self):  # overriding it turns off CPython's `**`/dict() fast path that skips __getitem__
+        return iter(list(self.keys()))
+
+    def items(self):
+        return [(key, self[key]) for key in self]
+
+    def values(self):
+        return [self[key] for key in self]
+
+    def plain(self) -> dict:
+        """A plain nested copy; reads every leaf."""
+        return {key: value.plain() if isinstance(value, RecordingParams) else value for key, value in self.items()}
+
+    def __eq__(self, other):
+        return self.plain() == other
+
+    def __ne__(self, other):
+        return self.plain() != other
+
+    __hash__ = None
+    copy = plain
+
+
+def _write_read_params(folder: Path) -> None:
+    """Merge this process's reads into folder/<stage>.json (a stage may run in several processes)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    file = folder / f"{(spec.name if spec else Path(sys.argv[0]).stem).rsplit('.', 1)[-1]}.json"
+    read = _read | set(json.loads(file.read_text())) if file.exists() else _read
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(sorted(read), indent=1))
+    os.replace(tmp, file)
 
 
 def workers() -> int:
@@ -71,7 +141,7 @@ def stage_fingerprint(stage: str, dvc_file: str = "dvc.yaml", resolved: str = ""
     of its deps, read from dvc.yaml so the two never disagree, plus `resolved`: what a param such as
     `precision: auto` turned into on this machine. A persisted checkpoint is resumed only when its
     fingerprint matches; after any param or input change the stage starts fresh."""
-    params = load_params()
+    params = _read_params()  # not load_params: hashing every listed param is not the code reading it
     spec = yaml.safe_load(Path(dvc_file).read_text())["stages"][stage]
     digest = hashlib.sha256(resolved.encode())
     for name in spec.get("params", []):

@@ -21,12 +21,22 @@ def demo_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def params_read_dir(tmp_path_factory):
+    """Where tiny_run's stages record the params their code read, one <stage>.json each (see
+    stages.common.RecordingParams); outside the project, so dvc and git never see it."""
+    return tmp_path_factory.mktemp("params_read")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, params_read_dir):
     """A git + DVC copy of the project on the tiny profile after one full `dvc repro`, committed."""
     from pipeline_project import commit, make_project, run
 
+    prebuilt = os.environ.get("CXRLDM_TINY_PROJECT")    # scripts/mutation.sh builds one for all mutants
+    if prebuilt:
+        return Path(prebuilt), ""
     project = make_project(tmp_path_factory.mktemp("tiny_project"))
-    log = run(project, "repro").stdout
+    log = run(project, "repro", extra_env={"CXRLDM_RECORD_PARAMS": str(params_read_dir)}).stdout
     commit(project, "tiny run")
     return project, log
 

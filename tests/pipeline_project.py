@@ -21,10 +21,10 @@ def env() -> dict:
             "GIT_COMMITTER_EMAIL": "test@example.com"}
 
 
-def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`dvc ARGS` (or `git ...` when the first arg is git) in the project."""
+def run(cwd: Path, *args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`dvc ARGS` (or `git ...` when the first arg is git) in the project; extra_env adds to env()."""
     command = list(args) if args[0] == "git" else [sys.executable, "-m", "dvc", *args]
-    result = subprocess.run(command, cwd=cwd, env=env(), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env={**env(), **(extra_env or {})}, capture_output=True, text=True)
     if check and result.returncode:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -115,6 +115,40 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_resume_inside_the_adversarial_phase_gives_identical_weights(tmp_path):
+    """Stopped after epoch 2 with the adversarial term on since epoch 2: the discriminator, both optimisers
+    and the scaler must come back, or the resumed epochs differ."""
+    cfg = dataclasses.replace(TINY, adv_start_epoch=1)
+    train(tmp_path, cfg=cfg, name="whole.pt")
+    def stop_after_second(epoch, metrics, grid):
+        if epoch == 2:
+            assert "train_discriminator" in metrics
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train(tmp_path, cfg=cfg, on_epoch=stop_after_second, name="resumed.pt")
+    epochs = []
+    train(tmp_path, cfg=cfg, on_epoch=lambda epoch, *a: epochs.append(epoch), name="resumed.pt")
+    assert epochs == [3]
+    whole, resumed = (torch.load(tmp_path / n, weights_only=True)["modules"] for n in ("whole.pt", "resumed.pt"))
+    assert set(whole) == {"autoencoder", "discriminator", "opt_g", "opt_d", "scaler"}
+    for name in ("autoencoder", "discriminator"):
+        for key, value in whole[name].items():
+            assert torch.equal(value, resumed[name][key]), (name, key)
+
+
+def test_reconstructions_decode_the_latent_mean():
+    """Deterministic reconstructions: decode(mu), never a sampled latent."""
+    from cxrldm import nets
+    torch.manual_seed(0)
+    autoencoder = nets.build("AutoencoderKL", nets.autoencoder_kwargs([8, 8], 2, 1, norm_num_groups=4)).eval()
+    images, runtime = Blobs().images[:2], setup_runtime("fp32", "cpu")
+    with torch.no_grad():
+        mu, sigma = autoencoder.encode(images)
+        expected = autoencoder.decode(mu).clamp(0, 1)
+        assert (sigma > 0.1).all()                       # sampling would visibly change the output
+    assert torch.equal(ae.reconstruct(autoencoder, images, runtime), expected)
+
+
 def test_resume_keeps_the_loss_scaler_state(tmp_path, monkeypatch):
     # The reference lost the mixed-precision scaler on resume. A CPU scaler that doubles its scale every
     # step (fp32 arithmetic, so no step overflows) makes a lost state visible in the final scale.

@@ -255,8 +255,134 @@ def test_samplers_draw_from_the_data_distribution_with_an_exact_denoiser(kind, s
     assert latents.std().item() == pytest.approx(1.0, rel=0.05)
 
 
+def test_an_unknown_sampler_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"sampler must be one of \('ddim', 'ddpm', 'pndm'\), got 'euler'"):
+        sampling.make_scheduler("euler", 1000, 0.0015, 0.0205, "v_prediction")
+
+
 def test_ddpm_with_fewer_steps_than_training_is_refused():
     scheduler = sampling.make_scheduler("ddpm", 1000, 0.0015, 0.0205, "v_prediction")
     with pytest.raises(ValueError, match="ddpm sampler takes all 1000 steps"):
         sampling.generate(None, None, scheduler, torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), [0], [1, 4, 4], 1.0, 50,
                           1.0, setup_runtime("fp32", "cpu"))
+
+
+class ConditionalGaussianDenoiser(ExactGaussianDenoiser):
+    """The exact v-prediction for latents ~ N(m, 1), where the context sets m (its first value). The guided
+    prediction null + g (prompt - null) is then exactly the denoiser of N(m0 + g (m1 - m0), 1)."""
+
+    def __init__(self, alphas_cumprod):
+        super().__init__(alphas_cumprod, 0.0, 1.0)
+
+    def forward(self, x, t, context):
+        self.mean = context[:, 0, 0].view(-1, 1, 1, 1)
+        return super().forward(x, t, context)
+
+    def decode(self, z):
+        return 0.5 + z / 40
+
+
+@pytest.mark.parametrize("guidance,expected_mean", [(3.0, 0.9), (2.0, 0.6), (1.0, 0.3), (0.0, 0.0)])
+def test_guidance_direction_batch_order_and_decoding_on_the_sampling_path(guidance, expected_mean):
+    """Null condition mean 0, prompt mean 0.3: guidance g gives latents of mean 0.3 g, divided by the scale
+    factor before decoding (a reversed formula or swapped halves give 0.3 - 0.3 g; decoding times the
+    scale factor shrinks the spread by its square)."""
+    scheduler = sampling.make_scheduler("ddim", 1000, 0.0015, 0.0205, "v_prediction")
+    model = ConditionalGaussianDenoiser(scheduler.alphas_cumprod)
+    scale_factor = 0.5
+    prompt, null = torch.full((4, 1, 1), 0.3), torch.zeros(1, 1, 1)
+    images = sampling.generate(model, model, scheduler, prompt, null, [0, 1, 2, 3], [1, 32, 32], scale_factor, 50,
+                               guidance, setup_runtime("fp32", "cpu"))
+    assert 0 < images.min() and images.max() < 1                    # nothing clipped
+    scaled_latents = (images - 0.5) * 40 * scale_factor               # decode saw z / scale_factor
+    assert scaled_latents.mean().item() == pytest.approx(expected_mean, abs=0.06)
+    assert scaled_latents.std().item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_guided_prediction_closed_form():
+    """Prompt and null predictions that differ everywhere: guidance 3 is null + 3 (prompt - null)."""
+    def unet(x, t, context):
+        return x * 0 + context[:, :1, :1, None] + t.view(-1, 1, 1, 1) * 0
+    x, t = torch.zeros(2, 1, 2, 2), torch.tensor([5, 5])
+    prompt, null = torch.tensor([2.0, -1.0]).view(2, 1, 1), torch.full((2, 1, 1), 0.5)
+    guided = sampling.guided_prediction(unet, x, t, prompt, null, 3.0)
+    assert torch.equal(guided[:, 0, 0, 0], torch.tensor([0.5 + 3 * 1.5, 0.5 + 3 * -1.5]))
+    assert torch.equal(sampling.guided_prediction(unet, x, t, prompt, null, 1.0)[:, 0, 0, 0], torch.tensor([2.0, -1.0]))
+
+
+def test_diffusion_loss_noises_and_targets_as_monai_defines_them():
+    """At known timesteps the UNet sees sqrt(a) x0 + sqrt(1 - a) eps and the loss is the MSE to the velocity
+    sqrt(a) eps - sqrt(1 - a) x0 (a = cumulative alpha of the scaled-linear schedule)."""
+    from cxrldm.diffusion import diffusion_loss
+    scheduler = sampling.make_scheduler("ddpm", 1000, 0.0015, 0.0205, "v_prediction")
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(4, 3, 4, 4, generator=g), torch.randn(4, 3, 4, 4, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    betas = torch.linspace(0.0015 ** 0.5, 0.0205 ** 0.5, 1000, dtype=torch.float64) ** 2
+    a = torch.cumprod(1 - betas, 0)[t].view(-1, 1, 1, 1).float()
+    prediction = torch.randn(4, 3, 4, 4, generator=g)
+    seen = {}
+    def unet(noisy, timesteps, context):
+        seen.update(noisy=noisy, timesteps=timesteps, context=context)
+        return prediction
+    context = torch.randn(4, 2, 5, generator=g)
+    loss = diffusion_loss(unet, scheduler, x0, noise, t, context, setup_runtime("fp32", "cpu"))
+    assert torch.allclose(seen["noisy"], a.sqrt() * x0 + (1 - a).sqrt() * noise, atol=1e-5)
+    assert torch.equal(seen["timesteps"], t) and torch.equal(seen["context"], context)
+    velocity = a.sqrt() * noise - (1 - a).sqrt() * x0
+    assert loss.item() == pytest.approx(((prediction - velocity) ** 2).mean().item(), rel=1e-5)
+
+
+def test_resume_inside_the_warm_up_gives_identical_weights(encoder, tmp_path):
+    """Stopped after 4 of 10 warm-up steps: the resumed run must continue the warm-up, not restart it."""
+    whole, _ = train_tiny(encoder, tmp_path / "whole.pt", warmup_steps=10)
+    def stop(epoch, *a):
+        if epoch == 2:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train_tiny(encoder, tmp_path / "resumed.pt", stop, warmup_steps=10)
+    train_tiny(encoder, tmp_path / "resumed.pt", warmup_steps=10)
+    states = [torch.load(tmp_path / n, weights_only=True)["modules"] for n in ("whole.pt", "resumed.pt")]
+    assert states[0]["warmup"]["last_epoch"] == 6 and states[0]["warmup"] == states[1]["warmup"]
+    for name in ("unet", "ema"):
+        for key, value in states[0][name].items():
+            assert torch.equal(value, states[1][name][key]), (name, key)
+
+
+def test_text_encoder_is_frozen_and_deterministic(encoder):
+    """Eval mode (dropout off: the tiny BERT has dropout 0.1) and no gradients."""
+    assert encoder.model.config.hidden_dropout_prob > 0
+    assert not encoder.model.training and not any(p.requires_grad for p in encoder.model.parameters())
+    prompts = ["The heart is enlarged.", "Large left pleural effusion."]
+    first, second = encoder.encode(prompts), encoder.encode(prompts)
+    assert torch.equal(first, second) and not first.requires_grad
+
+
+def test_the_null_prompt_is_the_null_condition_for_imported_weights(tiny_encoder_dir):
+    """Imported weights learnt another null condition than the tokenised "": unconditional images must use it
+    for both halves of guidance, and prompts must not."""
+    from cxrldm import nets
+    from cxrldm.generate import Models, generate_images
+    ids = [2] + [3] * 11
+    imported = TextEncoder(str(tiny_encoder_dir), max_length=12, null_token_ids=ids)
+    null, empty = imported.null_condition(), imported.encode([""])
+    assert not torch.allclose(null, empty)
+    contexts = []
+    class RecordingUNet(torch.nn.Module):
+        def forward(self, x, t, context):
+            contexts.append(context.clone())
+            return torch.zeros_like(x)
+    torch.manual_seed(0)
+    autoencoder = nets.build("AutoencoderKL", nets.autoencoder_kwargs([8, 8], 3, 1, norm_num_groups=8)).eval()
+    models = Models(RecordingUNet(), autoencoder, imported, 0.7, [3, 4, 4],
+                    {"num_train_timesteps": 1000, "beta_start": 0.0015, "beta_end": 0.0205,
+                     "prediction_type": "v_prediction"}, setup_runtime("fp32", "cpu"))
+    generate_images(models, ["", "The heart is enlarged."], [0, 1], "ddim", 2, 3.0)
+    prompt = imported.encode(["The heart is enlarged."])[0]
+    assert len(contexts) == 2
+    for both in contexts:                    # one call per step: [null, null | null, prompt]
+        assert torch.equal(both[0], null[0]) and torch.equal(both[1], null[0])
+        assert torch.equal(both[2], null[0]) and torch.allclose(both[3], prompt)
+    contexts.clear()
+    generate_images(models, [""], [0], "ddim", 2, 1.0)        # guidance 1: the condition alone
+    assert all(torch.equal(c[0], null[0]) for c in contexts)

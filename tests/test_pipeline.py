@@ -68,6 +68,11 @@ def test_repro_writes_every_output_and_metric(project):
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     assert {"ms_ssim_reconstruction", "ms_ssim_samples", "ms_ssim_test", "fid_evaluator_cnn"} <= set(evaluate)
     assert evaluate["laterality"]["n_right"] == evaluate["laterality"]["n_left"] == 2
+    sample = yaml.safe_load((project / "params.yaml").read_text())["sample"]
+    assert list(manifest.seed) == [sample["seed"] * 1_000_000 + k for k in range(len(manifest))]   # as documented
+    assert evaluate["n_samples"] == sample["n_unconditional"]        # diversity and FID: unconditional samples only
+    assert evaluate["fid_evaluator_cnn"] < evaluate["fid_evaluator_cnn_noise_baseline"]
+    assert 0 < evaluate["ms_ssim_samples"] < 1 and 0 < evaluate["ms_ssim_reconstruction"] < 1
     shown = run(project, "metrics", "show", "--json").stdout
     assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
 
@@ -120,14 +125,17 @@ def local_imports(path):
         names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                package = Path(current).parent.as_posix().replace("/", ".") if node.level == 1 else ""
+                folder = Path(current).parent.parts           # relative: from the importing file's package up
+                package = ".".join(folder[:len(folder) - node.level + 1]) if node.level else ""
                 module = ".".join(part for part in (package, node.module) if part)
                 names += [module] + [f"{module}.{alias.name}" for alias in node.names]
         for name in names:
-            candidate = name.replace(".", "/") + ".py"
-            if name.split(".")[0] in ("cxrldm", "stages") and (ROOT / candidate).is_file() and candidate not in seen:
-                seen.add(candidate)
-                todo.append(candidate)
+            if name.split(".")[0] not in ("cxrldm", "stages") or "." not in name:   # empty top-level __init__
+                continue
+            for candidate in (name.replace(".", "/") + ".py", name.replace(".", "/") + "/__init__.py"):
+                if (ROOT / candidate).is_file() and candidate not in seen:
+                    seen.add(candidate)
+                    todo.append(candidate)
     return seen
 
 

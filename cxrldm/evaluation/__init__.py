@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from monai.metrics import FIDMetric
 
-from .autoencoder import ms_ssim
-from .nets import EvaluatorCNN
+from ..autoencoder import ms_ssim
+from ..nets import EvaluatorCNN
 
 XRV_WEIGHTS = "densenet121-res224-all"
 
@@ -148,7 +148,7 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
 def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: list[str], epochs: int, batch_size: int,
                         lr: float, seed: int, width: int = 32, progress=None) -> EvaluatorCNN:
     """Fit EvaluatorCNN to multi-label targets (N, L) in {0, 1} with light affine augmentation."""
-    from .data import random_affine
+    from ..data import random_affine
     torch.manual_seed(seed)
     model = EvaluatorCNN(labels, width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

@@ -1,0 +1,145 @@
+"""Memorisation audit: is a generated image a copy of a training image?
+
+Each image generated from a TRAINING-split report is matched to its nearest training image, in a
+feature space (any (N, D) embedding) and in a low-resolution pixel space. What counts as "too close"
+is calibrated, not guessed (Dar et al. 2024; Koeken et al. 2025): the null distribution is the same
+nearest-training-neighbour distance for real held-out images of new patients (the test split), and a
+synthetic image closer to the training set than the null's low percentile is flagged.
+
+    train_d, train_i = nearest_neighbours(synthetic_features, training_features)
+    null_d, _ = nearest_neighbours(test_features, training_features)
+    report = audit(train_d, null_d, percentile=1, synthetic_neighbours=train_i)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEFAULT_QUANTILES = (1, 5, 25, 50)
+
+
+def nearest_neighbours(queries: torch.Tensor, references: torch.Tensor, chunk: int = 2048
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Euclidean 1-NN of each query row (Q, D) among the reference rows (R, D): (distances (Q,),
+    indices (Q,) into `references`), on the references' device.
+
+    Works on float32 blocks of at most `chunk` queries x `chunk` references, so memory is bounded by
+    `chunk`**2 whatever Q and R are: per block ||r||^2 - 2 q.r is one matmul, its row minimum is kept
+    (ties go to the lowest index) and ||q||^2 is added to the minimum only. Both sides are centred on
+    the references' mean first (distances do not change, the cancellation in the expansion shrinks),
+    and the returned distance is recomputed directly as ||q - r_nearest||, so an exact copy reads 0."""
+    queries, references = torch.as_tensor(queries), torch.as_tensor(references)
+    if queries.ndim != 2 or references.ndim != 2 or queries.shape[1] != references.shape[1]:
+        raise ValueError(f"expected (Q, D) and (R, D), got {tuple(queries.shape)} and {tuple(references.shape)}")
+    if len(references) == 0:
+        raise ValueError("no references to match against")
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    device = references.device
+    centre = references.mean(dim=0, dtype=torch.float64).to(device, torch.float32)
+    best_d = torch.full((len(queries),), float("inf"), device=device)
+    best_i = torch.zeros(len(queries), dtype=torch.long, device=device)
+    for r0 in range(0, len(references), chunk):
+        block_r = references[r0:r0 + chunk].to(device, torch.float32) - centre
+        r_sq = block_r.square().sum(dim=1)
+        for q0 in range(0, len(queries), chunk):
+            block_q = queries[q0:q0 + chunk].to(device, torch.float32) - centre
+            # ||r||^2 - 2 q.r for the whole block in one addmm; ||q||^2 is the same along the row
+            partial = torch.addmm(r_sq[None, :], block_q, block_r.T, alpha=-2.0)
+            values, where = partial.min(dim=1)
+            values = values + block_q.square().sum(dim=1)
+            better = values < best_d[q0:q0 + chunk]
+            best_d[q0:q0 + chunk] = torch.where(better, values, best_d[q0:q0 + chunk])
+            best_i[q0:q0 + chunk] = torch.where(better, where + r0, best_i[q0:q0 + chunk])
+    distances = best_d.clone()
+    for q0 in range(0, len(queries), chunk):
+        nearest = references[best_i[q0:q0 + chunk]].to(device, torch.float32)
+        distances[q0:q0 + chunk] = (queries[q0:q0 + chunk].to(device, torch.float32) - nearest).norm(dim=1)
+    return distances, best_i
+
+
+def pixel_space(images: torch.Tensor, size: int = 32, normalise: bool = True, batch_size: int = 512) -> torch.Tensor:
+    """Low-resolution pixel representation (N, C * size * size), float32: images (N, C, H, W) (uint8 read
+    as [0, 1]) area-averaged to size x size and flattened; with `normalise` each image is shifted and
+    scaled to mean 0 and standard deviation 1, so an exposure or windowing change does not hide a copy."""
+    images = torch.as_tensor(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), got {tuple(images.shape)}")
+    scale = 1 / 255 if images.dtype == torch.uint8 else 1.0
+    out = []
+    for batch in images.split(batch_size):
+        small = F.adaptive_avg_pool2d(batch.float() * scale, (size, size)).flatten(1)
+        if normalise:
+            small = (small - small.mean(dim=1, keepdim=True)) / (small.std(dim=1, keepdim=True) + 1e-6)
+        out.append(small)
+    return torch.cat(out) if out else torch.zeros(0, images.shape[1] * size * size)
+
+
+def calibrated_threshold(null_distances: torch.Tensor, percentile: float) -> float:
+    """The `percentile`-th percentile (0-100, numpy's linear interpolation) of the held-out images'
+    nearest-training-neighbour distances: synthetic images closer than this are flagged."""
+    null = np.asarray(torch.as_tensor(null_distances).detach().cpu().double())
+    if null.size == 0:
+        raise ValueError("the null distribution is empty: no held-out distances to calibrate on")
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must lie in [0, 100], got {percentile}")
+    return float(np.percentile(null, percentile))
+
+
+def audit(synthetic_distances: torch.Tensor, null_distances: torch.Tensor, percentile: float,
+          synthetic_neighbours: torch.Tensor | None = None, quantiles=DEFAULT_QUANTILES, top_k: int = 8) -> dict:
+    """Flag synthetic images whose nearest-training distance is below the null's `percentile`-th
+    percentile. Plain (JSON-ready) dict: the threshold, flagged count and fraction, the fraction of the
+    null itself below the threshold (about percentile / 100), percentiles of both distributions
+    ({"p1": ...}), and the `top_k` closest synthetic images (indices, distances and, given
+    `synthetic_neighbours`, their nearest training images) for a grid."""
+    synthetic = torch.as_tensor(synthetic_distances).detach().cpu().double()
+    null = torch.as_tensor(null_distances).detach().cpu().double()
+    threshold = calibrated_threshold(null, percentile)
+    flagged = synthetic < threshold
+    order = torch.argsort(synthetic, stable=True)[:top_k]
+
+    def describe(values: torch.Tensor) -> dict:
+        if not len(values):
+            return {f"p{q:g}": float("nan") for q in quantiles}
+        return {f"p{q:g}": float(v) for q, v in zip(quantiles, np.percentile(values.numpy(), list(quantiles)))}
+
+    report = {
+        "percentile": float(percentile),
+        "threshold": threshold,
+        "n_synthetic": len(synthetic),
+        "n_null": len(null),
+        "flagged_count": int(flagged.sum()),
+        "flagged_fraction": float(flagged.double().mean()) if len(synthetic) else 0.0,
+        "null_flagged_fraction": float((null < threshold).double().mean()),
+        "synthetic_quantiles": describe(synthetic),
+        "null_quantiles": describe(null),
+        "closest_synthetic": order.tolist(),
+        "closest_distances": synthetic[order].tolist(),
+    }
+    if synthetic_neighbours is not None:
+        report["closest_training"] = torch.as_tensor(synthetic_neighbours).cpu()[order].tolist()
+    return report
+
+
+def pairs_grid(synthetic: torch.Tensor, training: torch.Tensor, size: int | None = None, gap: int = 2) -> np.ndarray:
+    """uint8 (2 * size, K * (size + gap) - gap) image of K matched pairs: the synthetic images (K, 1, H, W)
+    in [0, 1] (or uint8) on the top row, each one's nearest training image below it, all resized to `size` (default:
+    the synthetic images' height) and separated by white columns `gap` pixels wide."""
+    if len(synthetic) != len(training):
+        raise ValueError(f"{len(synthetic)} synthetic images but {len(training)} training images")
+    size = size or synthetic.shape[-2]
+
+    def row(images: torch.Tensor) -> torch.Tensor:
+        images = torch.as_tensor(images)
+        images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        if images.shape[-2:] != (size, size):
+            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        tiles = []
+        for image in images[:, 0].clamp(0, 1):
+            tiles += [image, torch.ones(size, gap)]
+        return torch.cat(tiles[:-1], dim=1) if tiles else torch.zeros(size, 0)
+
+    return (torch.cat([row(synthetic), row(training)], dim=0) * 255).round().byte().numpy()
