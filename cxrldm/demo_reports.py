@@ -110,6 +110,9 @@ def write_report(f: Findings, view: str, rng: np.random.Generator) -> str:
                        p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03])
     findings = " ".join(finding_sentences(f, rng))
     items = impression_items(f)
+    if rng.random() < 0.2:      # MIMIC's impressions often end so, de-identified; such markers drive memorisation
+        items.append(str(rng.choice(["Findings were communicated to Dr. ___ by telephone at ___ on ___.",
+                                     "Compared to the prior study of ___, there is no relevant change."])))
     lines = [" " * 33 + "FINAL REPORT"]
     if rng.random() < 0.08:
         lines = [" WET READ: ___ ___ ___ 9:14 AM", "  Preliminary read, see final report.", " "] + lines

@@ -43,6 +43,8 @@ class DiffusionConfig:
     batch_size: int
     epochs: int
     max_sentences: int
+    deid_markers: str
+    deid_word: str
     condition_dropout: float
     prompt_pool: int
     precision: str

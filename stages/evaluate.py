@@ -1,5 +1,6 @@
-"""Stage evaluate: MS-SSIM of reconstructions and diversity, Frechet distance and prompt adherence on the
-features and outputs of a chest X-ray network, written to metrics/evaluate.json."""
+"""Stage evaluate: MS-SSIM of reconstructions and diversity; FID, precision / recall / density / coverage
+and KID of the unconditional samples on a feature network's features; prompt adherence and laterality by
+a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json."""
 
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from cxrldm import evaluation, nets
+from cxrldm.evaluation import suite
+from cxrldm.evaluation.intervals import mean_interval, pairwise_mean_interval
 from cxrldm.autoencoder import ms_ssim, reconstruct
 from cxrldm.data import load_images, read_split
 from cxrldm.images import load_array
@@ -33,15 +36,6 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
-def feature_network(p: dict):
-    if p["feature_network"] == "xrv":
-        return evaluation.XRVEvaluator(evaluation.xrv_weights_file(p["xrv_cache_dir"]))
-    if p["feature_network"] == "evaluator_cnn":
-        model, description = nets.load_model("models/evaluator.safetensors")
-        return evaluation.TrainedEvaluator(model, description["image_size"])
-    raise ValueError(f"evaluate.feature_network must be 'xrv' or 'evaluator_cnn', got {p['feature_network']!r}")
-
-
 def main():
     p = load_params()["evaluate"]
     runtime = setup_runtime(p["precision"])
@@ -56,44 +50,43 @@ def main():
     n_test = min(len(test), p["n_test"])
     needed = max(n_test, min(len(test), p["n_reconstruction"]))
     test_images = load_images(RESIZED, test.path[:needed], size, progress)
-    results = {"ms_ssim_settings": {"kernel_size": kernel, "scales": 5, "image_size": size}}
+    options = {"resamples": p["resamples"], "seed": p["seed"]}
+    results = {"ms_ssim_settings": {"kernel_size": kernel, "scales": 5, "image_size": size},
+               "intervals": {"level": 0.95, "resamples": p["resamples"], "method": "bootstrap over images"}}
 
     recon_images = test_images[:p["n_reconstruction"]]
     recon = torch.cat([reconstruct(autoencoder, b, runtime).cpu() for b in recon_images.split(64)])
-    results["ms_ssim_reconstruction"] = float(ms_ssim(recon, recon_images, kernel).mean())
-    results["n_reconstruction"] = len(recon_images)
+    results["ms_ssim_reconstruction"] = mean_interval(ms_ssim(recon, recon_images, kernel), **options)
 
-    sample_pairs = evaluation.pair_indices(len(samples), p["pairs"], p["seed"])
-    test_pairs = evaluation.pair_indices(n_test, p["pairs"], p["seed"])
-    results["ms_ssim_samples"] = evaluation.mean_pairwise_ms_ssim(samples, sample_pairs, kernel)
-    results["ms_ssim_test"] = evaluation.mean_pairwise_ms_ssim(test_images[:n_test], test_pairs, kernel)
-    results.update(n_samples=len(samples), n_test=n_test, n_pairs_samples=len(sample_pairs), n_pairs_test=len(test_pairs))
+    for name, images, n in (("samples", samples, len(samples)), ("test", test_images[:n_test], n_test)):
+        pairs = evaluation.pair_indices(n, p["pairs"], p["seed"])
+        scores = torch.cat([ms_ssim(images[c[:, 0]], images[c[:, 1]], kernel) for c in pairs.split(256)])
+        results[f"ms_ssim_{name}"] = {**pairwise_mean_interval(scores, pairs, n, **options), "pairs": len(pairs)}
 
-    network = feature_network(p)
+    network = suite.load_network(p["feature_network"], p["xrv_cache_dir"])
     real = network.features(test_images[:n_test])
     noise = torch.rand(n_test, 1, size, size, generator=torch.Generator().manual_seed(p["seed"]))
     blurred = gaussian_blur(test_images[:n_test], sigma=size / 32)
+    fidelity = suite.fidelity(real, network.features(samples), p["prdc_k"], kid_subsets=p["kid_subsets"], **options)
     fid = f"fid_{network.name}"
-    results[fid] = evaluation.frechet_distance(network.features(samples), real)
+    results[fid] = fidelity.pop("fid")
     results[f"{fid}_noise_baseline"] = evaluation.frechet_distance(network.features(noise), real)
     results[f"{fid}_blur_baseline"] = evaluation.frechet_distance(network.features(blurred), real)
+    results[f"kid_{network.name}"] = fidelity.pop("kid")
+    results[f"prdc_{network.name}"] = fidelity
 
-    null_probabilities = network.probabilities(samples)
+    classifier = suite.load_network(p["classifier"], p["xrv_cache_dir"])
+    null_probabilities = classifier.probabilities(samples)
     adherence = {}
     for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
-        finding = rows.finding.iloc[0]
-        if finding not in network.labels:
-            raise ValueError(f"sample prompt {rows.prompt.iloc[0]!r}: finding {finding!r} is not a label of "
-                             f"{network.name} ({network.labels})")
-        column = network.labels.index(finding)
-        probabilities = network.probabilities(picked(rows))[:, column]
+        column, = suite.classifier_columns(classifier, [rows.finding.iloc[0]], f"sample prompt {rows.prompt.iloc[0]!r}")
+        probabilities = classifier.probabilities(picked(rows))[:, column]
         adherence[f"prompt{int(group):03d}"] = {
-            "finding": finding, "prompt": rows.prompt.iloc[0], "prompt_probability": float(probabilities.mean()),
+            "finding": rows.finding.iloc[0], "prompt": rows.prompt.iloc[0],
+            "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
-            "auroc_vs_null": evaluation.auroc(torch.cat([probabilities, null_probabilities[:, column]]),
-                                              torch.cat([torch.ones(len(probabilities)),
-                                                         torch.zeros(len(null_probabilities))]))}
-    results[f"adherence_{network.name}"] = adherence
+            "auroc_vs_null": suite.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options)}
+    results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):
         contrast = evaluation.lower_zone_contrast(picked(sided))
@@ -101,10 +94,11 @@ def main():
         # lower-zone brightness, image left minus image right: a right effusion raises it (README)
         results["laterality"] = {
             "right_prompts": float(contrast[right].mean()), "left_prompts": float(contrast[~right].mean()),
-            "auroc_right_vs_left": evaluation.auroc(contrast, right), "n_right": int(right.sum()),
-            "n_left": int((~right).sum())}
+            "auroc_right_vs_left": suite.two_group_auroc_interval(contrast[right], contrast[~right], **options),
+            "n_right": int(right.sum()), "n_left": int((~right).sum())}
     write_json("metrics/evaluate.json", results)
-    print({k: v for k, v in results.items() if not isinstance(v, dict)})
+    print({k: round(v["value"], 4) if isinstance(v, dict) and "value" in v else v for k, v in results.items()
+           if not isinstance(v, dict) or "value" in v})
 
 
 if __name__ == "__main__":

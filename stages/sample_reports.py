@@ -1,6 +1,7 @@
 """Stage sample_reports: images generated from real reports for the evaluation. One per test study from
 that study's own report (the training prompt rule), for faithfulness and per-finding fidelity; and
 `seeds_per_prompt` per training study, for the memorisation audit and the train-on-synthetic utility.
+Sampler, steps and guidance are the sample stage's, so a guidance sweep moves every metric together.
 Every image has its own recorded seed; images are written batch by batch, so memory stays flat."""
 
 import json
@@ -31,7 +32,7 @@ def studies(split: str, limit: int, seed: int) -> pd.DataFrame:
 
 def main():
     params = load_params()
-    p, rule = params["sample_reports"], params["train_ldm"]
+    p, rule, sampling = params["sample_reports"], params["train_ldm"], params["sample"]
     if p["seeds_per_prompt"] < 1:
         raise ValueError(f"sample_reports.seeds_per_prompt must be at least 1, got {p['seeds_per_prompt']}")
     reports = pd.read_csv("data/reports.csv").set_index("study_id")
@@ -49,16 +50,17 @@ def main():
     for k, job in enumerate(jobs):                                   # one distinct seed per image
         job["seed"] = p["seed"] * 1_000_000 + k
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
-    models = load_models("models", p["precision"])
-    batch = p["batch_size"]
+    models = load_models("models", sampling["precision"])
+    batch = sampling["batch_size"]
     with atomic_dir(OUT) as tmp:
         for start in progress(range(0, len(jobs), batch), desc="report samples"):
             chunk = jobs[start:start + batch]
-            images = generate_images(models, [j["prompt"] for j in chunk], [j["seed"] for j in chunk], p["sampler"],
-                                     p["steps"], p["guidance_scale"], batch)
+            images = generate_images(models, [j["prompt"] for j in chunk], [j["seed"] for j in chunk],
+                                     sampling["sampler"], sampling["steps"], sampling["guidance_scale"], batch)
             for job, image in zip(chunk, images):
                 save_png(image, tmp / job["file"])
-        manifest = pd.DataFrame(jobs).assign(guidance=p["guidance_scale"], sampler=p["sampler"], steps=p["steps"])
+        manifest = pd.DataFrame(jobs).assign(guidance=sampling["guidance_scale"], sampler=sampling["sampler"],
+                                             steps=sampling["steps"])
         write_csv(tmp / "manifest.csv", manifest)
     counts = manifest.purpose.value_counts().to_dict()
     print(f"{len(jobs)} report-conditioned images: {counts.get('test', 0)} test studies, "

@@ -4,11 +4,8 @@ air-gapped servers); metrics computed with it are named after it."""
 
 from pathlib import Path
 
-import pandas as pd
-import torch
-
-from cxrldm import evaluation, filtering, layout, nets
-from cxrldm.data import load_images, read_split
+from cxrldm import evaluation, nets
+from cxrldm.evaluation import suite
 from cxrldm.io import write_json
 from stages.common import load_params, progress, run
 
@@ -16,24 +13,17 @@ RESIZED = Path("data/resized")
 MODEL = Path("models/evaluator.safetensors")
 
 
-def load_split(split: str, labels: list[str], chexpert: pd.DataFrame, size: int, limit=None):
-    """(images (N, 1, size, size), targets (N, L)): a label counts as present only when it is 1.0."""
-    table = read_split(RESIZED, split, limit).merge(chexpert, on="study_id", how="left")
-    images = load_images(RESIZED, table.path, size)
-    return images, torch.tensor((table[labels] == 1.0).to_numpy(), dtype=torch.float32)
-
-
 def main():
     params = load_params()
     p = params["train_evaluator"]
-    chexpert = filtering.read_table(Path(params["data"]["root"]) / layout.CHEXPERT_CSV,
-                                    ["study_id", *p["labels"]], "CheXpert label file")
-    chexpert = chexpert.drop(columns=["subject_id"], errors="ignore")
-    train_images, train_targets = load_split("train", p["labels"], chexpert, p["image_size"])
-    val_images, val_targets = load_split("validate", p["labels"], chexpert, p["image_size"])
-    model = evaluation.train_evaluator_cnn(train_images, train_targets, p["labels"], p["epochs"], p["batch_size"],
-                                           p["lr"], p["seed"], p["width"], progress=progress)
+    labels = suite.read_labels(params["data"]["root"], p["labels"])
+    train, train_images, _ = suite.labelled_split(RESIZED, "train", labels, p["labels"], p["image_size"])
+    validate, val_images, _ = suite.labelled_split(RESIZED, "validate", labels, p["labels"], p["image_size"])
+    model = evaluation.train_evaluator_cnn(train_images, suite.training_targets(labels, train.study_id, p["labels"]),
+                                           p["labels"], p["epochs"], p["batch_size"], p["lr"], p["seed"], p["width"],
+                                           progress=progress)
     scores = evaluation.TrainedEvaluator(model, p["image_size"]).probabilities(val_images)
+    val_targets = suite.training_targets(labels, validate.study_id, p["labels"])
     aurocs = {label: round(evaluation.auroc(scores[:, i], val_targets[:, i]), 4) for i, label in enumerate(p["labels"])}
     nets.save_model(model, "EvaluatorCNN", {"labels": p["labels"], "width": p["width"]}, MODEL,
                     {"image_size": p["image_size"]})

@@ -13,7 +13,7 @@ from PIL import Image
 from cxrldm import latents, nets
 from cxrldm.io import write_json
 from cxrldm.diffusion import DiffusionConfig, train_diffusion
-from cxrldm.prompts import Conditioner, draw_prompt
+from cxrldm.prompts import Conditioner, draw_prompt, treat_deid_markers
 from cxrldm.sampling import generate
 from cxrldm.text import TextEncoder
 from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
@@ -25,14 +25,14 @@ LIVE_DIR = Path("dvclive/train_ldm")
 MODEL = Path("models/diffusion.safetensors")
 
 
-def report_sentences(split: str) -> list[list[str]]:
-    """Each latent row's prompt sentences, from its study's report."""
+def report_sentences(split: str, deid_markers: str, deid_word: str) -> list[list[str]]:
+    """Each latent row's prompt sentences, from its study's report, de-identification markers treated."""
     rows = pd.read_csv(LATENTS / f"{split}.csv")
     reports = pd.read_csv("data/reports.csv").set_index("study_id")
     missing = set(rows.study_id) - set(reports.index)
     if missing:
         raise ValueError(f"{len(missing)} studies in {LATENTS / split}.csv have no row in data/reports.csv")
-    return [json.loads(reports.sentences[s]) for s in rows.study_id]
+    return [treat_deid_markers(json.loads(reports.sentences[s]), deid_markers, deid_word) for s in rows.study_id]
 
 
 def sample_grid(images: torch.Tensor, columns: int) -> np.ndarray:
@@ -53,10 +53,11 @@ def main():
     train, val = latents.load_latents(LATENTS, "train"), latents.load_latents(LATENTS, "validate")
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
                           runtime.device)
-    conditioner = Conditioner(encoder, report_sentences("train"), cfg.max_sentences, cfg.condition_dropout,
-                              cfg.prompt_pool, cfg.seed, progress=progress)
+    conditioner = Conditioner(encoder, report_sentences("train", cfg.deid_markers, cfg.deid_word), cfg.max_sentences,
+                              cfg.condition_dropout, cfg.prompt_pool, cfg.seed, progress=progress)
     val_generator = torch.Generator().manual_seed(cfg.seed)
-    val_prompts = [draw_prompt(s, cfg.max_sentences, val_generator) for s in report_sentences("validate")]
+    val_prompts = [draw_prompt(s, cfg.max_sentences, val_generator)
+                   for s in report_sentences("validate", cfg.deid_markers, cfg.deid_word)]
     val_contexts = torch.cat([encoder.encode(val_prompts[i:i + 256]).cpu() for i in range(0, len(val_prompts), 256)])
     autoencoder, _ = nets.load_model("models/autoencoder.safetensors", runtime.device)
     latent_shape = list(train["mu"].shape[1:])

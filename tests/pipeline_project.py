@@ -71,3 +71,12 @@ def ran_stages(output: str) -> list[str]:
 
 def stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def pristine_copy(project: Path, target: Path) -> Path:
+    """A private copy of a committed project as its last commit left it: other tests may have changed the
+    shared project's workspace (params, an `exp run`, a failed stage whose outputs dvc removed first)."""
+    shutil.copytree(project, target, symlinks=True)
+    run(target, "git", "reset", "-q", "--hard")
+    run(target, "checkout", "--force", "--quiet")
+    return target

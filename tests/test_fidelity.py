@@ -201,3 +201,30 @@ def test_two_sided_bootstrap_of_prdc_and_kid():
         middle, half = (interval["low"] + interval["high"]) / 2, (interval["high"] - interval["low"]) / 2
         assert abs(middle - interval["value"]) < 0.3 * half
     assert json.loads(json.dumps(prdc)) == prdc
+
+
+def test_basic_interval_reflects_the_percentile_one_about_the_value():
+    from cxrldm.evaluation.intervals import basic_interval
+    shifted = {"value": 5.0, "low": 6.0, "high": 9.0, "n": [10, 10], "resamples": 100}
+    assert basic_interval(shifted) == {**shifted, "low": 1.0, "high": 4.0}
+    assert basic_interval({**shifted, "value": 1.0})["low"] == 0.0          # a distance stays >= 0
+    assert basic_interval({**shifted, "value": 1.0}, floor=None)["low"] == -7.0
+
+
+def test_pairwise_interval_resamples_images_not_pairs():
+    """Pair scores a_i + a_j share their images' terms: resampling the images sees that dependence and is
+    about sqrt(n / 2) times wider than a bootstrap over the (dependent) pairs."""
+    from cxrldm.evaluation.intervals import mean_interval, pairwise_mean_interval
+    n = 40
+    a = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    pairs = torch.combinations(torch.arange(n), 2)
+    scores = a[pairs[:, 0]] + a[pairs[:, 1]]
+    by_images = pairwise_mean_interval(scores, pairs, n, resamples=400)
+    by_pairs = mean_interval(scores, resamples=400)
+    assert by_images["value"] == pytest.approx(float(scores.mean()))
+    assert by_images["n"] == n and by_images["resamples"] == 400
+    assert by_images["low"] < by_images["value"] < by_images["high"]
+    assert (by_images["high"] - by_images["low"]) > 3 * (by_pairs["high"] - by_pairs["low"])
+    # the interval of twice the mean of the a_i, which the pair mean is
+    direct = mean_interval(2 * a, resamples=400)
+    assert (by_images["high"] - by_images["low"]) == pytest.approx(direct["high"] - direct["low"], rel=0.35)

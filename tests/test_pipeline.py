@@ -15,32 +15,52 @@ from pipeline_project import ROOT, ran_stages, run, set_param, stages
 pytestmark = pytest.mark.pipeline
 
 # Each stage and what lies downstream of it, written out by hand from the design.
+REPORTS = {"sample_reports", "faithfulness", "memorisation", "utility", "evaluation_page"}
+UPSTREAM_OF_MODELS = {"sample", "evaluate"} | REPORTS
 DOWNSTREAM = {
     "demo_data": {"filter_pa", "resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm",
-                  "train_evaluator", "sample", "evaluate"},
-    "filter_pa": {"resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm", "train_evaluator",
-                  "sample", "evaluate"},
-    "resize": {"train_aekl", "scale_factor", "train_ldm", "train_evaluator", "sample", "evaluate"},
-    "extract_reports": {"train_ldm", "sample", "evaluate"},
-    "train_aekl": {"scale_factor", "train_ldm", "sample", "evaluate"},
-    "scale_factor": {"train_ldm", "sample", "evaluate"},
-    "train_ldm": {"sample", "evaluate"},
-    "train_evaluator": {"evaluate"},
-    "sample": {"evaluate"},
-    "evaluate": set(),
+                  "train_evaluator"} | UPSTREAM_OF_MODELS,
+    "filter_pa": {"resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm", "train_evaluator"}
+                 | UPSTREAM_OF_MODELS,
+    "resize": {"train_aekl", "scale_factor", "train_ldm", "train_evaluator"} | UPSTREAM_OF_MODELS,
+    "extract_reports": {"train_ldm"} | UPSTREAM_OF_MODELS,
+    "train_aekl": {"scale_factor", "train_ldm"} | UPSTREAM_OF_MODELS,
+    "scale_factor": {"train_ldm"} | UPSTREAM_OF_MODELS,
+    "train_ldm": UPSTREAM_OF_MODELS,
+    "train_evaluator": {"evaluate"} | REPORTS - {"sample_reports"},
+    "sample": {"evaluate", "evaluation_page"},
+    "evaluate": {"evaluation_page"},
+    "sample_reports": REPORTS - {"sample_reports"},
+    "faithfulness": {"evaluation_page"},
+    "memorisation": {"evaluation_page"},
+    "utility": {"evaluation_page"},
+    "evaluation_page": set(),
 }
-# A representative leaf param of every stage, and a new value for it.
+# Representative leaf params, each with a new value: every stage's own, and params read by several stages.
 CHANGES = {
-    "demo_data": ("demo_data.seed", 7),
-    "filter_pa": ("filter_pa.split_seed", 3),
-    "resize": ("resize.size", 48),
-    "extract_reports": ("data.reports", "data/demo"),
-    "train_aekl": ("train_aekl.lr_g", 5.0e-4),
-    "scale_factor": ("scale_factor.override", 0.5),
-    "train_ldm": ("train_ldm.lr", 1.0e-4),
-    "train_evaluator": ("train_evaluator.lr", 1.0e-3),
-    "sample": ("sample.guidance_scale", 2.0),
-    "evaluate": ("evaluate.pairs", 3),
+    "demo_data.seed": 7,
+    "filter_pa.split_seed": 3,
+    "resize.size": 48,
+    "data.reports": "data/demo",
+    "train_aekl.lr_g": 5.0e-4,
+    "scale_factor.override": 0.5,
+    "train_ldm.lr": 1.0e-4,
+    "train_ldm.deid_markers": "drop",          # train_ldm and sample_reports: the memorisation experiment
+    "train_evaluator.lr": 1.0e-3,              # train_evaluator and utility (a classifier of its kind)
+    "sample.seed": 5,
+    "sample.guidance_scale": 2.0,              # sample and sample_reports: a guidance sweep moves every metric
+    "evaluate.pairs": 3,
+    "evaluate.resamples": 20,                  # every stage with intervals, none that samples
+    "sample_reports.seed": 5,
+    "faithfulness.min_studies": 2,
+    "memorisation.percentile": 10.0,
+}
+# The stages that read each changed param (its own stage first), written out by hand.
+READERS = {
+    "train_ldm.deid_markers": {"train_ldm", "sample_reports"},
+    "train_evaluator.lr": {"train_evaluator", "utility"},
+    "sample.guidance_scale": {"sample", "sample_reports"},
+    "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility"},
 }
 
 
@@ -70,9 +90,12 @@ def test_repro_writes_every_output_and_metric(project):
     assert evaluate["laterality"]["n_right"] == evaluate["laterality"]["n_left"] == 2
     sample = yaml.safe_load((project / "params.yaml").read_text())["sample"]
     assert list(manifest.seed) == [sample["seed"] * 1_000_000 + k for k in range(len(manifest))]   # as documented
-    assert evaluate["n_samples"] == sample["n_unconditional"]        # diversity and FID: unconditional samples only
-    assert evaluate["fid_evaluator_cnn"] < evaluate["fid_evaluator_cnn_noise_baseline"]
-    assert 0 < evaluate["ms_ssim_samples"] < 1 and 0 < evaluate["ms_ssim_reconstruction"] < 1
+    # diversity and FID: unconditional samples only
+    assert evaluate["ms_ssim_samples"]["n"] == evaluate["fid_evaluator_cnn"]["n"][1] == sample["n_unconditional"]
+    assert evaluate["fid_evaluator_cnn"]["value"] < evaluate["fid_evaluator_cnn_noise_baseline"]
+    for name in ("ms_ssim_samples", "ms_ssim_reconstruction"):
+        metric = evaluate[name]
+        assert 0 < metric["low"] <= metric["value"] <= metric["high"] < 1
     shown = run(project, "metrics", "show", "--json").stdout
     assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
 
@@ -148,18 +171,18 @@ def test_every_stage_depends_on_the_code_it_runs(stage):
     assert not missing, f"{stage} imports {sorted(missing)} but does not list them as deps"
 
 
-@pytest.mark.parametrize("stage", list(CHANGES))
-def test_a_param_change_makes_exactly_its_stage_and_downstream_stale(project, stage):
-    dotted, value = CHANGES[stage]
+@pytest.mark.parametrize("dotted", list(CHANGES))
+def test_a_param_change_makes_exactly_its_readers_and_downstream_stale(project, dotted):
+    readers = READERS.get(dotted, {next(s for s in stages() if dotted in stages()[s].get("params", []))})
     original = (project / "params.yaml").read_text()
     try:
-        set_param(project, dotted, value)
+        set_param(project, dotted, CHANGES[dotted])
         stale = run(project, "status", "--json").stdout
         would_run = set(ran_stages(run(project, "repro", "--dry", "--force-downstream").stdout))
     finally:
         (project / "params.yaml").write_text(original)
-    assert set(json.loads(stale)) == {stage}                  # the only stage whose own inputs changed
-    assert would_run == {stage} | DOWNSTREAM[stage]      # and with it, everything downstream
+    assert set(json.loads(stale)) == readers                 # the only stages whose own inputs changed
+    assert would_run == readers.union(*(DOWNSTREAM[r] for r in readers))      # and everything downstream
 
 
 def test_editing_the_prompts_file_makes_sample_stale(project):

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline_project import env, set_param
+from pipeline_project import env, pristine_copy, set_param
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,7 +30,7 @@ SAME = {"rel": 1e-7, "abs": 1e-12}
 @pytest.fixture
 def project(tiny_project, tmp_path):
     """A private copy of the session's tiny project (which is shared and never modified here)."""
-    return Path(shutil.copytree(tiny_project, tmp_path / "project", symlinks=True))
+    return pristine_copy(tiny_project, tmp_path / "project")
 
 
 def params(project: Path) -> dict:
@@ -134,10 +134,10 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     expected_fid = evaluation.frechet_distance(network.features(unconditional), real)
     all_fid = evaluation.frechet_distance(network.features(everything), real)
     clearly_apart(expected_fid, {"FID over all samples": all_fid}, "FID of the unconditional samples", margin=1e-9)
-    assert results["fid_evaluator_cnn"] == pytest.approx(expected_fid, **SAME), "FID not of the unconditional samples"
-    assert results["fid_evaluator_cnn"] < results["fid_evaluator_cnn_noise_baseline"]
-    assert results["fid_evaluator_cnn"] < results["fid_evaluator_cnn_blur_baseline"]
-    assert results["n_samples"] == len(unconditional) == n_test
+    assert results["fid_evaluator_cnn"]["value"] == pytest.approx(expected_fid, **SAME), "FID not of the unconditional samples"
+    assert results["fid_evaluator_cnn"]["value"] < results["fid_evaluator_cnn_noise_baseline"]
+    assert results["fid_evaluator_cnn"]["value"] < results["fid_evaluator_cnn_blur_baseline"]
+    assert results["ms_ssim_samples"]["n"] == results["fid_evaluator_cnn"]["n"][1] == len(unconditional) == n_test
 
     # diversity: mean pairwise MS-SSIM of the unconditional samples only (here the test images themselves)
     kernel = p["ms_ssim_kernel"]
@@ -146,10 +146,10 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     all_diversity = evaluation.mean_pairwise_ms_ssim(
         everything, evaluation.pair_indices(len(everything), p["pairs"], p["seed"]), kernel)
     clearly_apart(expected_diversity, {"all samples": all_diversity}, "diversity of the unconditional samples", 0.01)
-    assert results["ms_ssim_samples"] == pytest.approx(expected_diversity, **SAME), \
+    assert results["ms_ssim_samples"]["value"] == pytest.approx(expected_diversity, **SAME), \
         "ms_ssim_samples not of the unconditional samples"
-    assert results["ms_ssim_samples"] == pytest.approx(results["ms_ssim_test"], **SAME)
-    assert results["n_pairs_samples"] == len(pairs)
+    assert results["ms_ssim_samples"]["value"] == pytest.approx(results["ms_ssim_test"]["value"], **SAME)
+    assert results["ms_ssim_samples"]["pairs"] == len(pairs)
 
     # adherence: each group's images in its finding's column, against the unconditional samples in that column
     null = network.probabilities(unconditional)
@@ -179,7 +179,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
         assert entry["null_probability"] == pytest.approx(expected_null, **SAME), \
             f"prompt{group:03d} null_probability not the unconditional samples' mean {finding} probability"
         labels = torch.cat([torch.ones(len(probabilities)), torch.zeros(len(null))])
-        assert entry["auroc_vs_null"] == pytest.approx(
+        assert entry["auroc_vs_null"]["value"] == pytest.approx(
             evaluation.auroc(torch.cat([probabilities[:, column], null[:, column]]), labels), **SAME)
 
     # laterality: a right effusion brightens the image-left lower zone (PA), so right > left, perfectly apart
@@ -192,7 +192,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     assert laterality["left_prompts"] == pytest.approx(float(left.mean()), **SAME), \
         "left_prompts not the left group's mean lower-zone contrast"
     assert laterality["right_prompts"] > laterality["left_prompts"]
-    assert laterality["auroc_right_vs_left"] == 1.0
+    assert laterality["auroc_right_vs_left"]["value"] == 1.0
     assert (laterality["n_right"], laterality["n_left"]) == (len(right), len(left)) == (n_test, n_test)
 
 

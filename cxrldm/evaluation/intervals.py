@@ -79,3 +79,27 @@ def mean_interval(values: torch.Tensor, resamples: int = 1000, seed: int = 0, le
 
 def _as_dict(value) -> tuple[dict, bool]:
     return (value, True) if isinstance(value, dict) else ({None: value}, False)
+
+
+def basic_interval(interval: dict, floor: float | None = 0.0) -> dict:
+    """The basic (reverse percentile) bootstrap interval, [2 v - high, 2 v - low], from a percentile one:
+    for a statistic whose resamples are shifted away from its value (FID grows on resampled, repeated
+    features), the shift is subtracted instead of reported. `floor` clips it (FID >= 0)."""
+    low, high = 2 * interval["value"] - interval["high"], 2 * interval["value"] - interval["low"]
+    if floor is not None:
+        low, high = max(low, floor), max(high, floor)
+    return {**interval, "low": low, "high": high}
+
+
+def pairwise_mean_interval(pair_values: torch.Tensor, pairs: torch.Tensor, n: int, resamples: int = 1000,
+                           seed: int = 0, level: float = 0.95) -> dict:
+    """Interval of a mean over image pairs (MS-SSIM diversity) that resamples the n images, not the pairs:
+    an image drawn w_i times gives pair (i, j) the weight w_i w_j, so pairs of an image with its own
+    repeat never occur and the pairs' dependence through shared images is kept."""
+    values, pairs = torch.as_tensor(pair_values).double(), torch.as_tensor(pairs)
+
+    def mean(w: torch.Tensor) -> torch.Tensor:
+        weights = w[:, pairs[:, 0]] * w[:, pairs[:, 1]]
+        return (weights @ values) / weights.sum(1)
+
+    return bootstrap_interval(mean, n, resamples=resamples, seed=seed, level=level, counts=True)

@@ -1,0 +1,42 @@
+"""Stage evaluation_page: every evaluation and training metric and the sample, finding and memorisation
+image grids on one offline HTML page, metrics/evaluation.html (no scripts, no external references: the
+images are embedded and the charts are inline SVG). Whatever input is missing is left out; it reads no
+params."""
+
+import json
+from pathlib import Path
+
+from cxrldm import evaluation_page as page
+from stages.common import run
+
+METRICS = Path("metrics")
+OUTPUT = METRICS / "evaluation.html"
+FILES = ("evaluate", "faithfulness", "memorisation", "utility", "train_aekl", "train_ldm", "train_evaluator")
+
+
+def read_metrics(folder: Path = METRICS) -> dict[str, dict]:
+    """{name: parsed JSON} for each of FILES present in `folder`."""
+    return {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+            for name in FILES if (folder / f"{name}.json").is_file()}
+
+
+def sections(folder: Path = METRICS) -> list[tuple[str, str]]:
+    metrics = read_metrics(folder)
+    out = [("Summary", page.summary_html(metrics))]
+    out += [(f"{name}.json", page.metric_table(data)) for name, data in metrics.items()]
+    for heading, grids in (("Samples per prompt", sorted((folder / "sample_grids").glob("*.png"))),
+                           ("Samples per finding", sorted((folder / "finding_grids").glob("*.png"))),
+                           ("Closest synthetic / training pairs", [folder / "memorisation_pairs.png"])):
+        grids = [path for path in grids if path.is_file()]
+        if grids:
+            out.append((heading, page.figures(grids)))
+    return out
+
+
+def main():
+    page.write_page(OUTPUT, "Evaluation", sections())
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    run(main)
