@@ -12,8 +12,10 @@ python - <<'PY'
 import sys
 from pathlib import Path
 sys.path.insert(0, "tests")
-from pipeline_project import make_project, run
-run(make_project(Path(".mutation/tiny_project")), "repro")
+from pipeline_project import commit, make_project, run
+project = make_project(Path(".mutation/tiny_project"))
+run(project, "repro")
+commit(project, "tiny run")
 PY
 # one thread per mutant process: torch's thread pool is not fork-safe, and mutmut runs one mutant per core
 export CXRLDM_TINY_PROJECT="$PWD/.mutation/tiny_project" OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1

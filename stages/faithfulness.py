@@ -66,9 +66,10 @@ def main():
             Image.fromarray(pixels).save(tmp / f"{finding.lower().replace(' ', '_')}.png")
     write_json("metrics/faithfulness.json", results)
     for finding, entry in results["findings"].items():
-        auc = entry["synthetic_auroc"]["value"]
+        auc, auc_real = entry["synthetic_auroc"]["value"], entry["real_auroc"]["value"]
         print(f"{finding}: faithfulness AUROC {auc if auc is None else round(auc, 3)} "
-              f"(real images {entry['real_auroc']['value']}), {entry['n_positive']} positive studies")
+              f"(real images {auc_real if auc_real is None else round(auc_real, 3)}), "
+              f"{entry['n_positive']} positive studies")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def main():
     validate, val_images, _ = suite.labelled_split(RESIZED, "validate", labels, p["labels"], p["image_size"])
     model = evaluation.train_evaluator_cnn(train_images, suite.training_targets(labels, train.study_id, p["labels"]),
                                            p["labels"], p["epochs"], p["batch_size"], p["lr"], p["seed"], p["width"],
-                                           progress=progress)
+                                           progress=progress, precision=p["precision"])
     scores = evaluation.TrainedEvaluator(model, p["image_size"]).probabilities(val_images)
     val_targets = suite.training_targets(labels, validate.study_id, p["labels"])
     aurocs = {label: round(evaluation.auroc(scores[:, i], val_targets[:, i]), 4) for i, label in enumerate(p["labels"])}

@@ -32,7 +32,7 @@ def main():
 
     def train_on(images, targets):
         return evaluation.train_evaluator_cnn(images, targets, findings, p["epochs"], p["batch_size"], p["lr"],
-                                              p["seed"], p["width"], progress=progress)
+                                              p["seed"], p["width"], progress=progress, precision=p["precision"])
 
     real = load_images(RESIZED, train.path, size, progress)
     arms = {"synthetic": (len(synthetic), lambda: train_on(synthetic, synthetic_targets)),

@@ -21,6 +21,7 @@ CASES = {
     "gpu_smoke": (["--profile", TINY, "--precisions", "fp32", "--steps", "1", "--ae-batch", "1", "--ldm-batch", "1",
                    "--sample-batch", "1", "--sample-steps", "1", "--device", "cpu"],
                   ["| train_aekl step | fp32 | 1 |", "| train_ldm step | fp32 | 1 |", "| sampling, 1 DDIM steps"]),
+    "memorisation_audit": (["--quick"], ["chunked exact search (ours)", "PROJECTION (not measured)"]),
 }
 
 

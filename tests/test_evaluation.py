@@ -129,3 +129,18 @@ def test_lower_zone_contrast_tells_a_right_from_a_left_effusion():
     right, left, clear = (evaluation.lower_zone_contrast(films(side)) for side in ("right", "left", None))
     assert right.min() > clear.max() > clear.min() > left.max()   # the patient's right is the image's left
     assert evaluation.auroc(torch.cat([right, left]), torch.tensor([1] * 6 + [0] * 6)) == 1.0
+
+
+def test_label_targets_follow_the_chexpert_convention():
+    """1 positive; 0 and not mentioned negative; -1 uncertain and studies without a label row unknown (NaN)."""
+    import pandas as pd
+    from cxrldm.evaluation.suite import label_targets, training_targets
+    labels = pd.DataFrame({"study_id": [1, 2, 3, 4], "Edema": [1.0, 0.0, -1.0, None],
+                           "Cardiomegaly": [None, 1.0, None, None]}).set_index("study_id")
+    targets = label_targets(labels, [4, 1, 99, 3, 2], ["Edema", "Cardiomegaly"])
+    expected = torch.tensor([[0.0, 0.0], [1.0, 0.0], [float("nan")] * 2, [float("nan"), 0.0], [0.0, 1.0]],
+                            dtype=torch.float64)
+    assert torch.equal(targets.isnan(), expected.isnan())
+    assert torch.equal(targets.nan_to_num(-5), expected.nan_to_num(-5))
+    assert torch.equal(training_targets(labels, [4, 1, 99, 3, 2], ["Edema", "Cardiomegaly"]),
+                       expected.nan_to_num(0).float())

@@ -79,6 +79,21 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
         else:
             assert entry["n_positive"] < 3 and "fewer than" in entry["fidelity"]["skipped"]
     assert tested >= 1, "the planted studies must hold both classes of some finding"
+    # the ceiling itself, computed here from the evaluator and the label file
+    from cxrldm import evaluation, nets
+    from cxrldm.evaluation import suite
+    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    probabilities = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
+    findings = params(project)["faithfulness"]["findings"]
+    labels = suite.read_labels(params(project)["data"]["root"], findings)
+    for finding in findings:
+        value = labels.reindex(table.study_id)[finding].to_numpy()
+        known = torch.tensor(value != -1.0)
+        positive = torch.tensor(value == 1.0)[known]
+        scores = probabilities[known, model.labels.index(finding)]
+        expected = evaluation.auroc(scores, positive) if 0 < positive.sum() < len(positive) else None
+        assert own["findings"][finding]["real_auroc"]["value"] == (None if expected is None else pytest.approx(expected))
+        assert own["findings"][finding]["n_positive"] == int(positive.sum())
     assert own["mean_synthetic_auroc"] == own["mean_real_auroc"]
     assert list(Path("metrics/finding_grids").glob("*.png"))
 
@@ -124,22 +139,24 @@ def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeyp
     assert Path("metrics/memorisation_pairs.png").is_file()
 
 
-def test_the_real_image_classifier_of_utility_is_the_evaluator(tiny_project):
-    """utility's real-only arm is train_evaluator's recipe on the same images: it scores exactly the
-    evaluator's AUROC on the test split, finding by finding."""
+def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypatch):
+    """utility's real-only arm is train_evaluator's model (the same recipe on the same images): it scores
+    exactly the evaluator's AUROC on the test split, finding by finding."""
+    import stages.utility
     from cxrldm import evaluation, nets
     from cxrldm.evaluation import suite
-    p = params(tiny_project)
+    monkeypatch.chdir(project)
+    stages.utility.main()
+    p = params(project)
     findings = p["train_evaluator"]["labels"]
-    results = json.loads((tiny_project / "metrics" / "utility.json").read_text())
-    model, description = nets.load_model(tiny_project / "models" / "evaluator.safetensors")
-    labels = suite.read_labels(tiny_project / p["data"]["root"], findings)
-    _, images, targets = suite.labelled_split(tiny_project / "data" / "resized", "test", labels, findings,
-                                              description["image_size"])
+    results = json.loads(Path("metrics/utility.json").read_text())
+    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    labels = suite.read_labels(p["data"]["root"], findings)
+    _, images, targets = suite.labelled_split(Path("data/resized"), "test", labels, findings, description["image_size"])
     scores = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     assert results["n_test"] == len(images)
     assert set(results["auroc"]) == {"synthetic", "real", "both"}
-    synthetic = pd.read_csv(tiny_project / "data" / "report_samples" / "manifest.csv")
+    synthetic = pd.read_csv(Path("data/report_samples/manifest.csv"))
     assert results["n_train"]["synthetic"] == (synthetic.purpose == "train").sum()
     assert results["n_train"]["both"] == results["n_train"]["real"] + results["n_train"]["synthetic"]
     for i, finding in enumerate(findings):
@@ -168,3 +185,44 @@ def test_evaluate_and_memorisation_take_a_hugging_face_feature_network_from_a_di
     assert {"fid_hf_rad_dino_tiny", "kid_hf_rad_dino_tiny", "prdc_hf_rad_dino_tiny", "adherence_evaluator_cnn"} <= set(results)
     assert set(results["prdc_hf_rad_dino_tiny"]) >= {"precision", "recall", "density", "coverage"}
     assert "hf_rad_dino_tiny" in json.loads(Path("metrics/memorisation.json").read_text())["spaces"]
+
+
+def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_order(project, monkeypatch):
+    """PRDC is not symmetric: precision asks whether samples fall among the real images, recall the
+    reverse. On planted unconditional samples (normal phantoms), evaluate's numbers are those of
+    (real = test images, generated = samples) and differ from the swapped order."""
+    import stages.evaluate
+    from cxrldm import evaluation, nets, phantoms
+    from cxrldm.data import load_images, read_split
+    from cxrldm.evaluation.fidelity import precision_recall_density_coverage
+    from cxrldm.findings import Findings
+    from cxrldm.generate import save_png
+    import numpy as np
+    size, p = image_size(project), params(project)["evaluate"]
+    rng = np.random.default_rng(1)
+    fakes = torch.stack([torch.from_numpy(phantoms.render(Findings(), "PA", rng, size, size)) for _ in range(9)])
+    fakes = fakes.unsqueeze(1).float() / 255
+    out = project / "data" / "samples"
+    shutil.rmtree(out)
+    out.mkdir()
+    rows = [{"group": "unconditional", "prompt": "", "finding": "", "side": "", "seed": k, "guidance": 3.0,
+             "sampler": "ddim", "steps": 2, "file": f"unconditional_seed{k}.png"} for k in range(len(fakes))]
+    for row, image in zip(rows, fakes):
+        save_png(image, out / row["file"])
+    pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)
+    monkeypatch.chdir(project)
+    stages.evaluate.main()
+    results = json.loads(Path("metrics/evaluate.json").read_text())["prdc_evaluator_cnn"]
+
+    test = read_split(Path("data/resized"), "test")
+    real_images = load_images(Path("data/resized"), test.path[:min(len(test), p["n_test"])], size)
+    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    network = evaluation.TrainedEvaluator(model, description["image_size"])
+    real, fake = network.features(real_images), network.features(fakes)
+    k = min(p["prdc_k"], len(real) - 1, len(fake) - 1)
+    expected = precision_recall_density_coverage(real, fake, k)
+    swapped = precision_recall_density_coverage(fake, real, k)
+    names = ("precision", "recall", "density", "coverage")
+    assert any(expected[n] != swapped[n] for n in names), "planted data cannot tell the order apart"
+    assert {n: results[n]["value"] for n in names} == pytest.approx({n: expected[n] for n in names})
+    assert results["k"] == k and results["precision"]["n"] == [len(real), len(fake)]

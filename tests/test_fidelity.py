@@ -228,3 +228,21 @@ def test_pairwise_interval_resamples_images_not_pairs():
     # the interval of twice the mean of the a_i, which the pair mean is
     direct = mean_interval(2 * a, resamples=400)
     assert (by_images["high"] - by_images["low"]) == pytest.approx(direct["high"] - direct["low"], rel=0.35)
+
+
+def test_fidelity_reports_the_basic_fid_interval_and_keeps_real_and_generated_apart():
+    """suite.fidelity: FID's interval is the percentile one reflected about the value; precision is of
+    the generated set (a generated set covering half the real modes has precision 1, recall about 1/2)."""
+    from cxrldm.evaluation import frechet_distance
+    from cxrldm.evaluation.suite import fidelity
+    real = torch.cat([gaussian(60, 4, 0), gaussian(60, 4, 1, shift=20.0)])
+    generated = gaussian(60, 4, 2)                                      # one of the two real modes only
+    result = fidelity(real, generated, k=5, resamples=200, seed=3, kid_subsets=10)
+    percentile = bootstrap_interval(lambda r, f: frechet_distance(generated[f], real[r]), len(real), len(generated),
+                                    resamples=200, seed=3)
+    assert result["fid"]["value"] == pytest.approx(percentile["value"])
+    assert result["fid"]["low"] == pytest.approx(max(0.0, 2 * percentile["value"] - percentile["high"]))
+    assert result["fid"]["high"] == pytest.approx(max(0.0, 2 * percentile["value"] - percentile["low"]))
+    assert result["precision"]["value"] > 0.9 and 0.4 < result["recall"]["value"] < 0.6
+    assert 0.4 < result["coverage"]["value"] < 0.6 and result["precision"]["n"] == [120, 60]
+    assert result["kid"]["value"] > 0 and result["kid"]["low"] <= result["kid"]["high"]

@@ -146,9 +146,12 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
 
 
 def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: list[str], epochs: int, batch_size: int,
-                        lr: float, seed: int, width: int = 32, progress=None) -> EvaluatorCNN:
-    """Fit EvaluatorCNN to multi-label targets (N, L) in {0, 1} with light affine augmentation."""
+                        lr: float, seed: int, width: int = 32, progress=None, precision: str = "fp32") -> EvaluatorCNN:
+    """Fit EvaluatorCNN to multi-label targets (N, L) in {0, 1} with light affine augmentation, on the CPU;
+    precision `auto` or `bf16` trains under bf16 autocast where the CPU has bf16 kernels (about 2x faster)."""
     from ..data import random_affine
+    from ..training import resolve_precision
+    bf16 = resolve_precision(precision, torch.device("cpu")) == "bf16"
     torch.manual_seed(seed)
     model = EvaluatorCNN(labels, width)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -161,7 +164,9 @@ def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: lis
         for start in range(0, len(images) - batch_size + 1, batch_size):
             rows = order[start:start + batch_size]
             batch = random_affine(images[rows], p=0.8, degrees=5.0, translate_px=2.0, scale=0.05)
-            loss = F.binary_cross_entropy_with_logits(model(batch), targets[rows])
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                logits = model(batch)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), targets[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

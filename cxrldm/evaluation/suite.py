@@ -52,9 +52,10 @@ def read_labels(data_root: str | Path, findings: list[str]) -> pd.DataFrame:
 def label_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> torch.Tensor:
     """(N, F) float targets for the studies: 1 positive, 0 negative or not mentioned, NaN uncertain (-1) or
     a study without a label row, which the AUROCs leave out."""
-    values = labels.reindex(list(study_ids))[findings].to_numpy(dtype=float)
+    study_ids = list(study_ids)
+    values = labels.reindex(study_ids)[findings].to_numpy(dtype=float)
     targets = np.where(values == 1.0, 1.0, np.where(values == -1.0, np.nan, 0.0))
-    targets[np.isnan(values).all(axis=1)] = np.nan       # no label row at all: unknown, not negative
+    targets[~np.isin(study_ids, labels.index.to_numpy())] = np.nan     # no label row at all: unknown, not negative
     return torch.tensor(targets)
 
 
