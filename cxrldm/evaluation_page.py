@@ -383,9 +383,12 @@ def faithfulness_bars(faithfulness: dict) -> tuple[str, list[str]]:
 
 
 def memorisation_rows(memorisation: dict) -> list[list[str]]:
-    """[space, threshold, flagged fraction] for each space (feature, pixel, ...) that has a flagged fraction."""
-    return [[space, format_value(entry.get("threshold")), format_value(entry.get("flagged_fraction"))]
-            for space, entry in memorisation.items()
+    """[space, threshold, flagged fraction, nearest is the prompt's own image] for each space (feature,
+    pixel, ...) that has a flagged fraction, at the top level or under "spaces"."""
+    spaces = memorisation.get("spaces") if isinstance(memorisation.get("spaces"), dict) else memorisation
+    return [[space, format_value(entry.get("threshold")), format_value(entry.get("flagged_fraction")),
+             format_value(entry.get("nearest_is_source_fraction"))]
+            for space, entry in spaces.items()
             if isinstance(entry, dict) and "flagged_fraction" in entry]
 
 
@@ -415,7 +418,8 @@ def summary_html(metrics: dict[str, dict]) -> str:
         parts += [f'<p class="note">{_esc(note)}</p>' for note in notes]
     rows = memorisation_rows(metrics.get("memorisation") or {})
     if rows:
-        parts.append("<h3>Memorisation</h3>" + grid_table(["space", "threshold", "flagged fraction"], rows))
+        header = ["space", "threshold", "flagged fraction", "nearest is the prompt's own image"]
+        parts.append("<h3>Memorisation</h3>" + grid_table(header, rows))
     table = utility_table(metrics.get("utility") or {})
     if table:
         parts.append("<h3>Utility: downstream classifier AUROC</h3>" + table)

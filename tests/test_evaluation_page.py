@@ -363,3 +363,11 @@ def test_page_renders_in_a_headless_browser(tmp_path, monkeypatch):
     assert image.size == (1200, 1600)
     low, high = image.getextrema()
     assert high - low > 100, "the screenshot is blank"
+
+
+def test_memorisation_rows_read_the_stage_s_spaces():
+    interval = {"value": 0.02, "low": 0.0, "high": 0.05, "n": 150, "resamples": 1000}
+    rows = page.memorisation_rows({"n_synthetic": 150, "spaces": {
+        "evaluator_cnn": {"threshold": 0.7155, "flagged_fraction": interval, "nearest_is_source_fraction": interval}}})
+    assert rows == [["evaluator_cnn", page.format_value(0.7155), page.format_value(interval),
+                     page.format_value(interval)]]
