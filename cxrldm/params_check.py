@@ -75,7 +75,7 @@ RATE, WEIGHT = number(above=0), number(0)
 
 RULES: dict[str, Rule] = {
     "data.root": text(), "data.reports": text(), "launch.train": text(),
-    "demo_data.seed": SEED, "demo_data.n_studies": integer(10), "demo_data.min_side": integer(32),
+    "demo_data.seed": SEED, "demo_data.n_studies": POSITIVE, "demo_data.min_side": integer(16),
     "filter_pa.view": text(), "filter_pa.split": choice("official", "by_patient"), "filter_pa.split_file": text(),
     "filter_pa.split_seed": SEED, "filter_pa.train_fraction": number(0, 1),
     "filter_pa.validate_fraction": number(0, 1), "filter_pa.test_fraction": number(0, 1),

@@ -81,8 +81,7 @@ class RecordingParams(dict):
 
 def _write_read_params(folder: Path) -> None:
     """Merge this process's reads into folder/<stage>.json (a stage may run in several processes)."""
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    file = folder / f"{(spec.name if spec else Path(sys.argv[0]).stem).rsplit('.', 1)[-1]}.json"
+    file = folder / f"{stage_name()}.json"
     read = _read | set(json.loads(file.read_text())) if file.exists() else _read
     folder.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(f".{file.name}.{os.getpid()}")
@@ -106,9 +105,26 @@ def fail(message: str) -> None:
     raise SystemExit(1)
 
 
-def run(main) -> None:
-    """Run a stage's main(); expected input problems end in one line, not a traceback."""
+def stage_name() -> str:
+    """The running stage: `python -m stages.train_ldm` is stage train_ldm."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return (spec.name if spec else Path(sys.argv[0]).stem).rsplit(".", 1)[-1]
+
+
+def check_stage_params(stage: str, dvc_file: str = "dvc.yaml") -> None:
+    """Check every param the stage lists in dvc.yaml (and those its cmd and deps interpolate) against
+    cxrldm/params_check.py, before any data is read or output touched."""
+    from cxrldm.params_check import check
+    spec = yaml.safe_load(Path(dvc_file).read_text())["stages"][stage]
+    text = " ".join([spec["cmd"], *map(str, spec.get("deps", []))])
+    check(_read_params(), [*spec.get("params", []), *dict.fromkeys(re.findall(r"\$\{([^}]+)\}", text))])
+
+
+def run(main, stage: str | None = None) -> None:
+    """Check the stage's params, then run its main(); expected input problems end in one line, not a
+    traceback."""
     try:
+        check_stage_params(stage or stage_name())
         main()
     except (FileNotFoundError, ValueError, KeyError) as error:
         fail(str(error) if not isinstance(error, KeyError) else f"missing param {error} in {PARAMS_FILE}")
