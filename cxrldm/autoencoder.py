@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from . import nets
-from .data import affine_params, warp
-from .training import (Runtime, check_finite, global_batches, load_checkpoint, local_part, mean_over_processes,
-                       save_checkpoint, step_generator, unwrap)
+from .data import affine_params, photometric, photometric_params, warp
+from .training import (Runtime, check_finite, global_batches, load_checkpoint, load_elapsed, local_part,
+                       mean_over_processes, save_checkpoint, save_elapsed, step_generator, unwrap)
 
 # torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
@@ -51,6 +51,11 @@ class AutoencoderConfig:
     augment_degrees: float
     augment_translate_px: float
     augment_scale: float
+    augment_flip_p: float
+    augment_shift_p: float
+    augment_shift: float
+    augment_gamma_p: float
+    augment_gamma: float
     precision: str
     val_every: int
     val_images: int
@@ -224,7 +229,8 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
                "scaler": scaler}
     state = load_checkpoint(checkpoint, fingerprint, modules, runtime)
     first_epoch = state["epoch"] + 1 if state else 1
-    seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
+    seconds = load_elapsed(checkpoint, fingerprint, state["epoch"]) if state else 0.0
+    metrics = {**state["metrics"], "seconds": seconds} if state else {}
     model = SampledAutoencoder(autoencoder)
     part = local_part(runtime, cfg.batch_size)
     if runtime.world_size > 1:
@@ -243,7 +249,9 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
             theta = affine_params(cfg.batch_size, cfg.image_size, cfg.augment_p, cfg.augment_degrees,
                                   cfg.augment_translate_px, cfg.augment_scale, generator)[part]
             eps = torch.randn([cfg.batch_size, *latent_shape], generator=generator)[part].to(runtime.device)
-            images = warp(images.to(runtime.device), theta)
+            tone = photometric_params(cfg.batch_size, cfg.augment_flip_p, cfg.augment_shift_p, cfg.augment_shift,
+                                      cfg.augment_gamma_p, cfg.augment_gamma, generator)
+            images = photometric(warp(images.to(runtime.device), theta), *(t[part] for t in tone))
             parts = train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg, runtime,
                                adversarial, where=f"epoch {epoch} step {step}")
             for name, value in parts.items():
@@ -256,7 +264,9 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
             grid = comparison_grid(val_images, recon)
         seconds += time.perf_counter() - started
         metrics["seconds"] = seconds
-        if runtime.is_main:
-            save_checkpoint(checkpoint, fingerprint, epoch, modules, {"seconds": seconds, "metrics": metrics})
+        if runtime.is_main:      # logs first: a checkpoint of epoch e means epoch e is logged (stages trim on resume)
             on_epoch(epoch, metrics, grid)
+            save_checkpoint(checkpoint, fingerprint, epoch, modules,
+                            {"metrics": {k: v for k, v in metrics.items() if k != "seconds"}})
+            save_elapsed(checkpoint, fingerprint, epoch, seconds)
     return autoencoder, metrics

@@ -82,3 +82,24 @@ def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 def random_affine(images: torch.Tensor, p: float, degrees: float, translate_px: float, scale: float,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     return warp(images, affine_params(len(images), images.shape[-1], p, degrees, translate_px, scale, generator))
+
+
+def photometric_params(n: int, flip_p: float, shift_p: float, shift: float, gamma_p: float, gamma: float,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image: a horizontal flip (probability flip_p), an intensity shift in [-shift, shift] (shift_p)
+    and a contrast gamma in [1 - gamma, 1 + gamma] (gamma_p), as (flip (n,) bool, shift (n,), gamma (n,)).
+    All drawn even when off, so the generator's stream does not depend on the probabilities."""
+    u = torch.rand(5, n, generator=generator)
+    flips = u[0] < flip_p
+    shifts = torch.where(u[1] < shift_p, (u[2] * 2 - 1) * shift, torch.zeros(n))
+    gammas = torch.where(u[3] < gamma_p, 1 + (u[4] * 2 - 1) * gamma, torch.ones(n))
+    return flips, shifts, gammas
+
+
+def photometric(images: torch.Tensor, flips: torch.Tensor, shifts: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
+    """Flip, shift and gamma per image (N, C, H, W) in [0, 1], clipped to [0, 1]. For the autoencoder only:
+    a flip swaps the patient's sides, so it never touches images paired with report text."""
+    device = images.device
+    images = torch.where(flips.to(device)[:, None, None, None], images.flip(-1), images)
+    images = (images + shifts.to(device, images.dtype)[:, None, None, None]).clamp(0, 1)
+    return images.pow(gammas.to(device, images.dtype)[:, None, None, None])

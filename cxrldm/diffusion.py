@@ -18,8 +18,8 @@ from . import nets
 from .latents import rows, sample_latents
 from .prompts import Conditioner
 from .sampling import make_scheduler, training_target
-from .training import (Runtime, check_finite, global_batches, load_checkpoint, local_part, mean_over_processes,
-                       save_checkpoint, step_generator, unwrap)
+from .training import (Runtime, check_finite, global_batches, load_checkpoint, load_elapsed, local_part,
+                       mean_over_processes, save_checkpoint, save_elapsed, step_generator, unwrap)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
         modules["ema"] = ema
     state = load_checkpoint(checkpoint, fingerprint, modules, runtime)
     first_epoch = state["epoch"] + 1 if state else 1
-    seconds, metrics = (state["seconds"], state["metrics"]) if state else (0.0, {})
+    seconds = load_elapsed(checkpoint, fingerprint, state["epoch"]) if state else 0.0
+    metrics = {**state["metrics"], "seconds": seconds} if state else {}
     model = DistributedDataParallel(unet) if runtime.world_size > 1 else unet
     part = local_part(runtime, cfg.batch_size)
     for epoch in range(first_epoch, cfg.epochs + 1):
@@ -167,7 +168,9 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
                                                   scale_factor, runtime, cfg.batch_size)
         seconds += time.perf_counter() - started
         metrics["seconds"] = seconds
-        if runtime.is_main:
-            save_checkpoint(checkpoint, fingerprint, epoch, modules, {"seconds": seconds, "metrics": metrics})
+        if runtime.is_main:      # logs first: a checkpoint of epoch e means epoch e is logged (stages trim on resume)
             on_epoch(epoch, metrics, sampler_model)
+            save_checkpoint(checkpoint, fingerprint, epoch, modules,
+                            {"metrics": {k: v for k, v in metrics.items() if k != "seconds"}})
+            save_elapsed(checkpoint, fingerprint, epoch, seconds)
     return (ema.module if ema is not None else unet), metrics

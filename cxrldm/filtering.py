@@ -65,6 +65,10 @@ def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Pa
     counts = {"metadata_images": len(metadata)}
     pa = metadata[metadata.ViewPosition == view][["dicom_id", "subject_id", "study_id"]]
     counts["view_images"] = len(pa)
+    if not len(pa):
+        present = metadata.ViewPosition.fillna("(blank)").value_counts()
+        raise ValueError(f"filter_pa.view: no image has ViewPosition {view!r}; the views present are "
+                         + ", ".join(f"{name} ({n})" for name, n in present.items()))
     if split is not None:
         pa = pa.merge(split[["dicom_id", "split"]], on="dicom_id", how="inner")
         counts["not_in_split_file"] = counts["view_images"] - len(pa)

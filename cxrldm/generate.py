@@ -66,7 +66,7 @@ def generate_images(models: Models, prompts: list[str], seeds: list[int], sample
 def save_png(image: torch.Tensor, path: str | Path) -> None:
     """(1, H, W) in [0, 1] -> 8-bit grayscale PNG."""
     pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, clean_stale=False) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -10,10 +11,16 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary sibling path to write to; rename it onto `path` only if the block succeeds."""
+def atomic_path(path: str | Path, clean_stale: bool = True):
+    """Yield a temporary sibling path to write to; rename it onto `path` only if the block succeeds.
+    Temporaries of `path` that a killed run left behind (SIGKILL skips the cleanup below) are removed
+    first; one writer per path. `clean_stale=False` skips that directory scan, for the many files
+    written into a fresh temporary directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if clean_stale:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp

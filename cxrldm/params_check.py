@@ -74,7 +74,7 @@ POSITIVE, COUNT = integer(1), integer(0)
 RATE, WEIGHT = number(above=0), number(0)
 
 RULES: dict[str, Rule] = {
-    "data.root": text(), "data.reports": text(), "launch.train": text(),
+    "data.root": text(), "data.reports": text(),
     "demo_data.seed": SEED, "demo_data.n_studies": POSITIVE, "demo_data.min_side": integer(16),
     "filter_pa.view": text(), "filter_pa.split": choice("official", "by_patient"), "filter_pa.split_file": text(),
     "filter_pa.split_seed": SEED, "filter_pa.train_fraction": number(0, 1),
@@ -89,6 +89,9 @@ RULES: dict[str, Rule] = {
     "train_aekl.grad_clip": WEIGHT, "train_aekl.batch_size": POSITIVE, "train_aekl.epochs": POSITIVE,
     "train_aekl.augment_p": number(0, 1), "train_aekl.augment_degrees": number(0, 180),
     "train_aekl.augment_translate_px": WEIGHT, "train_aekl.augment_scale": number(0, 0.5),
+    "train_aekl.augment_flip_p": number(0, 1), "train_aekl.augment_shift_p": number(0, 1),
+    "train_aekl.augment_shift": number(0, 0.5), "train_aekl.augment_gamma_p": number(0, 1),
+    "train_aekl.augment_gamma": number(0, 0.5),
     "train_aekl.precision": PRECISION, "train_aekl.val_every": POSITIVE, "train_aekl.val_images": POSITIVE,
     "train_aekl.ms_ssim_kernel": integer(1), "train_aekl.in_memory": BOOLEAN, "train_aekl.num_workers": COUNT,
     "text_encoder.model": text(), "text_encoder.encoder_subfolder": text(empty=True),

@@ -152,7 +152,7 @@ def parse_report(text: str) -> dict:
 
 def read_reports(source: str | Path, study_paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     """(path, text) for each report path ("files/p10/p10000032/s50414267.txt"); text is None when the
-    report is missing. `source` is a directory holding `files/...` or `mimic-cxr-reports.zip`, whose
+    report is missing, and a ReportText that says whether its bytes were valid UTF-8 otherwise. `source` is a directory holding `files/...` or `mimic-cxr-reports.zip`, whose
     members may sit under one top-level folder. Raises FileNotFoundError at once for a missing source."""
     source = Path(source)
     if not source.exists():
@@ -162,10 +162,25 @@ def read_reports(source: str | Path, study_paths: Iterable[str]) -> Iterator[tup
     return _read_from_zip(source, study_paths)
 
 
+class ReportText(str):
+    """A report's text; `invalid_utf8` is True when its bytes were not UTF-8 and were read as Latin-1
+    (every byte a character, nothing replaced or lost)."""
+    invalid_utf8 = False
+
+
+def decode_report(data: bytes) -> ReportText:
+    try:
+        return ReportText(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        text = ReportText(data.decode("latin-1"))
+        text.invalid_utf8 = True
+        return text
+
+
 def _read_from_directory(root: Path, study_paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     for relative in study_paths:
         path = root / relative
-        yield relative, path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+        yield relative, decode_report(path.read_bytes()) if path.is_file() else None
 
 
 def _member_prefix(names: Iterable[str]) -> str:
@@ -185,5 +200,5 @@ def _read_from_zip(archive_path: Path, study_paths: Iterable[str]) -> Iterator[t
         prefix = _member_prefix(archive.namelist())
         for relative in study_paths:
             member = prefix + relative
-            text = archive.read(member).decode("utf-8", errors="replace") if member in members else None
+            text = decode_report(archive.read(member)) if member in members else None
             yield relative, text

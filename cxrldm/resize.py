@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -44,3 +45,16 @@ def resize_all(paths: Iterable[str], source_root: str | Path, target_root: str |
         return
     with Pool(workers) as pool:
         yield from pool.imap(resize_one, jobs, chunksize=16)
+
+
+def require_space(folder: str | Path, written_bytes: list[int], remaining: int, margin: float = 1.1) -> None:
+    """Stop at once, with one line, when the images still to write (their mean size so far times
+    `remaining`, plus a margin) do not fit on the disk holding `folder`, instead of failing hours in."""
+    if not written_bytes or remaining <= 0:
+        return
+    need = sum(written_bytes) / len(written_bytes) * remaining * margin
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise ValueError(f"not enough disk for resize: {remaining:,} more images of about "
+                         f"{sum(written_bytes) / len(written_bytes) / 1024:.0f} KiB need {need / 2**30:.2f} GiB, "
+                         f"{Path(folder).resolve()} has {free / 2**30:.2f} GiB free")

@@ -3,6 +3,7 @@ resume exactly, and the non-finite-loss stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import nullcontext
@@ -149,6 +150,32 @@ def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, modules: dic
              "modules": {name: unwrap(m).state_dict() for name, m in modules.items()}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def elapsed_path(checkpoint: str | Path) -> Path:
+    """Where a run's wall-clock seconds live: next to its checkpoint directory, outside what DVC hashes,
+    so that checkpoints (and so dvc.lock) are byte-identical for the same params and inputs."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.with_name(f"{checkpoint.parent.name}.{checkpoint.stem}.elapsed.json")
+
+
+def save_elapsed(checkpoint: str | Path, fingerprint: str, epoch: int, seconds: float) -> None:
+    from .io import write_json
+    write_json(elapsed_path(checkpoint), {"fingerprint": fingerprint, "epoch": epoch, "seconds": seconds})
+
+
+def load_elapsed(checkpoint: str | Path, fingerprint: str, epoch: int) -> float:
+    """The seconds spent up to `epoch` of the run `fingerprint` names; 0 when not recorded."""
+    try:
+        saved = json.loads(elapsed_path(checkpoint).read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(saved["seconds"]) if (saved.get("fingerprint"), saved.get("epoch")) == (fingerprint, epoch) else 0.0
+
+
+def checkpoint_epoch(path: str | Path) -> int:
+    """The last epoch a checkpoint holds."""
+    return int(torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)["epoch"])
 
 
 def checkpoint_matches(path: str | Path, fingerprint: str) -> bool:

@@ -99,6 +99,31 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, mininterval=1.0, **kwargs)
 
 
+def trim_live(live_dir: Path, epoch: int) -> None:
+    """Drop what DVCLive logged after `epoch`, the checkpoint a run resumes from: epochs are logged before
+    they are checkpointed, so a run killed in between logs that epoch again. Metric rows with a later step
+    (or cut off mid-line) go, and images named epoch_NNNN after it."""
+    from cxrldm.io import atomic_path
+    for table in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        header, *rows = table.read_text().splitlines()
+        kept = [row for row in rows if re.fullmatch(r"\d+\t[^\t]+", row) and int(row.split("\t")[0]) <= epoch]
+        with atomic_path(table) as tmp:
+            tmp.write_text("\n".join([header, *kept]) + "\n")
+    for image in (live_dir / "plots" / "images").rglob("epoch_*.png"):
+        if int(image.stem.removeprefix("epoch_")) > epoch:
+            image.unlink()
+
+
+TIMING = Path("metrics/timing")
+
+
+def write_timing(stage: str, seconds: float) -> None:
+    """A training stage's wall-clock seconds, in metrics/timing/<stage>.json: dvc.yaml lists these files as
+    metrics (so `dvc metrics show` has them) but no stage declares them, so they stay out of dvc.lock."""
+    from cxrldm.io import write_json
+    write_json(TIMING / f"{stage}.json", {"seconds": round(seconds, 1)})
+
+
 def fail(message: str) -> None:
     """Stop the stage with one line on stderr (no traceback) and a non-zero exit status."""
     print(f"error: {message}", file=sys.stderr)

@@ -23,6 +23,10 @@ def main():
     fractions = (p["train_fraction"], p["validate_fraction"], p["test_fraction"])
     checksums = filtering.read_checksums(root / layout.CHECKSUMS)
     table, counts = filtering.select_pa(metadata, split, root, checksums, fractions, p["split_seed"], p["view"])
+    empty = [name for name in layout.SPLITS if not counts[f"{name}_images"]]
+    if empty:    # every later stage needs each split: training, validation, the test set of the evaluation
+        raise ValueError(f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: "
+                         f"{counts['pa_images']} {p['view']} images in all ({counts})")
     write_csv(OUT, table)
     write_json("metrics/filter_pa.json", counts)
     print(counts)

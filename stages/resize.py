@@ -6,10 +6,11 @@ import pandas as pd
 
 from cxrldm import filtering, layout
 from cxrldm.io import atomic_dir, write_csv, write_json
-from cxrldm.resize import resize_all
+from cxrldm.resize import require_space, resize_all
 from stages.common import load_params, progress, run, workers
 
 OUT = Path("data/resized")
+PREFLIGHT = 32           # images resized before the disk space for the rest is estimated
 IMAGE_COLUMNS = ["dicom_id", "subject_id", "study_id", "split", "path", "width", "height", "sha256"]
 
 
@@ -20,16 +21,20 @@ def main():
         raise ValueError(f"resize.size must be an integer of at least 16, got {size!r}")
     root = layout.require(params["data"]["root"], "data.root (MIMIC-CXR-JPG directory)")
     table = filtering.read_table("data/pa.csv", filtering.PA_COLUMNS, "PA table")
-    rows, skipped = [], []
+    rows, skipped, written = [], [], []
     with atomic_dir(OUT) as tmp:
         results = resize_all(table.path, root, tmp, size, workers=workers(), draft=draft)
-        for row, (path, width, height, digest, error) in zip(
-                table.itertuples(index=False), progress(results, total=len(table), desc="resize")):
+        for k, (row, (path, width, height, digest, error)) in enumerate(zip(
+                table.itertuples(index=False), progress(results, total=len(table), desc="resize")), 1):
             if error:
                 skipped.append({"dicom_id": row.dicom_id, "source": row.path, "error": error})
             else:
                 rows.append({"dicom_id": row.dicom_id, "subject_id": row.subject_id, "study_id": row.study_id,
                              "split": row.split, "path": path, "width": width, "height": height, "sha256": digest})
+                if len(written) < PREFLIGHT:
+                    written.append((tmp / path).stat().st_size)
+                    if len(written) == PREFLIGHT:
+                        require_space(tmp, written, len(table) - k)
         write_csv(tmp / "images.csv", pd.DataFrame(rows, columns=IMAGE_COLUMNS))
         write_csv(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["dicom_id", "source", "error"]))
     counts = {"resized": len(rows), "skipped": len(skipped), "size": size}

@@ -29,6 +29,9 @@ def read_prompts(p: dict) -> list[dict]:
             raise FileNotFoundError(f"sample.prompts_file not found: {path}")
         lines = [line.strip() for line in path.read_text().splitlines()]
         prompts += [{"text": line, "finding": None, "side": None} for line in lines if line and not line.startswith("#")]
+    if not prompts:
+        raise ValueError("sample.prompts and sample.prompts_file hold no prompt: name at least one (unconditional "
+                         "samples come from sample.n_unconditional)")
     if not all(q["text"] for q in prompts):
         raise ValueError("sample.prompts: an empty prompt; unconditional samples come from sample.n_unconditional")
     return prompts

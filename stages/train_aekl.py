@@ -10,8 +10,8 @@ from cxrldm import nets
 from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder
 from cxrldm.data import RadiographDataset, load_images, read_split
 from cxrldm.io import write_json
-from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import fail, load_params, progress, run, stage_fingerprint
+from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
+from stages.common import fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
 
 RESIZED = Path("data/resized")
 CHECKPOINT = Path("models/checkpoints/train_aekl/last.pt")
@@ -27,6 +27,8 @@ def main():
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)
+    elif runtime.is_main:
+        trim_live(LIVE_DIR, checkpoint_epoch(CHECKPOINT))
     train = read_split(RESIZED, "train")
     val = read_split(RESIZED, "validate", limit=cfg.val_images)
     train_set = RadiographDataset(RESIZED, train.path, cfg.image_size, cfg.in_memory, progress)
@@ -55,9 +57,10 @@ def main():
         nets.save_model(autoencoder, "AutoencoderKL", kwargs, MODEL,
                         {"image_size": cfg.image_size, "latent_shape": nets.latent_shape(kwargs, cfg.image_size)})
         write_json("metrics/train_aekl.json", {
-            "n_params": nets.n_params(autoencoder), "epochs": cfg.epochs, "seconds": round(metrics["seconds"], 1),
+            "n_params": nets.n_params(autoencoder), "epochs": cfg.epochs,
             "val_l1": round(metrics["val_l1"], 5), "val_ms_ssim": round(metrics["val_ms_ssim"], 5),
             "ms_ssim_kernel": cfg.ms_ssim_kernel, "image_size": cfg.image_size})
+        write_timing("train_aekl", metrics["seconds"])
 
 
 if __name__ == "__main__":

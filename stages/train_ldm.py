@@ -16,8 +16,8 @@ from cxrldm.diffusion import DiffusionConfig, train_diffusion
 from cxrldm.prompts import Conditioner, draw_prompt, treat_deid_markers
 from cxrldm.sampling import generate
 from cxrldm.text import TextEncoder
-from cxrldm.training import NonFiniteLoss, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import fail, load_params, progress, run, stage_fingerprint
+from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
+from stages.common import fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
 
 LATENTS = Path("data/latents")
 CHECKPOINT = Path("models/checkpoints/train_ldm/last.pt")
@@ -49,6 +49,8 @@ def main():
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)
+    elif runtime.is_main:
+        trim_live(LIVE_DIR, checkpoint_epoch(CHECKPOINT))
     scale_factor = json.loads(Path("models/scale_factor.json").read_text())["scale_factor"]
     train, val = latents.load_latents(LATENTS, "train"), latents.load_latents(LATENTS, "validate")
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
@@ -96,8 +98,9 @@ def main():
             "scheduler": {"num_train_timesteps": cfg.num_train_timesteps, "beta_start": cfg.beta_start,
                           "beta_end": cfg.beta_end, "prediction_type": cfg.prediction_type}})
         write_json("metrics/train_ldm.json", {
-            "n_params": nets.n_params(model), "epochs": cfg.epochs, "seconds": round(metrics["seconds"], 1),
+            "n_params": nets.n_params(model), "epochs": cfg.epochs,
             "train_loss": round(metrics["train_loss"], 5), "val_loss": round(metrics["val_loss"], 5)})
+        write_timing("train_ldm", metrics["seconds"])
 
 
 if __name__ == "__main__":

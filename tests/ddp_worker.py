@@ -25,7 +25,8 @@ AE = AutoencoderConfig(
     disc_layers=2, disc_norm="instance", perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3,
     adv_weight=0.1,
     adv_start_epoch=1, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=2, augment_p=0.5,
-    augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, precision="fp32", val_every=1, val_images=2,
+    augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, augment_flip_p=0.5, augment_shift_p=0.5, augment_shift=0.05,
+    augment_gamma_p=0.5, augment_gamma=0.05, precision="fp32", val_every=1, val_images=2,
     ms_ssim_kernel=3, in_memory=True, num_workers=0)
 LDM = DiffusionConfig(
     seed=0, channels=[8, 8], attention_levels=[False, True], num_head_channels=[0, 8], num_res_blocks=1,

@@ -14,7 +14,8 @@ TINY = ae.AutoencoderConfig(
     seed=0, image_size=48, channels=[8, 8], latent_channels=2, num_res_blocks=1, norm_num_groups=4,
     disc_channels=8, disc_layers=2, disc_norm="batch", perceptual_network="squeeze", perceptual_weight=0.0, kl_weight=1e-3,
     adv_weight=0.1, adv_start_epoch=2, lr_g=1e-3, lr_d=1e-3, grad_clip=1.0, batch_size=4, epochs=3,
-    augment_p=0.5, augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, precision="fp32",
+    augment_p=0.5, augment_degrees=5.0, augment_translate_px=1.0, augment_scale=0.01, augment_flip_p=0.5, augment_shift_p=0.5, augment_shift=0.05,
+    augment_gamma_p=0.5, augment_gamma=0.05, precision="fp32",
     val_every=1, val_images=4, ms_ssim_kernel=3, in_memory=True, num_workers=0)
 
 
@@ -103,8 +104,8 @@ class Interrupt(Exception):
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path):
     whole, _ = train(tmp_path, name="whole.pt")
-    def stop_after_first(epoch, metrics, grid):
-        if epoch == 1:
+    def stop_after_first(epoch, metrics, grid):     # killed while logging epoch 2: the checkpoint holds epoch 1
+        if epoch == 2:
             raise Interrupt
     with pytest.raises(Interrupt):
         train(tmp_path, on_epoch=stop_after_first, name="resumed.pt")
@@ -120,8 +121,8 @@ def test_resume_inside_the_adversarial_phase_gives_identical_weights(tmp_path):
     and the scaler must come back, or the resumed epochs differ."""
     cfg = dataclasses.replace(TINY, adv_start_epoch=1)
     train(tmp_path, cfg=cfg, name="whole.pt")
-    def stop_after_second(epoch, metrics, grid):
-        if epoch == 2:
+    def stop_after_second(epoch, metrics, grid):    # killed while logging epoch 3: the checkpoint holds epoch 2
+        if epoch == 3:
             assert "train_discriminator" in metrics
             raise Interrupt
     with pytest.raises(Interrupt):
@@ -156,8 +157,8 @@ def test_resume_keeps_the_loss_scaler_state(tmp_path, monkeypatch):
     monkeypatch.setattr(Runtime, "grad_scaler", lambda self: torch.amp.GradScaler("cpu", init_scale=2.0 ** 4,
                                                                                    growth_interval=1))
     train(tmp_path, name="whole.pt")
-    def stop_after_first(epoch, metrics, grid):
-        if epoch == 1:
+    def stop_after_first(epoch, metrics, grid):     # the checkpoint holds epoch 1
+        if epoch == 2:
             raise Interrupt
     with pytest.raises(Interrupt):
         train(tmp_path, on_epoch=stop_after_first, name="resumed.pt")
@@ -230,3 +231,19 @@ def test_monai_generative_checkpoint_loads_with_the_same_output():
     with torch.no_grad():
         assert torch.allclose(old.reconstruct(x), ours.reconstruct(x), atol=1e-5)
         assert torch.allclose(old.encode(x)[0], ours.encode(x)[0], atol=1e-5)
+
+
+def test_photometric_augmentation_flips_shifts_and_bends_contrast_as_drawn():
+    from cxrldm.data import photometric, photometric_params
+    images = torch.linspace(0, 1, 2 * 4 * 4).reshape(2, 1, 4, 4)
+    flips, shifts, gammas = torch.tensor([True, False]), torch.tensor([0.05, -0.05]), torch.tensor([1.05, 0.95])
+    out = photometric(images, flips, shifts, gammas)
+    expected = torch.stack([(images[0].flip(-1) + 0.05).clamp(0, 1) ** 1.05, (images[1] - 0.05).clamp(0, 1) ** 0.95])
+    assert torch.allclose(out, expected) and out.min() >= 0 and out.max() <= 1
+    # probabilities 1 and 0: everything on or nothing; the draws do not depend on them (same stream after)
+    on = photometric_params(64, 1.0, 1.0, 0.05, 1.0, 0.05, torch.Generator().manual_seed(0))
+    off = photometric_params(64, 0.0, 0.0, 0.05, 0.0, 0.05, torch.Generator().manual_seed(0))
+    assert on[0].all() and (on[1].abs() <= 0.05).all() and (on[1] != 0).all() and ((on[2] - 1).abs() <= 0.05).all()
+    assert not off[0].any() and (off[1] == 0).all() and (off[2] == 1).all()
+    half = photometric_params(4000, 0.5, 0.1, 0.05, 0.1, 0.05, torch.Generator().manual_seed(1))
+    assert abs(half[0].double().mean() - 0.5) < 0.03 and abs((half[1] != 0).double().mean() - 0.1) < 0.02

@@ -1,6 +1,7 @@
 """Latent scale factor, prompts and null condition, the velocity target, diffusion training and resume,
 and checkpoint compatibility with monai-generative."""
 
+import json
 import math
 
 import numpy as np
@@ -150,8 +151,8 @@ class Interrupt(Exception):
 def test_resume_after_interruption_gives_identical_weights(encoder, tmp_path):
     whole, metrics = train_tiny(encoder, tmp_path / "whole.pt")
     assert set(metrics) >= {"train_loss", "val_loss", "seconds"}
-    def stop(epoch, *a):
-        if epoch == 2:
+    def stop(epoch, *a):          # killed while logging epoch 3: the checkpoint holds epoch 2
+        if epoch == 3:
             raise Interrupt
     with pytest.raises(Interrupt):
         train_tiny(encoder, tmp_path / "resumed.pt", stop)
@@ -336,14 +337,20 @@ def test_diffusion_loss_noises_and_targets_as_monai_defines_them():
 def test_resume_inside_the_warm_up_gives_identical_weights(encoder, tmp_path):
     """Stopped after 4 of 10 warm-up steps: the resumed run must continue the warm-up, not restart it."""
     whole, _ = train_tiny(encoder, tmp_path / "whole.pt", warmup_steps=10)
-    def stop(epoch, *a):
-        if epoch == 2:
+    def stop(epoch, *a):          # logging epoch 3: the checkpoint holds epoch 2, 4 steps
+        if epoch == 3:
             raise Interrupt
     with pytest.raises(Interrupt):
         train_tiny(encoder, tmp_path / "resumed.pt", stop, warmup_steps=10)
     train_tiny(encoder, tmp_path / "resumed.pt", warmup_steps=10)
-    states = [torch.load(tmp_path / n, weights_only=True)["modules"] for n in ("whole.pt", "resumed.pt")]
+    saved = [torch.load(tmp_path / n, weights_only=True) for n in ("whole.pt", "resumed.pt")]
+    states = [checkpoint["modules"] for checkpoint in saved]
     assert states[0]["warmup"]["last_epoch"] == 6 and states[0]["warmup"] == states[1]["warmup"]
+    # wall-clock time stays out of the checkpoint (so it hashes the same run to run), in a file beside it
+    from cxrldm.training import elapsed_path
+    assert "seconds" not in saved[1] and "seconds" not in saved[1]["metrics"]
+    elapsed = json.loads(elapsed_path(tmp_path / "resumed.pt").read_text())
+    assert elapsed["epoch"] == 3 and elapsed["seconds"] > 0 and elapsed_path(tmp_path / "whole.pt").is_file()
     for name in ("unet", "ema"):
         for key, value in states[0][name].items():
             assert torch.equal(value, states[1][name][key]), (name, key)

@@ -85,3 +85,11 @@ def test_read_table_names_the_file_when_columns_are_missing(tmp_path):
         filtering.read_table(path, ["dicom_id", "subject_id"], "metadata")
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
         filtering.read_table(tmp_path / "nowhere.csv", ["dicom_id"], "metadata")
+
+
+def test_a_view_no_image_has_is_refused_with_the_views_present(tmp_path):
+    meta = metadata(ROWS)
+    touch_images(tmp_path, meta)
+    with pytest.raises(ValueError, match=r"filter_pa.view: no image has ViewPosition 'XX'; the views present are "
+                                         r"PA \(4\), LATERAL \(1\), AP \(1\), \(blank\) \(1\)"):
+        filtering.select_pa(meta, None, tmp_path, {}, view="XX")

@@ -107,3 +107,30 @@ def test_a_stage_process_stops_with_the_line_and_no_traceback(stage, dotted, val
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {expected}" and "Traceback" not in result.stderr
     assert not (Path(tmp_path) / "data").exists()
+
+
+# Zero results where they make no sense are errors, before any output is written.
+
+def test_an_empty_prompt_list_is_refused():
+    from stages.sample import read_prompts
+    with pytest.raises(ValueError, match="sample.prompts and sample.prompts_file hold no prompt"):
+        read_prompts({"prompts": [], "prompts_file": ""})
+
+
+def test_reports_without_any_text_are_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    import stages.extract_reports
+    from cxrldm import filtering
+    (tmp_path / "data").mkdir()
+    pd = pytest.importorskip("pandas")
+    rows = [{"dicom_id": f"d{i}", "subject_id": 10000000 + i, "study_id": 50000000 + i, "split": "train",
+             "path": f"files/p10/p1000000{i}/s5000000{i}/d{i}.jpg", "sha256": ""} for i in range(3)]
+    pd.DataFrame(rows)[filtering.PA_COLUMNS].to_csv(tmp_path / "data" / "pa.csv", index=False)
+    for row in rows:
+        report = tmp_path / "reports" / "files" / "p10" / f"p{row['subject_id']}" / f"s{row['study_id']}.txt"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("EXAMINATION:  CHEST (PA AND LAT)\n\nINDICATION:  ___ with cough\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"reports": "reports"}}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="no report text: none of the 3 studies' reports in reports has findings"):
+        stages.extract_reports.main()
+    assert not (tmp_path / "data" / "reports.csv").exists()

@@ -5,8 +5,7 @@ records the dotted params its code read (stages.common.RecordingParams). For eve
 
 - required: its `params:` list and the `${...}` names in its deps. Each must be read by its code, else
   the listing is stale or sits on the wrong stage (e.g. sample.steps listed under evaluate).
-- allowed: required plus the `${...}` names in its cmd (launch.train: the launcher, which dvc reads, not
-  the stage's code). Everything the code reads must be allowed, else a change of that param would
+- allowed: required plus the `${...}` names in its cmd (read by dvc, not the stage's code). Everything the code reads must be allowed, else a change of that param would
   leave the stage wrongly cached.
 
 stage_fingerprint, which hashes every listed param, does not count as reading them.

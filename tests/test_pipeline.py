@@ -4,6 +4,7 @@ param change makes stale."""
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -263,3 +264,15 @@ def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "cxrldm.generate", "--models", str(tmp_path / "none"), "--prompt",
                               "x", "--out", str(out)], cwd=ROOT, env=env(), capture_output=True, text=True)
     assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
+
+
+def test_the_launcher_is_an_environment_variable_outside_what_dvc_hashes(project):
+    """CXRLDM_LAUNCH picks the training stages' launcher (torchrun on GPU nodes); switching it leaves
+    every stage up to date, and scripts/launch.sh really runs the command it names."""
+    torchrun = {"CXRLDM_LAUNCH": "torchrun --standalone --nproc_per_node=8"}
+    assert "up to date" in run(project, "status", extra_env=torchrun).stdout
+    import subprocess
+    from pipeline_project import env
+    probe = subprocess.run(["sh", "scripts/launch.sh", "-c", "import sys; print(sys.flags.utf8_mode)"], cwd=project,
+                           env={**env(), "CXRLDM_LAUNCH": f"{sys.executable} -X utf8"}, capture_output=True, text=True)
+    assert probe.stdout.strip() == "1", probe.stderr

@@ -241,15 +241,28 @@ def test_read_reports_from_zip(tmp_path, prefix):
     assert list(read_reports(str(archive), WANTED)) == EXPECTED
 
 
-def test_read_reports_replaces_undecodable_bytes(tmp_path):
+def test_read_reports_from_a_zip_keeps_undecodable_bytes_as_latin1(tmp_path):
     archive = tmp_path / "reports.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("files/p10/p10000032/s50414267.txt", b"heart \xff size\n")
-    assert list(read_reports(archive, ["files/p10/p10000032/s50414267.txt"])) == [
-        ("files/p10/p10000032/s50414267.txt", "heart \ufffd size\n")]
+    [(path, text)] = list(read_reports(archive, ["files/p10/p10000032/s50414267.txt"]))
+    assert (path, text, text.invalid_utf8) == ("files/p10/p10000032/s50414267.txt", "heart \u00ff size\n", True)
 
 
 def test_missing_source_raises_naming_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "mimic-cxr-reports.zip"
     with pytest.raises(FileNotFoundError, match="nowhere/mimic-cxr-reports.zip"):
         read_reports(missing, WANTED)
+
+
+def test_reports_that_are_not_utf8_are_read_as_latin1_and_flagged(tmp_path):
+    from cxrldm.reports import decode_report, read_reports
+    good, bad = "FINDINGS: Normal heart size. \u00b0".encode("utf-8"), b"FINDINGS: Pleural effusion \xb0 right.\n"
+    assert decode_report(good) == "FINDINGS: Normal heart size. \u00b0" and not decode_report(good).invalid_utf8
+    text = decode_report(bad)
+    assert text == "FINDINGS: Pleural effusion \u00b0 right.\n" and text.invalid_utf8 and "\ufffd" not in text
+    folder = tmp_path / "files" / "p10" / "p10000001"
+    folder.mkdir(parents=True)
+    (folder / "s50000001.txt").write_bytes(bad)
+    [(_, read)] = list(read_reports(tmp_path, ["files/p10/p10000001/s50000001.txt"]))
+    assert read.invalid_utf8

@@ -45,3 +45,39 @@ def test_resize_all_writes_png_and_skips_corrupt_and_truncated(tmp_path):
     assert sorted(p.name for p in (dst / "files").iterdir()) == ["good.png", "wide.png"]
     with Image.open(dst / "files/good.png") as out:
         assert out.mode == "L" and out.size == (128, 160)
+
+
+def test_resize_stops_at_once_when_the_disk_cannot_hold_the_output(tmp_path, monkeypatch):
+    """After PREFLIGHT images the stage projects the rest; a disk too small ends it with one line, the
+    previous data/resized untouched and no temporary directory left."""
+    import collections
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    import stages.resize
+    from cxrldm import filtering, layout
+    monkeypatch.setattr(stages.resize, "PREFLIGHT", 2)
+    root = tmp_path / "mimic"
+    rows = []
+    for k in range(5):
+        path = layout.image_path(10000000 + k, 50000000 + k, f"d{k}")
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        gradient_jpeg(root / path, 300, 360)
+        rows.append({"dicom_id": f"d{k}", "subject_id": 10000000 + k, "study_id": 50000000 + k, "split": "train",
+                     "path": path, "sha256": ""})
+    (tmp_path / "data" / "resized").mkdir(parents=True)
+    (tmp_path / "data" / "resized" / "images.csv").write_text("previous output\n")
+    pd.DataFrame(rows)[filtering.PA_COLUMNS].to_csv(tmp_path / "data" / "pa.csv", index=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"root": str(root)},
+                                                          "resize": {"size": 64, "draft": True}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CXRLDM_WORKERS", "1")
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 100, 100))
+    with pytest.raises(ValueError, match=r"^not enough disk for resize: 3 more images of about \d+ KiB need "
+                                         r"0\.00 GiB, .* has 0\.00 GiB free$"):
+        stages.resize.main()
+    assert (tmp_path / "data" / "resized" / "images.csv").read_text() == "previous output\n"
+    assert [p.name for p in (tmp_path / "data").iterdir() if p.name.startswith(".")] == []

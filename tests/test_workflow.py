@@ -26,25 +26,18 @@ def lock_outputs(lock: dict) -> dict:
     return {(stage, out["path"]): out["md5"] for stage, spec in lock["stages"].items() for out in spec.get("outs", [])}
 
 
-# Outputs that record wall-clock time: the training metrics' `seconds`, and the checkpoints, which carry the
-# elapsed time so that a resumed run reports the total. Everything else must be byte-identical.
-TIMED_METRICS = {"metrics/train_aekl.json", "metrics/train_ldm.json"}
-TIMED_CHECKPOINTS = {"models/checkpoints/train_aekl", "models/checkpoints/train_ldm"}
-
-
-def test_two_clean_runs_give_identical_outputs(tiny_project, tmp_path):
+def test_two_clean_runs_give_a_byte_identical_lock(tiny_project, tmp_path):
+    """Wall-clock time stays out of every output DVC hashes (it lives in metrics/timing/, listed as metrics
+    but declared by no stage), so a clean re-run gives the committed dvc.lock byte for byte and `dvc status`
+    against it is clean."""
     again = clone(tiny_project, tmp_path / "again", shared_cache=False)
     (again / "dvc.lock").unlink()                     # run from nothing, not from the recorded state
     run(again, "repro")
-    first = lock_outputs(yaml.safe_load(run(tiny_project, "git", "show", "HEAD:dvc.lock").stdout))
-    second = lock_outputs(yaml.safe_load((again / "dvc.lock").read_text()))
-    assert first.keys() == second.keys()
-    differing = {path for (stage, path), md5 in second.items() if first[stage, path] != md5}
-    assert differing <= TIMED_METRICS | TIMED_CHECKPOINTS, differing
-    for path in TIMED_METRICS:
-        recorded = json.loads(run(tiny_project, "git", "show", f"HEAD:{path}").stdout)
-        rerun = json.loads((again / path).read_text())
-        assert {k: v for k, v in recorded.items() if k != "seconds"} == {k: v for k, v in rerun.items() if k != "seconds"}
+    recorded = run(tiny_project, "git", "show", "HEAD:dvc.lock").stdout
+    assert (again / "dvc.lock").read_text() == recorded
+    for stage in ("train_aekl", "train_ldm"):
+        assert json.loads((again / "metrics" / "timing" / f"{stage}.json").read_text())["seconds"] > 0
+    assert "seconds" not in (again / "metrics" / "train_aekl.json").read_text()
 
 
 def test_push_to_a_local_remote_and_pull_into_a_fresh_clone(tiny_project, tmp_path):
