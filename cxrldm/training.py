@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,23 @@ def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, modules: dic
     state = {"fingerprint": fingerprint, "epoch": epoch, "rng": rng_state(), **(extra or {}),
              "modules": {name: unwrap(m).state_dict() for name, m in modules.items()}}
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(_canonical(state), tmp)
+
+
+def _canonical(value):
+    """The same values as the same bytes, whether or not the run was resumed: every tensor in a storage
+    of its own (torch.save writes whole storages, and a resumed optimiser's state views the loaded
+    checkpoint's), and every string interned (pickle shares repeated objects by identity; keys loaded from
+    a checkpoint are fresh objects, the optimiser's own keys interned literals)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone(memory_format=torch.contiguous_format)
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_canonical(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_canonical(item) for item in value)
+    return value
 
 
 def elapsed_path(checkpoint: str | Path) -> Path:

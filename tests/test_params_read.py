@@ -27,9 +27,7 @@ from stages.common import RecordingParams
 INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 
 # Listed params that the tiny profile's code path does not read; each must stay unread there (or go).
-READ_ONLY_ON_ANOTHER_PATH = {
-    "evaluate.xrv_cache_dir": "read only when evaluate.feature_network is xrv; the tiny profile uses evaluator_cnn",
-}
+READ_ONLY_ON_ANOTHER_PATH: dict[str, str] = {}
 
 
 def required_and_allowed(spec: dict) -> tuple[set, set]:

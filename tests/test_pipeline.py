@@ -207,7 +207,8 @@ def test_data_without_a_split_file_gets_a_patient_split(project, tmp_path):
     original = (project / "params.yaml").read_text()
     try:
         for dotted, value in (("data.root", str(root)), ("filter_pa.split", "by_patient"),
-                              ("filter_pa.split_file", "SHA256SUMS.txt")):
+                              ("filter_pa.split_file", "SHA256SUMS.txt"), ("filter_pa.train_fraction", 0.6),
+                              ("filter_pa.validate_fraction", 0.2), ("filter_pa.test_fraction", 0.2)):
             set_param(project, dotted, value)
         run(project, "repro", "-s", "filter_pa")
         table = pd.read_csv(project / "data" / "pa.csv")
@@ -266,9 +267,11 @@ def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
     assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
 
 
-def test_the_launcher_is_an_environment_variable_outside_what_dvc_hashes(project):
+def test_the_launcher_is_an_environment_variable_outside_what_dvc_hashes(tiny_project, tmp_path):
     """CXRLDM_LAUNCH picks the training stages' launcher (torchrun on GPU nodes); switching it leaves
     every stage up to date, and scripts/launch.sh really runs the command it names."""
+    from pipeline_project import pristine_copy
+    project = pristine_copy(tiny_project, tmp_path / "project")
     torchrun = {"CXRLDM_LAUNCH": "torchrun --standalone --nproc_per_node=8"}
     assert "up to date" in run(project, "status", extra_env=torchrun).stdout
     import subprocess
