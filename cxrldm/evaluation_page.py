@@ -405,9 +405,35 @@ def utility_table(utility: dict) -> str:
     return grid_table(["finding", *(f"trained on {name}" for name in sets)], rows)
 
 
+def edit_summary(edit: dict) -> str:
+    """Bars of the classifier's probability of each edit's finding before and after the edit, and a table
+    of flip rate, side, preservation and identity per edit (schema of stage edit's metrics/edit.json)."""
+    edits = edit.get("edits") if isinstance(edit, dict) else None
+    if not isinstance(edits, dict) or not edits:
+        return ""
+    groups = [(f"{name} ({entry.get('target', '')})",
+               [(label, *interval_of(entry[key])) for key, label in (("probability_before", "before"),
+                                                                    ("probability_after", "after")) if key in entry])
+              for name, entry in edits.items() if isinstance(entry, dict)]
+    svg = svg_bars(groups, "Edits: classifier probability of the finding", x_range=(0.0, 1.0),
+                   x_label="mean probability (95% interval)")
+    columns = (("flip_rate", "flip rate"), ("outside_change_raw", "change outside the mask, no paste-back"),
+               ("fixed_region_ms_ssim_raw", "MS-SSIM of the kept region, no paste-back"),
+               ("identity_top1_pixels", "own original nearest (pixels)"),
+               ("identity_top1_features", "own original nearest (features)"))
+    rows = [[name, *(format_value(entry.get(key)) for key, _ in columns)]
+            for name, entry in edits.items() if isinstance(entry, dict)]
+    html_parts = [f'<div class="charts">{svg}</div>', grid_table(["edit", *(label for _, label in columns)], rows)]
+    side = edit.get("laterality")
+    if isinstance(side, dict) and "auroc_right_vs_left" in side:
+        html_parts.append(f'<p class="note">Side: lower-zone contrast AUROC of the right over the left effusion '
+                          f'edits {_esc(format_value(side["auroc_right_vs_left"]))}.</p>')
+    return "".join(html_parts)
+
+
 def summary_html(metrics: dict[str, dict]) -> str:
     """The Summary section from whichever of the metrics files were read (keys: evaluate, faithfulness,
-    memorisation, utility); parts whose data is missing are left out."""
+    memorisation, utility, edit); parts whose data is missing are left out."""
     parts = []
     rows = headline_rows(metrics.get("evaluate") or {})
     if rows:
@@ -423,4 +449,7 @@ def summary_html(metrics: dict[str, dict]) -> str:
     table = utility_table(metrics.get("utility") or {})
     if table:
         parts.append("<h3>Utility: downstream classifier AUROC</h3>" + table)
+    edits = edit_summary(metrics.get("edit") or {})
+    if edits:
+        parts.append("<h3>Text-guided edits of test films</h3>" + edits)
     return "\n".join(parts) or '<p class="note">No evaluation metrics found.</p>'

@@ -31,6 +31,7 @@ class Models:
     latent_shape: list[int]
     schedule: dict          # num_train_timesteps, beta_start, beta_end, prediction_type
     runtime: Runtime
+    image_size: int         # the autoencoder's square input size
 
 
 def load_models(models_dir: str | Path = "models", precision: str = "auto", device: str = "auto") -> Models:
@@ -41,12 +42,13 @@ def load_models(models_dir: str | Path = "models", precision: str = "auto", devi
         if not (models_dir / name).exists():
             raise FileNotFoundError(f"{models_dir / name} not found: train the models first (make demo / dvc repro)")
     unet, description = nets.load_model(models_dir / "diffusion.safetensors", runtime.device)
-    autoencoder, _ = nets.load_model(models_dir / "autoencoder.safetensors", runtime.device)
+    autoencoder, autoencoder_description = nets.load_model(models_dir / "autoencoder.safetensors", runtime.device)
     text = description["text_encoder"]
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
                           runtime.device, null_token_ids=description.get("null_token_ids"))
     scale_factor = json.loads((models_dir / "scale_factor.json").read_text())["scale_factor"]
-    return Models(unet, autoencoder, encoder, scale_factor, description["latent_shape"], description["scheduler"], runtime)
+    return Models(unet, autoencoder, encoder, scale_factor, description["latent_shape"], description["scheduler"], runtime,
+                  autoencoder_description["image_size"])
 
 
 def generate_images(models: Models, prompts: list[str], seeds: list[int], sampler: str, steps: int, guidance: float,

@@ -69,6 +69,17 @@ def _prompt(v) -> bool:
             and v.get("side") in (None, "left", "right"))
 
 
+EDIT_KEYS = {"name", "prompt", "finding", "target", "source", "mask", "keep", "side"}
+
+
+def _edit(v) -> bool:
+    def named(key):
+        return isinstance(v.get(key), str) and bool(v[key].strip())
+    return (isinstance(v, dict) and set(v) <= EDIT_KEYS and all(named(k) for k in ("name", "prompt", "finding", "source", "mask"))
+            and v.get("target") in ("present", "absent") and v.get("side") in (None, "left", "right")
+            and (v.get("keep") is None or isinstance(v["keep"], str)))
+
+
 SEED, PRECISION = integer(0), choice("auto", "fp32", "bf16", "fp16")
 POSITIVE, COUNT = integer(1), integer(0)
 RATE, WEIGHT = number(above=0), number(0)
@@ -129,6 +140,11 @@ RULES: dict[str, Rule] = {
     "faithfulness.findings": items(text()), "faithfulness.min_studies": integer(3),
     "memorisation.percentile": number(0, 100), "memorisation.pixel_size": integer(4),
     "memorisation.top_pairs": POSITIVE,
+    "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,
+    "edit.feather_px": WEIGHT, "edit.images_per_edit": integer(2), "edit.threshold": number(0, 1),
+    "edit.batch_size": POSITIVE, "edit.precision": PRECISION,
+    "edit.edits": items(Rule("{name, prompt, finding, target: present/absent, source: normal/any/<finding>, "
+                             "mask: <zone or PNG>, keep (optional), side (optional): left/right}", _edit)),
 }
 
 
@@ -157,6 +173,7 @@ RELATIONS = [
     (("filter_pa.train_fraction", "filter_pa.validate_fraction", "filter_pa.test_fraction"),
      lambda *f: abs(sum(f) - 1) < 1e-6 and f[0] > 0 and f[2] > 0, "fractions summing to 1, train and test above 0"),
     (("memorisation.percentile",), lambda p: 0 < p < 100, "a percentile strictly between 0 and 100"),
+    (("edit.edits",), lambda edits: len({e["name"] for e in edits}) == len(edits), "edits with distinct names"),
 ]
 
 

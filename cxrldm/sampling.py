@@ -56,29 +56,49 @@ def guided_prediction(unet, x: torch.Tensor, t: torch.Tensor, context: torch.Ten
     return unconditional + guidance * (conditional - unconditional)
 
 
+def denoise(unet, scheduler, x: torch.Tensor, timesteps, context: torch.Tensor, null_context: torch.Tensor,
+            guidance: float, runtime, generators=None, after_step=None, progress=None) -> torch.Tensor:
+    """Run the scheduler from latents `x` at timesteps[0] through the given timesteps (a tail of the
+    scheduler's, for editing). `generators`: DDPM's per-image noise streams. `after_step(i, x)` may
+    replace the latents after step i (masked editing puts the original back there)."""
+    for i, t in enumerate(progress(timesteps, desc="sampling", leave=False) if progress else timesteps):
+        t_batch = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
+        with runtime.autocast():
+            prediction = guided_prediction(unet, x, t_batch, context, null_context, guidance)
+        if isinstance(scheduler, DDPMScheduler):   # stochastic steps: each image keeps its own noise stream
+            x = torch.cat([scheduler.step(prediction[j:j + 1], int(t), x[j:j + 1], generator=g)[0]
+                           for j, g in enumerate(generators)])
+        else:
+            x = scheduler.step(prediction, int(t), x)[0]
+        if after_step is not None:
+            x = after_step(i, x)
+    return x
+
+
+def step_generators(seeds: list[int], device) -> list[torch.Generator]:
+    """DDPM's per-step noise: a stream of each image's own, apart from every image's starting noise."""
+    return [torch.Generator(device).manual_seed(int(s) + (1 << 48)) for s in seeds]
+
+
+@torch.no_grad()
+def decode(autoencoder, latents: torch.Tensor, scale_factor: float, runtime) -> torch.Tensor:
+    """Diffusion latents -> images in [0, 1] on the CPU: divided by the scale factor first (training
+    multiplied them by it)."""
+    autoencoder = unwrap(autoencoder)
+    with runtime.autocast():
+        images = autoencoder.decode(latents / scale_factor)
+    return images.float().clamp(0, 1).cpu()
+
+
 @torch.no_grad()
 def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: torch.Tensor, seeds: list[int],
              latent_shape: list[int], scale_factor: float, steps: int, guidance: float, runtime, progress=None):
-    """Images (B, 1, H, W) in [0, 1], one per seed, guided by `guided_prediction`; the final latents are
-    divided by the scale factor before decoding (training multiplied them by it)."""
+    """Images (B, 1, H, W) in [0, 1], one per seed, guided by `guided_prediction`."""
     check_steps(scheduler, steps)
     device = runtime.device
     x = initial_noise(seeds, latent_shape).to(device)
     context, null_context = context.to(device), null_context.to(device).expand_as(context)
-    # DDPM's per-step noise: a stream of each image's own, apart from every image's starting noise
-    generators = [torch.Generator(device).manual_seed(int(s) + (1 << 48)) for s in seeds]
     scheduler.set_timesteps(steps, device=device)
-    timesteps = scheduler.timesteps
-    for t in progress(timesteps, desc="sampling", leave=False) if progress else timesteps:
-        t_batch = torch.full((len(x),), int(t), device=device, dtype=torch.long)
-        with runtime.autocast():
-            prediction = guided_prediction(unet, x, t_batch, context, null_context, guidance)
-        if isinstance(scheduler, DDPMScheduler):   # stochastic steps: each image keeps its own noise stream
-            x = torch.cat([scheduler.step(prediction[i:i + 1], int(t), x[i:i + 1], generator=g)[0]
-                           for i, g in enumerate(generators)])
-        else:
-            x = scheduler.step(prediction, int(t), x)[0]
-    autoencoder = unwrap(autoencoder)
-    with runtime.autocast():
-        images = autoencoder.decode(x / scale_factor)
-    return images.float().clamp(0, 1).cpu()
+    x = denoise(unet, scheduler, x, scheduler.timesteps, context, null_context, guidance, runtime,
+                step_generators(seeds, device), progress=progress)
+    return decode(autoencoder, x, scale_factor, runtime)

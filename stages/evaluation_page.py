@@ -1,5 +1,5 @@
 """Stage evaluation_page: every evaluation and training metric and the sample, finding and memorisation
-image grids on one offline HTML page, metrics/evaluation.html (no scripts, no external references: the
+image grids and the edits on one offline HTML page, metrics/evaluation.html (no scripts, no external references: the
 images are embedded and the charts are inline SVG). Whatever input is missing is left out; it reads no
 params."""
 
@@ -11,7 +11,7 @@ from stages.common import run
 
 METRICS = Path("metrics")
 OUTPUT = METRICS / "evaluation.html"
-FILES = ("evaluate", "faithfulness", "memorisation", "utility", "train_aekl", "train_ldm", "train_evaluator")
+FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "train_aekl", "train_ldm", "train_evaluator")
 
 
 def read_metrics(folder: Path = METRICS) -> dict[str, dict]:
@@ -26,7 +26,8 @@ def sections(folder: Path = METRICS) -> list[tuple[str, str]]:
     out += [(f"{name}.json", page.metric_table(data)) for name, data in metrics.items()]
     for heading, grids in (("Samples per prompt", sorted((folder / "sample_grids").glob("*.png"))),
                            ("Samples per finding", sorted((folder / "finding_grids").glob("*.png"))),
-                           ("Closest synthetic / training pairs", [folder / "memorisation_pairs.png"])):
+                           ("Closest synthetic / training pairs", [folder / "memorisation_pairs.png"]),
+                           ("Edits: original | edited | difference", sorted((folder / "edit_grids").glob("*.png")))):
         grids = [path for path in grids if path.is_file()]
         if grids:
             out.append((heading, page.figures(grids)))

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.pipeline
 
 # Each stage and what lies downstream of it, written out by hand from the design.
 REPORTS = {"sample_reports", "faithfulness", "memorisation", "utility", "evaluation_page"}
-UPSTREAM_OF_MODELS = {"sample", "evaluate"} | REPORTS
+UPSTREAM_OF_MODELS = {"sample", "evaluate", "edit"} | REPORTS
 DOWNSTREAM = {
     "demo_data": {"filter_pa", "resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm",
                   "train_evaluator"} | UPSTREAM_OF_MODELS,
@@ -28,13 +28,14 @@ DOWNSTREAM = {
     "train_aekl": {"scale_factor", "train_ldm"} | UPSTREAM_OF_MODELS,
     "scale_factor": {"train_ldm"} | UPSTREAM_OF_MODELS,
     "train_ldm": UPSTREAM_OF_MODELS,
-    "train_evaluator": {"evaluate"} | REPORTS - {"sample_reports"},
+    "train_evaluator": {"evaluate", "edit"} | REPORTS - {"sample_reports"},
     "sample": {"evaluate", "evaluation_page"},
     "evaluate": {"evaluation_page"},
     "sample_reports": REPORTS - {"sample_reports"},
     "faithfulness": {"evaluation_page"},
     "memorisation": {"evaluation_page"},
     "utility": {"evaluation_page"},
+    "edit": {"evaluation_page"},
     "evaluation_page": set(),
 }
 # Representative leaf params, each with a new value: every stage's own, and params read by several stages.
@@ -55,13 +56,14 @@ CHANGES = {
     "sample_reports.seed": 5,
     "faithfulness.min_studies": 2,
     "memorisation.percentile": 10.0,
+    "edit.strength": 0.3,
 }
 # The stages that read each changed param (its own stage first), written out by hand.
 READERS = {
     "train_ldm.deid_markers": {"train_ldm", "sample_reports"},
     "train_evaluator.lr": {"train_evaluator", "utility"},
     "sample.guidance_scale": {"sample", "sample_reports"},
-    "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility"},
+    "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit"},
 }
 
 
