@@ -1,5 +1,6 @@
 """The embedded demo dataset: synthetic studies in the exact MIMIC-CXR-JPG 2.0.0 + MIMIC-CXR 2.0.0
-layout (images, reports, metadata, split, CheXpert labels, reports zip, SHA256SUMS.txt)."""
+layout (images, reports, metadata, split, CheXpert labels, reports zip, SHA256SUMS.txt), and the same
+dataset as one manifest (manifest.csv, with each patient's sex and age) for data.format: manifest."""
 
 from __future__ import annotations
 
@@ -134,6 +135,30 @@ def render_to(root: Path, image: DemoImage) -> str:
     return relative
 
 
+MANIFEST = "manifest.csv"
+
+
+def demographics(image: DemoImage, seed: int) -> dict:
+    """The patient's sex and age: sex follows the phantom's breast shadow (so the films show it); age is
+    drawn from the patient's own stream, apart from everything the images are drawn from."""
+    age = int(np.random.default_rng([seed, image.subject_id]).integers(20, 91))
+    return {"sex": "F" if image.anatomy.breast > 0 else "M", "age": age}
+
+
+def manifest_rows(images, reports: dict, labels: list[dict], split: dict, seed: int) -> pd.DataFrame:
+    """The dataset as one manifest (cxrldm/manifest.py): a row per image with its path, view, split,
+    report text, CheXpert labels, sex and age."""
+    by_study = {row["study_id"]: row for row in labels}
+    rows = []
+    for image, _ in images:
+        study_labels = {k: v for k, v in by_study[image.study_id].items() if k not in ("subject_id", "study_id")}
+        rows.append({"path": layout.image_path(image.subject_id, image.study_id, image.dicom_id),
+                     "subject_id": image.subject_id, "study_id": image.study_id, "view": image.view,
+                     "split": split[image.subject_id], **demographics(image, seed),
+                     "report": reports[layout.report_path(image.subject_id, image.study_id)], **study_labels})
+    return pd.DataFrame(rows)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -158,6 +183,7 @@ def generate(root: str | Path, n_studies: int, seed: int, min_side: int = 600, w
     split_table = metadata[["dicom_id", "study_id", "subject_id"]].assign(split=metadata.subject_id.map(split))
     split_table.to_csv(root / layout.SPLIT_CSV, index=False, compression=gz)
     pd.DataFrame(labels).to_csv(root / layout.CHEXPERT_CSV, index=False, compression=gz)
+    manifest_rows(images, reports, labels, split, seed).to_csv(root / MANIFEST, index=False)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     (root / layout.CHECKSUMS).write_text("".join(f"{sha256(p)} {p.relative_to(root)}\n" for p in files))
     views = metadata.ViewPosition.fillna("blank").value_counts()

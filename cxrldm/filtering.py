@@ -58,12 +58,14 @@ def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Pa
               view: str = "PA") -> tuple[pd.DataFrame, dict]:
     """PA images with dicom_id, subject_id, study_id, split, path, sha256, and counts.
 
+    With a `path` column in `metadata` (a manifest's), those paths are used instead of MIMIC's layout.
     The split comes from the official split table when given (images it doesn't list are dropped
     and counted), otherwise from `patient_split`. Images missing on disk are counted and dropped.
     Raises ValueError if any patient ends up in two splits.
     """
     counts = {"metadata_images": len(metadata)}
-    pa = metadata[metadata.ViewPosition == view][["dicom_id", "subject_id", "study_id"]]
+    kept = ["dicom_id", "subject_id", "study_id"] + (["path"] if "path" in metadata else [])
+    pa = metadata[metadata.ViewPosition == view][kept]
     counts["view_images"] = len(pa)
     if not len(pa):
         present = metadata.ViewPosition.fillna("(blank)").value_counts()
@@ -74,7 +76,8 @@ def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Pa
         counts["not_in_split_file"] = counts["view_images"] - len(pa)
     else:
         pa = pa.assign(split=pa.subject_id.map(patient_split(pa.subject_id, fractions, seed)))
-    pa = pa.assign(path=[layout.image_path(*row) for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)])
+    if "path" not in pa:    # MIMIC's layout; a manifest brings its own paths
+        pa = pa.assign(path=[layout.image_path(*row) for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)])
     present = np.array([(Path(root) / p).is_file() for p in pa.path], dtype=bool)
     counts["missing_on_disk"] = int((~present).sum())
     pa = pa[present].assign(sha256=lambda t: [checksums.get(p, "") for p in t.path])

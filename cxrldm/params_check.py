@@ -85,7 +85,9 @@ POSITIVE, COUNT = integer(1), integer(0)
 RATE, WEIGHT = number(above=0), number(0)
 
 RULES: dict[str, Rule] = {
-    "data.root": text(), "data.reports": text(),
+    "data.format": choice("mimic", "manifest"), "data.root": text(), "data.reports": text(), "data.index": text(),
+    "data.labels": text(), "data.checksums": text(),
+    "extract_reports.prompt": choice("report", "template"), "extract_reports.template": text(),
     "demo_data.seed": SEED, "demo_data.n_studies": POSITIVE, "demo_data.min_side": integer(16),
     "filter_pa.view": text(), "filter_pa.split": choice("official", "by_patient"), "filter_pa.split_file": text(),
     "filter_pa.split_seed": SEED, "filter_pa.train_fraction": number(0, 1),

@@ -31,7 +31,7 @@ def main():
     manifest, synthetic = suite.report_samples(SAMPLES, "test")
     real = load_images(RESIZED, manifest.source_path, synthetic.shape[-1], progress)
     findings = p["findings"]
-    targets = suite.label_targets(suite.read_labels(params["data"]["root"], findings), manifest.study_id, findings)
+    targets = suite.label_targets(suite.read_labels(params["data"], findings), manifest.study_id, findings)
 
     classifier = suite.load_network(e["classifier"], e["xrv_cache_dir"])
     columns = suite.classifier_columns(classifier, findings, "faithfulness.findings")

@@ -1,8 +1,10 @@
-"""Stage filter_pa: the table of PA images with their patient-disjoint split."""
+"""Stage filter_pa: the table of PA images with their patient-disjoint split, from MIMIC-CXR-JPG's metadata
+or from a manifest (data.format)."""
 
 from pathlib import Path
 
 from cxrldm import filtering, layout
+from cxrldm.manifest import metadata_view, read_manifest
 from cxrldm.io import write_csv, write_json
 from stages.common import load_params, run
 
@@ -11,17 +13,26 @@ OUT = "data/pa.csv"
 
 def main():
     params = load_params()
-    p, root = params["filter_pa"], Path(params["data"]["root"])
-    layout.require(root, "data.root (MIMIC-CXR-JPG directory)")
-    metadata = filtering.read_table(root / layout.METADATA_CSV, layout.METADATA_COLUMNS, "metadata")
-    if p["split"] == "official":
-        split = filtering.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")
-    elif p["split"] == "by_patient":
-        split = None
+    p, data = params["filter_pa"], params["data"]
+    root, index, checksums_file = Path(data["root"]), data["index"], data["checksums"]
+    layout.require(root, "data.root (the images' directory)")
+    if data["format"] == "manifest":
+        manifest = read_manifest(root / index)
+        metadata = metadata_view(manifest, p["view"])
+        if p["split"] == "official" and "split" not in manifest:
+            raise ValueError(f"filter_pa.split: official needs a split column in the manifest {root / index}; "
+                             "set by_patient for a split by hashed patient")
+        split = manifest[["dicom_id", "split"]] if p["split"] == "official" else None
+        # sha256: the manifest's column, else a checksum file (naming the manifest itself means none)
+        checksums = ({} if checksums_file == index else filtering.read_checksums(root / checksums_file))
+        if "sha256" in manifest:
+            checksums = dict(zip(manifest.path, manifest.sha256.fillna("")))
     else:
-        raise ValueError(f"filter_pa.split must be 'official' or 'by_patient', got {p['split']!r}")
+        metadata = filtering.read_table(root / index, layout.METADATA_COLUMNS, "metadata")
+        split = (filtering.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")
+                 if p["split"] == "official" else None)
+        checksums = filtering.read_checksums(root / checksums_file)
     fractions = (p["train_fraction"], p["validate_fraction"], p["test_fraction"])
-    checksums = filtering.read_checksums(root / layout.CHECKSUMS)
     table, counts = filtering.select_pa(metadata, split, root, checksums, fractions, p["split_seed"], p["view"])
     empty = [name for name in layout.SPLITS if not counts[f"{name}_images"]]
     if empty:    # every later stage needs each split: training, validation, the test set of the evaluation

@@ -16,7 +16,7 @@ MODEL = Path("models/evaluator.safetensors")
 def main():
     params = load_params()
     p = params["train_evaluator"]
-    labels = suite.read_labels(params["data"]["root"], p["labels"])
+    labels = suite.read_labels(params["data"], p["labels"])
     train, train_images, _ = suite.labelled_split(RESIZED, "train", labels, p["labels"], p["image_size"])
     validate, val_images, _ = suite.labelled_split(RESIZED, "validate", labels, p["labels"], p["image_size"])
     model = evaluation.train_evaluator_cnn(train_images, suite.training_targets(labels, train.study_id, p["labels"]),

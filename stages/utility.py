@@ -21,7 +21,7 @@ def main():
     params = load_params()
     p, e = params["train_evaluator"], params["evaluate"]
     findings, size = p["labels"], p["image_size"]
-    labels = suite.read_labels(params["data"]["root"], findings)
+    labels = suite.read_labels(params["data"], findings)
     manifest, synthetic = suite.report_samples(SAMPLES, "train")
     synthetic = torch.nn.functional.interpolate(synthetic, size=(size, size), mode="bilinear", antialias=True) \
         if synthetic.shape[-1] != size else synthetic

@@ -383,7 +383,7 @@ def test_the_null_prompt_is_the_null_condition_for_imported_weights(tiny_encoder
     autoencoder = nets.build("AutoencoderKL", nets.autoencoder_kwargs([8, 8], 3, 1, norm_num_groups=8)).eval()
     models = Models(RecordingUNet(), autoencoder, imported, 0.7, [3, 4, 4],
                     {"num_train_timesteps": 1000, "beta_start": 0.0015, "beta_end": 0.0205,
-                     "prediction_type": "v_prediction"}, setup_runtime("fp32", "cpu"))
+                     "prediction_type": "v_prediction"}, setup_runtime("fp32", "cpu"), image_size=8)
     generate_images(models, ["", "The heart is enlarged."], [0, 1], "ddim", 2, 3.0)
     prompt = imported.encode(["The heart is enlarged."])[0]
     assert len(contexts) == 2

@@ -85,7 +85,7 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     model, description = nets.load_model(Path("models/evaluator.safetensors"))
     probabilities = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     findings = params(project)["faithfulness"]["findings"]
-    labels = suite.read_labels(params(project)["data"]["root"], findings)
+    labels = suite.read_labels(params(project)["data"], findings)
     for finding in findings:
         value = labels.reindex(table.study_id)[finding].to_numpy()
         known = torch.tensor(value != -1.0)
@@ -151,7 +151,7 @@ def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypa
     findings = p["train_evaluator"]["labels"]
     results = json.loads(Path("metrics/utility.json").read_text())
     model, description = nets.load_model(Path("models/evaluator.safetensors"))
-    labels = suite.read_labels(p["data"]["root"], findings)
+    labels = suite.read_labels(p["data"], findings)
     _, images, targets = suite.labelled_split(Path("data/resized"), "test", labels, findings, description["image_size"])
     scores = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     assert results["n_test"] == len(images)

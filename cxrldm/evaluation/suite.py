@@ -43,9 +43,10 @@ def classifier_columns(network, findings: list[str], param: str) -> list[int]:
     return [network.labels.index(f) for f in findings]
 
 
-def read_labels(data_root: str | Path, findings: list[str]) -> pd.DataFrame:
-    """CheXpert labels per study_id (1 positive, 0 negative, -1 uncertain, NaN not mentioned)."""
-    table = filtering.read_table(Path(data_root) / layout.CHEXPERT_CSV, ["study_id", *findings], "CheXpert label file")
+def read_labels(data: dict, findings: list[str]) -> pd.DataFrame:
+    """CheXpert labels per study_id (1 positive, 0 negative, -1 uncertain, NaN not mentioned) from the file
+    that params' `data` section names (data.root / data.labels: MIMIC's, or a manifest's label columns)."""
+    table = filtering.read_table(Path(data["root"]) / data["labels"], ["study_id", *findings], "label file (data.labels)")
     return table.drop(columns=["subject_id"], errors="ignore").drop_duplicates("study_id").set_index("study_id")
 
 

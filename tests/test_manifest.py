@@ -1,0 +1,112 @@
+"""Any collection through one manifest (data.format: manifest): the demo's manifest gives the data stages
+the same outputs as its MIMIC layout; bad manifests get one line naming the column and a row; prompts from
+a template over labels and metadata; a label-only manifest trains through the whole tiny pipeline."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrldm import manifest as mf
+from pipeline_project import make_project, pristine_copy, ran_stages, run, set_param
+
+MANIFEST_DATA = {"data.format": "manifest", "data.index": "manifest.csv", "data.labels": "manifest.csv",
+                 "data.checksums": "SHA256SUMS.txt", "data.reports": "data/demo/manifest.csv",
+                 "filter_pa.split_file": "manifest.csv"}
+
+
+def write(tmp_path, rows: dict, name="m.csv"):
+    pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+    return tmp_path / name
+
+
+GOOD = {"path": ["a/1.png", "a/2.png", "b/3.png"], "subject_id": [1, 1, 2], "study_id": [10, 11, 20]}
+
+
+def test_a_minimal_manifest_reads_with_defaults(tmp_path):
+    table = mf.read_manifest(write(tmp_path, GOOD))
+    assert table.dicom_id.tolist() == ["1", "2", "3"] and table.view.tolist() == ["", "", ""]
+    assert table.subject_id.dtype == np.int64
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"subject_id": None}, "m.csv: missing required column subject_id (a manifest needs path, subject_id, study_id)"),
+    ({"path": ["a/1.png", "a/1.png", "b/3.png"]}, "m.csv: column path, rows 1 and 2: the same image 'a/1.png' twice"),
+    ({"split": ["train", "test", "train"]}, "m.csv: column split, rows 1 and 2: subject 1 is in train and test"),
+    ({"split": ["train", "train", "valid"]}, "m.csv: column split, row 3: 'valid'; expected one of train, validate, test"),
+    ({"view": ["PA", "Frontal", "PA"]}, "m.csv: column view, row 2: unknown view 'FRONTAL'"),
+    ({"Cardiomegaly": [1, 2, 0]}, "m.csv: column Cardiomegaly, row 2: 2; expected 1, 0, -1 or blank"),
+    ({"study_id": [10, "x", 20]}, "m.csv: column study_id, row 2: 'x' is not an integer"),
+])
+def test_bad_manifests_are_one_line_naming_column_and_row(tmp_path, change, message):
+    rows = {k: v for k, v in {**GOOD, **change}.items() if v is not None}     # None: the column left out
+    with pytest.raises(mf.ManifestError) as error:
+        mf.read_manifest(write(tmp_path, rows))
+    assert message in str(error.value), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_templates_fill_findings_in_words_and_metadata_columns():
+    values = {"age": 64.0, "sex": "F", "Cardiomegaly": 1.0, "Pleural Effusion": 1.0, "Edema": -1.0, "No Finding": None}
+    assert mf.render_template("{age} year old {sex}. {findings}", values) == \
+        "64 year old F. Cardiomegaly, pleural effusion."
+    assert mf.render_template("{findings}", {"No Finding": 1.0}) == "No finding."
+    assert mf.render_template("{sex} patient. {findings}", {"Edema": 1.0}) == "patient. Edema."  # missing: blank
+
+
+@pytest.mark.pipeline
+def test_the_demo_manifest_gives_the_same_data_stage_outputs_as_its_mimic_layout(tmp_path):
+    project = make_project(tmp_path / "project")
+    run(project, "repro", "extract_reports", "resize")
+    outputs = ["data/pa.csv", "data/reports.csv", "data/resized"]
+    for path in outputs:
+        target = tmp_path / "mimic" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (project / path).is_dir():
+            shutil.copytree(project / path, target)
+        else:
+            shutil.copy(project / path, target)
+    for dotted, value in MANIFEST_DATA.items():
+        set_param(project, dotted, value)
+    ran = ran_stages(run(project, "repro", "extract_reports", "resize").stdout)
+    assert {"filter_pa", "extract_reports"} <= set(ran)
+    for path in ("data/pa.csv", "data/reports.csv", "data/resized/images.csv"):
+        assert (project / path).read_bytes() == (tmp_path / "mimic" / path).read_bytes(), path
+    images = pd.read_csv(project / "data/resized/images.csv")
+    assert len(images) > 10
+    for relative in images.path:
+        assert (project / "data/resized" / relative).read_bytes() == (tmp_path / "mimic/data/resized" / relative).read_bytes()
+
+
+@pytest.mark.pipeline
+def test_a_label_only_manifest_trains_the_whole_tiny_pipeline_with_template_prompts(tiny_project, tmp_path):
+    project = pristine_copy(tiny_project, tmp_path / "project")
+    manifest = pd.read_csv(project / "data/demo/manifest.csv").drop(columns=["report"])
+    manifest.to_csv(project / "data/demo/labels_only.csv", index=False)
+    for dotted, value in {**MANIFEST_DATA, "data.index": "labels_only.csv", "data.labels": "labels_only.csv",
+                          "data.reports": "data/demo/labels_only.csv", "filter_pa.split_file": "labels_only.csv",
+                          "extract_reports.prompt": "template",
+                          "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
+        set_param(project, dotted, value)
+    ran = ran_stages(run(project, "repro").stdout)
+    assert {"extract_reports", "train_ldm", "sample", "evaluate"} <= set(ran)
+    assert "train_aekl" not in ran                     # the same images: the autoencoder stays
+    reports = pd.read_csv(project / "data/reports.csv")
+    prompts = [json.loads(s) for s in reports.sentences]
+    assert all(len(p) == 1 and " year old " in p[0] for p in prompts)
+    first = manifest.drop_duplicates("study_id").set_index("study_id").loc[reports.study_id[0]]
+    assert prompts[0][0].startswith(f"{first.age} year old {first.sex}. ")
+    assert json.loads((project / "metrics/evaluate.json").read_text())["fid_evaluator_cnn"]["value"] > 0
+
+
+@pytest.mark.pipeline
+def test_a_template_naming_a_missing_column_is_one_line(tiny_project, tmp_path):
+    project = pristine_copy(tiny_project, tmp_path / "project")
+    for dotted, value in {**MANIFEST_DATA, "extract_reports.prompt": "template",
+                          "extract_reports.template": "{weight} kg. {findings}"}.items():
+        set_param(project, dotted, value)
+    result = run(project, "repro", "extract_reports", check=False)
+    assert result.returncode != 0
+    assert "error: extract_reports.template: {weight} is not a column of the manifest or the labels" in result.stderr
