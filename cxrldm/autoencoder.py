@@ -62,6 +62,7 @@ class AutoencoderConfig:
     ms_ssim_kernel: int
     in_memory: bool
     num_workers: int
+    init_from: str = ""              # a safetensors file to fine-tune from ("": random initialisation)
 
     def autoencoder_kwargs(self) -> dict:
         return nets.autoencoder_kwargs(self.channels, self.latent_channels, self.num_res_blocks,
@@ -169,7 +170,10 @@ class SampledAutoencoder(torch.nn.Module):
 
 def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     """(autoencoder, DiscriminatorPair, perceptual loss or None, generator and discriminator optimisers, scaler)."""
-    autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs()).to(runtime.device)
+    autoencoder = nets.build("AutoencoderKL", cfg.autoencoder_kwargs())
+    if cfg.init_from:
+        nets.init_weights(autoencoder, cfg.init_from, "train_aekl.init_from")
+    autoencoder = autoencoder.to(runtime.device)
     discriminator = nets.build("PatchDiscriminator",
                                nets.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers, cfg.disc_norm))
     if runtime.world_size > 1 and runtime.device.type == "cuda":

@@ -53,6 +53,7 @@ class DiffusionConfig:
     sample_prompts: list
     sample_steps: int
     sample_guidance: float
+    init_from: str = ""              # a safetensors file to fine-tune from ("": random initialisation)
 
     def unet_kwargs(self, latent_channels: int, context_width: int) -> dict:
         """DiffusionModelUNet arguments; the cross-attention width is the text encoder's, never a separate value."""
@@ -104,7 +105,10 @@ def validation_loss(unet, scheduler, mu, sigma, contexts, scale_factor, runtime:
 
 def build_training(cfg: DiffusionConfig, latent_channels: int, context_width: int, runtime: Runtime):
     """(unet, EMA copy or None, optimiser, warm-up LR schedule, scaler)."""
-    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(latent_channels, context_width)).to(runtime.device)
+    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(latent_channels, context_width))
+    if cfg.init_from:                # before the EMA copy is taken, so both start from the file
+        nets.init_weights(unet, cfg.init_from, "train_ldm.init_from")
+    unet = unet.to(runtime.device)
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, cfg.warmup_steps)))
@@ -145,6 +149,10 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
     first_epoch = state["epoch"] + 1 if state else 1
     seconds = load_elapsed(checkpoint, fingerprint, state["epoch"]) if state else 0.0
     metrics = {**state["metrics"], "seconds": seconds} if state else {}
+    if cfg.init_from and not state and runtime.is_main:      # epoch 0 of a fine-tune: the starting model
+        start = ema.module if ema is not None else unet
+        on_epoch(0, {"val_loss": validation_loss(start, scheduler, val["mu"], val["sigma"], val_contexts, scale_factor,
+                                                 runtime, cfg.batch_size)}, start)
     model = DistributedDataParallel(unet) if runtime.world_size > 1 else unet
     part = local_part(runtime, cfg.batch_size)
     for epoch in range(first_epoch, cfg.epochs + 1):

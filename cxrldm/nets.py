@@ -97,3 +97,30 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     model = build(description["kind"], description["kwargs"])
     model.load_state_dict(load_file(str(path), device="cpu"))
     return model.to(device).eval(), description
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def init_weights(model: torch.nn.Module, path: str | Path, param: str) -> None:
+    """Load a safetensors file (an earlier run's model, or cxrldm.import_bundle's) into `model` before
+    training: fine-tuning. The architecture must match; otherwise one line saying which keys differ."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{param}: {path} not found")
+    state, own = load_file(str(path)), unwrap(model).state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{len(keys)} {what} (e.g. {keys[0]}{detail(keys[0])})" for keys, what, detail in (
+            (missing, "missing from the file", lambda k: ""), (unexpected, "not in the model", lambda k: ""),
+            (reshaped, "of another shape", lambda k: f": file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"))
+            if keys]
+        raise ValueError(f"{param}: {path} does not fit the architecture in params.yaml: keys {'; '.join(parts)}")
+    unwrap(model).load_state_dict(state)

@@ -62,7 +62,7 @@ def main():
     params = load_params()
     data, p = params["data"], params["extract_reports"]
     root, source, manifest_mode = Path(data["root"]), data["reports"], data["format"] == "manifest"
-    index, labels_file = data["index"], data["labels"]
+    index, labels_file, template = data["index"], data["labels"], p["template"]
     studies = filtering.read_table("data/pa.csv", filtering.PA_COLUMNS, "PA table")
     studies = studies.drop_duplicates("study_id")[["subject_id", "study_id"]]
     manifest = read_manifest(root / index) if manifest_mode else None
@@ -73,7 +73,7 @@ def main():
         if manifest is not None:
             extra = [c for c in manifest.columns if c not in values.columns]
             values = values.merge(manifest[extra + ["study_id"]].drop_duplicates("study_id"), on="study_id", how="outer")
-        reports = template_reports(p["template"], studies, values)
+        reports = template_reports(template, studies, values)
     elif manifest is not None:
         reports = manifest_reports(manifest, studies)
     else:

@@ -45,7 +45,9 @@ def main():
     cfg, text = DiffusionConfig(**params["train_ldm"]), params["text_encoder"]
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
-    fingerprint = stage_fingerprint("train_ldm", resolved=f"precision={runtime.precision}")
+    # the starting weights' content, not just their path: a resumed run never mixes two starts
+    start = nets.file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
+    fingerprint = stage_fingerprint("train_ldm", resolved=f"precision={runtime.precision};init_from={start}")
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)

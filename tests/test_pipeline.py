@@ -57,6 +57,8 @@ CHANGES = {
     "faithfulness.min_studies": 2,
     "memorisation.percentile": 10.0,
     "edit.strength": 0.3,
+    "extract_reports.template": "{findings} Nothing else.",
+    "data.labels": "manifest.csv",             # every stage that reads labels: the prompts and the evaluation
 }
 # The stages that read each changed param (its own stage first), written out by hand.
 READERS = {
@@ -64,6 +66,7 @@ READERS = {
     "train_evaluator.lr": {"train_evaluator", "utility"},
     "sample.guidance_scale": {"sample", "sample_reports"},
     "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit"},
+    "data.labels": {"extract_reports", "train_evaluator", "faithfulness", "utility", "edit"},
 }
 
 
