@@ -1,6 +1,7 @@
 """The embedded demo dataset: synthetic studies in the exact MIMIC-CXR-JPG 2.0.0 + MIMIC-CXR 2.0.0
 layout (images, reports, metadata, split, CheXpert labels, reports zip, SHA256SUMS.txt), and the same
-dataset as one manifest (manifest.csv, with each patient's sex and age) for data.format: manifest."""
+dataset as one manifest (manifest.csv, with each patient's sex and age) for data.format: manifest, and a
+MIMIC-IV-style patients.csv.gz (subject_id, gender, anchor_age, ...) for the demographics join."""
 
 from __future__ import annotations
 
@@ -136,6 +137,21 @@ def render_to(root: Path, image: DemoImage) -> str:
 
 
 MANIFEST = "manifest.csv"
+PATIENTS = "patients.csv.gz"        # as MIMIC-IV's hosp/patients.csv.gz
+
+
+def patients_table(images, seed: int) -> pd.DataFrame:
+    """MIMIC-IV's patients table for the demo's patients: gender, anchor_age (the age at anchor_year, the
+    year of the patient's first study), anchor_year_group, dod (empty)."""
+    rows = {}
+    for image, date in images:
+        if image.subject_id not in rows:
+            year = date // 10000
+            person = demographics(image, seed)
+            rows[image.subject_id] = {"subject_id": image.subject_id, "gender": person["sex"],
+                                      "anchor_age": person["age"], "anchor_year": year,
+                                      "anchor_year_group": f"{year - year % 3} - {year - year % 3 + 2}", "dod": ""}
+    return pd.DataFrame(list(rows.values())).sort_values("subject_id")
 
 
 def demographics(image: DemoImage, seed: int) -> dict:
@@ -184,6 +200,7 @@ def generate(root: str | Path, n_studies: int, seed: int, min_side: int = 600, w
     split_table.to_csv(root / layout.SPLIT_CSV, index=False, compression=gz)
     pd.DataFrame(labels).to_csv(root / layout.CHEXPERT_CSV, index=False, compression=gz)
     manifest_rows(images, reports, labels, split, seed).to_csv(root / MANIFEST, index=False)
+    patients_table(images, seed).to_csv(root / PATIENTS, index=False, compression=gz)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     (root / layout.CHECKSUMS).write_text("".join(f"{sha256(p)} {p.relative_to(root)}\n" for p in files))
     views = metadata.ViewPosition.fillna("blank").value_counts()

@@ -382,6 +382,18 @@ def faithfulness_bars(faithfulness: dict) -> tuple[str, list[str]]:
     return svg, notes
 
 
+def subgroup_rows(faithfulness: dict) -> list[list[str]]:
+    """[subgroup, studies, mean faithfulness AUROC synthetic, real, FID] per subgroup of each column."""
+    subgroups = faithfulness.get("subgroups") if isinstance(faithfulness, dict) else None
+    if not isinstance(subgroups, dict):
+        return []
+    return [[f"{column} = {name}", format_value(g.get("n_studies")), format_value(g.get("synthetic_mean_auroc")),
+             format_value(g.get("real_mean_auroc")),
+             format_value(g["fid"]) if is_interval(g.get("fid")) else str((g.get("fid") or {}).get("skipped", ""))]
+            for column, groups in subgroups.items() if isinstance(groups, dict)
+            for name, g in groups.items() if isinstance(g, dict)]
+
+
 def memorisation_rows(memorisation: dict) -> list[list[str]]:
     """[space, threshold, flagged fraction, nearest is the prompt's own image] for each space (feature,
     pixel, ...) that has a flagged fraction, at the top level or under "spaces"."""
@@ -442,6 +454,10 @@ def summary_html(metrics: dict[str, dict]) -> str:
     if svg:
         parts.append(f'<h3>Faithfulness</h3><div class="charts">{svg}</div>')
         parts += [f'<p class="note">{_esc(note)}</p>' for note in notes]
+    rows = subgroup_rows(metrics.get("faithfulness") or {})
+    if rows:
+        parts.append("<h3>Faithfulness and fidelity per subgroup</h3>" + grid_table(
+            ["subgroup", "studies", "mean AUROC, synthetic", "mean AUROC, real (ceiling)", "FID"], rows))
     rows = memorisation_rows(metrics.get("memorisation") or {})
     if rows:
         header = ["space", "threshold", "flagged fraction", "nearest is the prompt's own image"]

@@ -86,7 +86,7 @@ RATE, WEIGHT = number(above=0), number(0)
 
 RULES: dict[str, Rule] = {
     "data.format": choice("mimic", "manifest"), "data.root": text(), "data.reports": text(), "data.index": text(),
-    "data.labels": text(), "data.checksums": text(),
+    "data.labels": text(), "data.checksums": text(), "data.demographics": text(),
     "extract_reports.prompt": choice("report", "template"), "extract_reports.template": text(),
     "demo_data.seed": SEED, "demo_data.n_studies": POSITIVE, "demo_data.min_side": integer(16),
     "filter_pa.view": text(), "filter_pa.split": choice("official", "by_patient"), "filter_pa.split_file": text(),
@@ -142,6 +142,7 @@ RULES: dict[str, Rule] = {
     "evaluate.n_reconstruction": POSITIVE, "evaluate.n_test": integer(3), "evaluate.pairs": COUNT,
     "evaluate.ms_ssim_kernel": integer(1), "evaluate.seed": SEED, "evaluate.precision": PRECISION,
     "faithfulness.findings": items(text()), "faithfulness.min_studies": integer(3),
+    "faithfulness.subgroups": items(text(), 0), "faithfulness.age_bands": items(integer(1), 0),
     "memorisation.percentile": number(0, 100), "memorisation.pixel_size": integer(4),
     "memorisation.top_pairs": POSITIVE,
     "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,

@@ -4,7 +4,9 @@ Per finding: the classifier's AUROC on the synthetic images against the studies'
 the same classifier's AUROC on the studies' real images (its ceiling); and the conditional fidelity
 (FID, precision, recall, density, coverage, KID) between the synthetic and real images of the studies with
 that finding, where at least `min_studies` have it; every finding listed with its counts, so the long
-tail stays visible. Written to metrics/faithfulness.json, with a grid per finding (synthetic above real)."""
+tail stays visible; and per subgroup of `subgroups` (sex, age bands from data.demographics) the mean
+faithfulness AUROC on synthetic and real images and the FID, so a fairness gap is visible. Written to
+metrics/faithfulness.json, with a grid per finding (synthetic above real)."""
 
 from pathlib import Path
 
@@ -12,7 +14,9 @@ import torch
 from PIL import Image
 
 from cxrldm.data import load_images
+from cxrldm import evaluation
 from cxrldm.evaluation import suite
+from cxrldm.evaluation.intervals import bootstrap_interval
 from cxrldm.io import atomic_dir, write_json
 from stages.common import load_params, progress, run
 
@@ -22,6 +26,32 @@ SAMPLES, RESIZED, GRIDS = Path("data/report_samples"), Path("data/resized"), Pat
 def mean_of(entries: dict, key: str):
     values = [e[key]["value"] for e in entries.values() if e[key]["value"] is not None]
     return sum(values) / len(values) if values else None
+
+
+def mean_auroc(probability: torch.Tensor, targets: torch.Tensor, columns: list[int]):
+    """Mean over findings of the AUROC (findings without both classes left out; NaN if none has them)."""
+    values = [evaluation.auroc(probability[:, c][~t.isnan()], t[~t.isnan()]) for c, t in zip(columns, targets.T)]
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def subgroup_entry(rows, targets, synthetic_probability, real_probability, columns, real_features,
+                   synthetic_features, min_studies, e, options) -> dict:
+    """One subgroup's studies: mean faithfulness AUROC on the synthetic and the real images (bootstrap over
+    the subgroup's studies) and FID between them where the subgroup has at least `min_studies`."""
+    index = torch.tensor(rows)
+    entry = {"n_studies": len(index)}
+    for name, probability in (("synthetic", synthetic_probability), ("real", real_probability)):
+        interval = bootstrap_interval(lambda i: mean_auroc(probability[index[i]], targets[index[i]], columns),
+                                      len(index), **options)
+        # no finding with both classes in the subgroup: no AUROC
+        entry[f"{name}_mean_auroc"] = {k: None if isinstance(v, float) and v != v else v for k, v in interval.items()}
+    if len(index) >= max(min_studies, 3):
+        entry["fid"] = suite.fidelity(real_features[index], synthetic_features[index], e["prdc_k"],
+                                      kid_subsets=e["kid_subsets"], **options)["fid"]
+    else:
+        entry["fid"] = {"skipped": f"{len(index)} studies, fewer than faithfulness.min_studies ({min_studies})"}
+    return entry
 
 
 def main():
@@ -61,6 +91,15 @@ def main():
     results["mean_real_auroc"] = mean_of(results["findings"], "real_auroc")
     results["all_studies"] = suite.fidelity(real_features, synthetic_features, e["prdc_k"],
                                             kid_subsets=e["kid_subsets"], **options)
+    demographics = suite.read_demographics(params["data"]["demographics"], p["subgroups"])
+    results["subgroups"] = {}
+    for column in p["subgroups"]:
+        names = suite.subgroup_names(demographics[column].reindex(manifest.subject_id).reset_index(drop=True),
+                                     column, p["age_bands"])
+        results["subgroups"][column] = {
+            name: subgroup_entry(rows.index.to_numpy(), targets, synthetic_probability, real_probability, columns,
+                                 real_features, synthetic_features, p["min_studies"], e, options)
+            for name, rows in names.groupby(names, sort=True)}
     with atomic_dir(GRIDS) as tmp:
         for finding, pixels in grids.items():
             Image.fromarray(pixels).save(tmp / f"{finding.lower().replace(' ', '_')}.png")

@@ -96,6 +96,14 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
         assert own["findings"][finding]["n_positive"] == int(positive.sum())
     assert own["mean_synthetic_auroc"] == own["mean_real_auroc"]
     assert list(Path("metrics/finding_grids").glob("*.png"))
+    # per subgroup: the same identity, over studies that partition all of them, by the patients' records
+    patients = pd.read_csv(Path(params(project)["data"]["demographics"])).set_index("subject_id")
+    for column, groups in own["subgroups"].items():
+        assert sum(g["n_studies"] for g in groups.values()) == len(table)
+        for name, group in groups.items():
+            assert group["synthetic_mean_auroc"] == group["real_mean_auroc"], (column, name)
+    sexes = patients.gender.reindex(table.subject_id)
+    assert {name: g["n_studies"] for name, g in own["subgroups"]["sex"].items()} == sexes.value_counts().to_dict()
 
     shifted = torch.roll(images, 1, dims=0)                     # each study gets its neighbour's image
     plant_report_samples(project, rows, shifted)
@@ -104,6 +112,9 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     differs = [f for f, e in wrong["findings"].items()
                if e["synthetic_auroc"]["value"] is not None and e["synthetic_auroc"]["value"] != e["real_auroc"]["value"]]
     assert differs, "images given to the wrong studies must not score the ceiling"
+    assert any(g["synthetic_mean_auroc"]["value"] != g["real_mean_auroc"]["value"]
+               for groups in wrong["subgroups"].values() for g in groups.values()
+               if g["real_mean_auroc"]["value"] is not None), "nor in a subgroup"
 
 
 def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeypatch):

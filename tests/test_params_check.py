@@ -129,8 +129,10 @@ def test_reports_without_any_text_are_refused_and_nothing_is_written(tmp_path, m
         report = tmp_path / "reports" / "files" / "p10" / f"p{row['subject_id']}" / f"s{row['study_id']}.txt"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("EXAMINATION:  CHEST (PA AND LAT)\n\nINDICATION:  ___ with cough\n")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"reports": "reports"}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "data": {"format": "mimic", "root": ".", "reports": "reports", "index": "unused", "labels": "unused"},
+        "extract_reports": {"prompt": "report", "template": "{findings}"}}))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="no report text: none of the 3 studies' reports in reports has findings"):
+    with pytest.raises(ValueError, match="no report text: none of the 3 studies has findings or impression"):
         stages.extract_reports.main()
     assert not (tmp_path / "data" / "reports.csv").exists()

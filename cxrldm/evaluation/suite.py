@@ -50,6 +50,37 @@ def read_labels(data: dict, findings: list[str]) -> pd.DataFrame:
     return table.drop(columns=["subject_id"], errors="ignore").drop_duplicates("study_id").set_index("study_id")
 
 
+# MIMIC-IV's hosp/patients.csv.gz names; anchor_age is the age in anchor_year, close to the age at a study
+DEMOGRAPHIC_NAMES = {"gender": "sex", "anchor_age": "age"}
+
+
+def read_demographics(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """Per subject_id: the given columns (sex, age, ...) from a manifest, MIMIC-IV's patients table (gender
+    and anchor_age read as sex and age) or any CSV with subject_id; one line naming the file otherwise."""
+    table = filtering.read_table(path, ["subject_id"], "demographics file (data.demographics)")
+    table = table.rename(columns={k: v for k, v in DEMOGRAPHIC_NAMES.items() if v not in table.columns})
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"faithfulness.subgroups: {missing} not among the columns of {path} "
+                         f"({', '.join(map(str, table.columns))})")
+    return table.drop_duplicates("subject_id").set_index("subject_id")[columns]
+
+
+def subgroup_names(values: pd.Series, column: str, age_bands: list[int]) -> pd.Series:
+    """Each value's subgroup: ages by the band edges ("<40", "40-64", ">=65"), anything else as it is;
+    missing values as "unknown"."""
+    if column == "age":
+        edges = sorted(age_bands)
+        def band(age):
+            if pd.isna(age):
+                return "unknown"
+            for low, high in zip([None] + edges, edges + [None]):
+                if (low is None or age >= low) and (high is None or age < high):
+                    return f"<{high}" if low is None else f">={low}" if high is None else f"{low}-{high - 1}"
+        return values.map(band)
+    return values.map(lambda v: "unknown" if pd.isna(v) or v == "" else str(v))
+
+
 def label_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> torch.Tensor:
     """(N, F) float targets for the studies: 1 positive, 0 negative or not mentioned, NaN uncertain (-1) or
     a study without a label row, which the AUROCs leave out."""
