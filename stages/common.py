@@ -130,6 +130,13 @@ def fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def check_init_from(init_from: str, own_output: Path, param: str) -> None:
+    """A fine-tune cannot start from the stage's own output: DVC removes a stage's outputs before it runs."""
+    if init_from and Path(init_from).resolve() == own_output.resolve():
+        fail(f"{param}: {init_from} is this stage's own output, which DVC removes before the stage runs; copy "
+             f"it first (mkdir -p models/init && cp {own_output} models/init/start.safetensors) and name the copy")
+
+
 def stage_name() -> str:
     """The running stage: `python -m stages.train_ldm` is stage train_ldm."""
     spec = getattr(sys.modules["__main__"], "__spec__", None)

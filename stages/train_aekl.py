@@ -11,7 +11,7 @@ from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder
 from cxrldm.data import RadiographDataset, load_images, read_split
 from cxrldm.io import write_json
 from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
+from stages.common import check_init_from, fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
 
 RESIZED = Path("data/resized")
 CHECKPOINT = Path("models/checkpoints/train_aekl/last.pt")
@@ -23,6 +23,7 @@ def main():
     cfg = AutoencoderConfig(**load_params()["train_aekl"])
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
+    check_init_from(cfg.init_from, MODEL, "train_aekl.init_from")
     # the starting weights' content, not just their path: a resumed run never mixes two starts
     start = nets.file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
     fingerprint = stage_fingerprint("train_aekl", resolved=f"precision={runtime.precision};init_from={start}")

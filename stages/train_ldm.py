@@ -17,7 +17,7 @@ from cxrldm.prompts import Conditioner, draw_prompt, treat_deid_markers
 from cxrldm.sampling import generate
 from cxrldm.text import TextEncoder
 from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
+from stages.common import check_init_from, fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
 
 LATENTS = Path("data/latents")
 CHECKPOINT = Path("models/checkpoints/train_ldm/last.pt")
@@ -45,6 +45,7 @@ def main():
     cfg, text = DiffusionConfig(**params["train_ldm"]), params["text_encoder"]
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
+    check_init_from(cfg.init_from, MODEL, "train_ldm.init_from")
     # the starting weights' content, not just their path: a resumed run never mixes two starts
     start = nets.file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
     fingerprint = stage_fingerprint("train_ldm", resolved=f"precision={runtime.precision};init_from={start}")

@@ -53,3 +53,13 @@ def test_a_fine_tune_starts_from_the_given_model(tiny_project, tmp_path):
     assert logged.step.tolist()[0] == 0
     assert logged.val_loss.iloc[0] == pytest.approx(start_val_loss, abs=1e-5)
     assert (project / "dvclive/train_ldm/plots/images/samples/epoch_0000.png").is_file()    # the start, sampled
+
+
+@pytest.mark.pipeline
+def test_starting_from_the_stages_own_output_is_one_line(tiny_project, tmp_path):
+    project = pristine_copy(tiny_project, tmp_path / "project")
+    set_param(project, "train_ldm.init_from", "models/diffusion.safetensors")
+    result = run(project, "repro", "train_ldm", check=False)
+    assert result.returncode != 0
+    assert ("error: train_ldm.init_from: models/diffusion.safetensors is this stage's own output, which DVC "
+            "removes before the stage runs; copy it first") in result.stderr
