@@ -273,7 +273,8 @@ def main(argv=None) -> None:
                              args.feather, progress=tqdm)
     except EditError as error:
         raise SystemExit(f"error: {error}") from None
-    edited = to_image(pixels, result.edited, weights) if args.strength > 0 else pixels
+    denoised = start_index(args.strength, args.steps) < args.steps       # else no step ran: the film itself
+    edited = to_image(pixels, result.edited, weights) if denoised else pixels
     out = Path(args.out)
     stem = f"{Path(args.image).stem}_seed{args.seed}"
     names = {"edited": f"{stem}_edited.png", "difference": f"{stem}_difference.png"}

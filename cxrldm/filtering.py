@@ -14,12 +14,18 @@ PA_COLUMNS = ["dicom_id", "subject_id", "study_id", "split", "path", "sha256"]
 
 
 def read_table(path: str | Path, columns, what: str) -> pd.DataFrame:
-    """A CSV (or .csv.gz) that must hold `columns`; a one-line error naming the file otherwise."""
+    """A CSV (or .csv.gz, or .parquet with pyarrow installed) that must hold `columns`; a one-line error
+    naming the file otherwise."""
     path = layout.require(path, what)
     try:
-        table = pd.read_csv(path, dtype={"dicom_id": str, "ViewPosition": str, "split": str})
+        if Path(path).suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, dtype={"dicom_id": str, "ViewPosition": str, "split": str})
+    except ImportError as error:
+        raise ValueError(f"{what} {path}: reading Parquet needs pyarrow ({error}); pip install pyarrow") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise ValueError(f"{what} {path} is not a readable CSV: {error}") from None
+        raise ValueError(f"{what} {path} is not a readable table: {error}") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{what} {path} lacks columns {missing}")

@@ -53,7 +53,8 @@ def main():
     options = {"resamples": e["resamples"], "seed": e["seed"]}
     test = read_split(RESIZED, "test").drop_duplicates("study_id")
     columns = sorted({x["finding"] for x in p["edits"]} | {x["source"] for x in p["edits"] if x["source"] not in ("normal", "any")})
-    labels = suite.read_labels(params["data"], ["No Finding", *columns])
+    normal = ["No Finding"] if any(x["source"] == "normal" for x in p["edits"]) else []
+    labels = suite.read_labels(params["data"], [*normal, *columns])
     models = load_models("models", p["precision"])
     size = models.image_size
     originals = load_images(RESIZED, test.path, size, progress)

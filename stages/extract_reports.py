@@ -32,8 +32,12 @@ def parsed(text) -> dict:
 
 
 def manifest_reports(manifest: pd.DataFrame, studies: pd.DataFrame):
-    """Per study: its first row's report, parsed, or its findings / impression as they are."""
-    rows = manifest.drop_duplicates("study_id").set_index("study_id")
+    """Per study: its first row with a report, parsed, or with findings / impression, used as they are."""
+    texts = [c for c in ("report", "findings", "impression") if c in manifest]
+    has_text = manifest[texts].fillna("").astype(str).apply(lambda c: c.str.strip() != "").any(axis=1) \
+        if texts else pd.Series(False, index=manifest.index)
+    rows = manifest.assign(_text=~has_text).sort_values(["study_id", "_text"], kind="stable")
+    rows = rows.drop_duplicates("study_id").set_index("study_id")
     for study in studies.study_id:
         row = rows.loc[study]
         text, findings, impression = report_of(row)
@@ -67,7 +71,7 @@ def main():
     studies = studies.drop_duplicates("study_id")[["subject_id", "study_id"]]
     manifest = read_manifest(root / index) if manifest_mode else None
     if p["prompt"] == "template":
-        labels = pd.read_csv(layout.require(root / labels_file, "data.labels"))
+        labels = filtering.read_table(root / labels_file, ["study_id"], "label file (data.labels)")
         labels = labels[[c for c in labels.columns if c in CHEXPERT_LABELS or c == "study_id"]]
         values = labels.drop_duplicates("study_id")
         if manifest is not None:

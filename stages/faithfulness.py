@@ -91,7 +91,8 @@ def main():
     results["mean_real_auroc"] = mean_of(results["findings"], "real_auroc")
     results["all_studies"] = suite.fidelity(real_features, synthetic_features, e["prdc_k"],
                                             kid_subsets=e["kid_subsets"], **options)
-    demographics = suite.read_demographics(params["data"]["demographics"], p["subgroups"])
+    demographics_file = params["data"]["demographics"]
+    demographics = suite.read_demographics(demographics_file, p["subgroups"]) if p["subgroups"] else None
     results["subgroups"] = {}
     for column in p["subgroups"]:
         names = suite.subgroup_names(demographics[column].reindex(manifest.subject_id).reset_index(drop=True),

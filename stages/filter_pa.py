@@ -24,9 +24,10 @@ def main():
                              "set by_patient for a split by hashed patient")
         split = manifest[["dicom_id", "split"]] if p["split"] == "official" else None
         # sha256: the manifest's column, else a checksum file (naming the manifest itself means none)
-        checksums = ({} if checksums_file == index else filtering.read_checksums(root / checksums_file))
         if "sha256" in manifest:
             checksums = dict(zip(manifest.path, manifest.sha256.fillna("")))
+        else:
+            checksums = {} if checksums_file == index else filtering.read_checksums(root / checksums_file)
     else:
         metadata = filtering.read_table(root / index, layout.METADATA_COLUMNS, "metadata")
         split = (filtering.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")

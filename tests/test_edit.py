@@ -173,9 +173,12 @@ def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(tin
     assert (difference[~selected] == 128).all()                        # mid-grey: unchanged
     whole = cli(*common, "--seed", "1", cwd=tmp_path)                  # no mask: the centred square is edited
     assert whole.returncode == 0, whole.stderr
+    tiny = cli(*common, "--seed", "2", "--strength", "0.005", cwd=tmp_path)     # rounds to no step: the film itself
+    assert tiny.returncode == 0, tiny.stderr
+    assert np.array_equal(np.asarray(Image.open(out / "film_seed2_edited.png")), image)
     rows = pd.read_csv(out / "manifest.csv", keep_default_na=False)
-    assert rows.seed.tolist() == [0, 1] and rows.edit_mask.tolist() == [str(tmp_path / "edit_mask.png"), ""]
-    assert (rows.strength.tolist() == [0.9, 0.5]) and rows.edited.tolist()[1] == "film_seed1_edited.png"
+    assert rows.seed.tolist() == [0, 1, 2] and rows.edit_mask.tolist() == [str(tmp_path / "edit_mask.png"), "", ""]
+    assert rows.strength.tolist() == [0.9, 0.5, 0.005] and rows.edited.tolist()[1] == "film_seed1_edited.png"
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -111,3 +111,37 @@ def test_a_template_naming_a_missing_column_is_one_line(tiny_project, tmp_path):
     result = run(project, "repro", "extract_reports", check=False)
     assert result.returncode != 0
     assert "error: extract_reports.template: {weight} is not a column of the manifest or the labels" in result.stderr
+
+
+def test_a_studys_report_comes_from_its_first_row_with_text():
+    import stages.extract_reports
+    manifest = pd.DataFrame({"path": ["a/lat.png", "a/pa.png", "b/pa.png"], "subject_id": [1, 1, 2],
+                             "study_id": [10, 10, 20], "report": ["", "FINDINGS: The heart is enlarged.", ""]})
+    studies = pd.DataFrame({"subject_id": [1, 2], "study_id": [10, 20]})
+    (first, missing_first), (second, missing_second) = stages.extract_reports.manifest_reports(manifest, studies)
+    assert first["sentences"] == ["The heart is enlarged."] and not missing_first
+    assert second["sentences"] == [] and missing_second
+
+
+def test_ages_as_text_are_read_as_numbers_or_unknown():
+    from cxrldm.evaluation.suite import subgroup_names
+    ages = pd.Series(["65", "39", "065Y", None, 40.0])
+    assert subgroup_names(ages, "age", [40, 65]).tolist() == [">=65", "<40", "unknown", "unknown", "40-64"]
+    assert subgroup_names(pd.Series(["F", "", None]), "sex", []).tolist() == ["F", "unknown", "unknown"]
+
+
+def test_parquet_tables_read_with_pyarrow_or_say_it_is_needed(tmp_path):
+    from cxrldm import filtering
+    path = tmp_path / "labels.parquet"
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(ValueError, match=r"labels.parquet: reading Parquet needs pyarrow .*; pip install pyarrow"):
+            filtering.read_table(path, ["study_id"], "label file")
+        with pytest.raises(mf.ManifestError, match="reading Parquet needs pyarrow"):
+            mf.read_manifest(path)
+        return
+    pd.DataFrame(GOOD).to_parquet(path)
+    assert filtering.read_table(path, ["study_id"], "label file").study_id.tolist() == [10, 11, 20]
+    assert mf.read_manifest(path).dicom_id.tolist() == ["1", "2", "3"]

@@ -71,6 +71,7 @@ def subgroup_names(values: pd.Series, column: str, age_bands: list[int]) -> pd.S
     missing values as "unknown"."""
     if column == "age":
         edges = sorted(age_bands)
+        values = pd.to_numeric(values, errors="coerce")      # e.g. DICOM's "065Y": unknown
         def band(age):
             if pd.isna(age):
                 return "unknown"
