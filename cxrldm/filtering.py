@@ -22,8 +22,8 @@ def read_table(path: str | Path, columns, what: str) -> pd.DataFrame:
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path, dtype={"dicom_id": str, "ViewPosition": str, "split": str})
-    except ImportError as error:
-        raise ValueError(f"{what} {path}: reading Parquet needs pyarrow ({error}); pip install pyarrow") from None
+    except ImportError:
+        raise ValueError(f"{what} {path}: reading Parquet needs pyarrow; pip install pyarrow, or use CSV") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise ValueError(f"{what} {path} is not a readable table: {error}") from None
     missing = [c for c in columns if c not in table.columns]

@@ -46,8 +46,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         else:
             table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
                                 na_values={c: [""] for c in CHEXPERT_LABELS})
-    except ImportError as error:
-        raise ManifestError(f"{path}: reading Parquet needs pyarrow ({error}); pip install pyarrow, or use CSV") from None
+    except ImportError:
+        raise ManifestError(f"{path}: reading Parquet needs pyarrow; pip install pyarrow, or use CSV") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise ManifestError(f"{path}: not a readable manifest: {error}") from None
     table = table.reset_index(drop=True)
