@@ -151,7 +151,7 @@ def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[in
                 progress=None) -> EditResult:
     """Edit (N, 1, S, S) images in [0, 1] at the model's size towards one prompt each (DDIM).
     Masks are (N, 1, S, S) of 0 and 1: edit None = the whole image, keep None = nothing kept."""
-    n, size = len(images), images.shape[-1]
+    n = len(images)
     edit_masks = torch.ones_like(images) if edit_masks is None else edit_masks.float()
     keep_masks = torch.zeros_like(images) if keep_masks is None else keep_masks.float()
     if (edit_masks.flatten(1).sum(1) == 0).any():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import filtering, layout, nets
+from .. import filtering, nets
 from ..data import load_images, read_split
 from . import XRVEvaluator, auroc, frechet_distance, xrv_weights_file
 from .fidelity import kernel_inception_distance, kid_kernels, mmd2_from_counts, prdc_from_counts, prdc_indicators
