@@ -21,9 +21,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm import nets  # noqa: E402
-from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training, train_step  # noqa: E402
-from cxrldm.training import Runtime  # noqa: E402
+from cxrldm.models import networks  # noqa: E402
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training, train_step  # noqa: E402
+from cxrldm.models.training import Runtime  # noqa: E402
 
 
 def profile(path: Path, **overrides) -> AutoencoderConfig:
@@ -37,7 +37,7 @@ def time_steps(cfg: AutoencoderConfig, runtime: Runtime, steps: int) -> tuple[fl
     autoencoder, *rest = build_training(cfg, runtime)
     model = SampledAutoencoder(autoencoder)
     images = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, device=runtime.device)
-    eps = torch.randn([cfg.batch_size, *nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)],
+    eps = torch.randn([cfg.batch_size, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)],
                       device=runtime.device)
     def step():
         train_step(images, eps, model, *rest, cfg, runtime, adversarial=True)
@@ -77,7 +77,7 @@ def main():
     print("| configuration | params | image | batch | perceptual | precision | s/step | images/s | peak GPU GiB |")
     print("|---|---:|---:|---:|---|---|---:|---:|---:|")
     for name, cfg in rows:
-        n = nets.n_params(nets.build("AutoencoderKL", cfg.autoencoder_kwargs()))
+        n = networks.n_params(networks.build("AutoencoderKL", cfg.autoencoder_kwargs()))
         for precision in precisions:
             seconds, memory = time_steps(cfg, Runtime(device, precision), args.steps)
             print(f"| {name} | {n / 1e6:.2f} M | {cfg.image_size} | {cfg.batch_size} | "

@@ -24,14 +24,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only the encoder width is needed; known ones are built in
 sys.path.insert(0, str(ROOT))
-from cxrldm import nets  # noqa: E402
-from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder  # noqa: E402
-from cxrldm.autoencoder import build_training as build_autoencoder_training  # noqa: E402
-from cxrldm.autoencoder import train_step as autoencoder_step  # noqa: E402
-from cxrldm.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
-from cxrldm.sampling import generate, make_scheduler  # noqa: E402
-from cxrldm.text import encoder_width  # noqa: E402
-from cxrldm.training import Runtime  # noqa: E402
+from cxrldm.models import networks  # noqa: E402
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder  # noqa: E402
+from cxrldm.models.autoencoder import build_training as build_autoencoder_training  # noqa: E402
+from cxrldm.models.autoencoder import train_step as autoencoder_step  # noqa: E402
+from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
+from cxrldm.sampling.generation import generate
+from cxrldm.sampling.schedulers import make_scheduler  # noqa: E402
+from cxrldm.models.text import encoder_width  # noqa: E402
+from cxrldm.models.training import Runtime  # noqa: E402
 
 
 def cpu_peak_gib(reset: bool = False) -> float | None:
@@ -71,7 +72,7 @@ def autoencoder_case(params, runtime, batch):
     autoencoder, *rest = build_autoencoder_training(cfg, runtime)
     model = SampledAutoencoder(autoencoder)
     images = torch.rand(batch, 1, cfg.image_size, cfg.image_size, device=runtime.device)
-    eps = torch.randn([batch, *nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)], device=runtime.device)
+    eps = torch.randn([batch, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)], device=runtime.device)
     return lambda: autoencoder_step(images, eps, model, *rest, dataclasses.replace(cfg, batch_size=batch), runtime,
                                     adversarial=True)
 
@@ -79,7 +80,7 @@ def autoencoder_case(params, runtime, batch):
 def diffusion_case(params, runtime, batch, width):
     cfg = DiffusionConfig(**params["train_ldm"])
     ae = AutoencoderConfig(**params["train_aekl"])
-    shape = nets.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
+    shape = networks.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
     unet, ema, optimizer, warmup, scaler = build_training(cfg, shape[0], width, runtime)
     scheduler = cfg.scheduler("ddpm")
     mu, sigma = torch.randn(batch, *shape), torch.rand(batch, *shape) * 0.1
@@ -93,10 +94,10 @@ def diffusion_case(params, runtime, batch, width):
 def sampling_case(params, runtime, batch, width, sample_steps):
     cfg = DiffusionConfig(**params["train_ldm"])
     ae = AutoencoderConfig(**params["train_aekl"])
-    autoencoder = nets.build("AutoencoderKL", ae.autoencoder_kwargs()).to(runtime.device).eval()
-    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(ae.latent_channels, width)).to(runtime.device).eval()
+    autoencoder = networks.build("AutoencoderKL", ae.autoencoder_kwargs()).to(runtime.device).eval()
+    unet = networks.build("DiffusionModelUNet", cfg.unet_kwargs(ae.latent_channels, width)).to(runtime.device).eval()
     context = torch.randn(batch, params["text_encoder"]["max_length"], width)
-    shape = nets.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
+    shape = networks.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
     return lambda: generate(unet, autoencoder, make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end,
                                                               cfg.prediction_type),
                             context, torch.zeros(1, *context.shape[1:]), list(range(batch)), shape, 0.3,

@@ -26,12 +26,13 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm import filtering, layout, phantoms  # noqa: E402
-from cxrldm.demo import dicom_id, sample_findings  # noqa: E402
-from cxrldm.demo_reports import write_report  # noqa: E402
-from cxrldm.findings import Findings  # noqa: E402
-from cxrldm.reports import parse_report, read_reports  # noqa: E402
-from cxrldm.resize import resize_all  # noqa: E402
+from cxrldm.data import tables, layout
+from cxrldm.demo import phantoms  # noqa: E402
+from cxrldm.demo.dataset import dicom_id, sample_findings  # noqa: E402
+from cxrldm.demo.reports import write_report  # noqa: E402
+from cxrldm.demo.findings import Findings  # noqa: E402
+from cxrldm.data.reports import parse_report, read_reports  # noqa: E402
+from cxrldm.data.resize import resize_all  # noqa: E402
 
 N_IMAGES, N_PA, N_STUDIES, N_SUBJECTS = 377_110, 96_161, 227_835, 65_379
 
@@ -53,7 +54,7 @@ def make_dataset(root: Path, with_images: int) -> None:
         "PatientOrientationCodeSequence_CodeMeaning": "Erect"})
     metadata.loc[metadata.ViewPosition == "", "ViewPosition"] = None
     metadata.to_csv(root / layout.METADATA_CSV, index=False)
-    split = filtering.patient_split(metadata.subject_id, (0.98, 0.01, 0.01), 0)
+    split = tables.patient_split(metadata.subject_id, (0.98, 0.01, 0.01), 0)
     metadata[["dicom_id", "study_id", "subject_id"]].assign(split=metadata.subject_id.map(split)).to_csv(
         root / layout.SPLIT_CSV, index=False)
     paths = [layout.image_path(*row) for row in metadata[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)]
@@ -68,9 +69,9 @@ def make_dataset(root: Path, with_images: int) -> None:
 
 
 def run_filter_pa(root: Path) -> str:
-    metadata = filtering.read_table(root / layout.METADATA_CSV, layout.METADATA_COLUMNS, "metadata")
-    split = filtering.read_table(root / layout.SPLIT_CSV, layout.SPLIT_COLUMNS, "split")
-    table, counts = filtering.select_pa(metadata, split, root, filtering.read_checksums(root / layout.CHECKSUMS))
+    metadata = tables.read_table(root / layout.METADATA_CSV, layout.METADATA_COLUMNS, "metadata")
+    split = tables.read_table(root / layout.SPLIT_CSV, layout.SPLIT_COLUMNS, "split")
+    table, counts = tables.select_pa(metadata, split, root, tables.read_checksums(root / layout.CHECKSUMS))
     return f"{counts['view_images']} PA rows, {counts['missing_on_disk']} missing on disk, {len(table)} kept"
 
 
@@ -102,8 +103,8 @@ def run_latent_store(workdir: Path) -> str:
     """scale_factor's way: batches written into float16 memory maps, float64 running moments."""
     import torch
 
-    from cxrldm import latents
-    from cxrldm.training import Runtime
+    from cxrldm.models import latents
+    from cxrldm.models.training import Runtime
     std = latents.encode_to_files(stand_in_encoder(), placeholders(N_PA), Runtime(torch.device("cpu"), "fp32"), 256,
                                   workdir, "train")
     size = sum(f.stat().st_size for f in workdir.glob("train.*.npy")) / 1e9

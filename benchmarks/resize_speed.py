@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxrldm import phantoms  # noqa: E402
-from cxrldm.findings import Findings  # noqa: E402
-from cxrldm.images import load_resized  # noqa: E402
+from cxrldm.demo import phantoms  # noqa: E402
+from cxrldm.demo.findings import Findings  # noqa: E402
+from cxrldm.data.images import load_resized  # noqa: E402
 
 
 def make_originals(folder: Path, n: int) -> list[Path]:

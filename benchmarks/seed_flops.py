@@ -21,12 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from cxrldm import nets  # noqa: E402
-from cxrldm.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training  # noqa: E402
-from cxrldm.autoencoder import train_step as autoencoder_step  # noqa: E402
-from cxrldm.diffusion import DiffusionConfig  # noqa: E402
-from cxrldm.text import encoder_width  # noqa: E402
-from cxrldm.training import Runtime  # noqa: E402
+from cxrldm.models import networks  # noqa: E402
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training  # noqa: E402
+from cxrldm.models.autoencoder import train_step as autoencoder_step  # noqa: E402
+from cxrldm.models.diffusion import DiffusionConfig  # noqa: E402
+from cxrldm.models.text import encoder_width  # noqa: E402
+from cxrldm.models.training import Runtime  # noqa: E402
 
 
 def counted(step) -> float:
@@ -42,7 +42,7 @@ def autoencoder_flops(params: dict) -> float:
     runtime = Runtime(torch.device("cpu"), "fp32")
     autoencoder, *rest = build_training(cfg, runtime)
     images = torch.rand(1, 1, cfg.image_size, cfg.image_size)
-    eps = torch.randn([1, *nets.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)])
+    eps = torch.randn([1, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)])
     return counted(lambda: autoencoder_step(images, eps, SampledAutoencoder(autoencoder), *rest, cfg, runtime,
                                             adversarial=True))
 
@@ -51,8 +51,8 @@ def unet_flops(params: dict) -> float:
     """One latent through the UNet's forward and backward."""
     cfg, ae, text = DiffusionConfig(**params["train_ldm"]), params["train_aekl"], params["text_encoder"]
     width = encoder_width(text["model"], text["encoder_subfolder"])
-    unet = nets.build("DiffusionModelUNet", cfg.unet_kwargs(ae["latent_channels"], width))
-    shape = nets.latent_shape(AutoencoderConfig(**ae).autoencoder_kwargs(), ae["image_size"])
+    unet = networks.build("DiffusionModelUNet", cfg.unet_kwargs(ae["latent_channels"], width))
+    shape = networks.latent_shape(AutoencoderConfig(**ae).autoencoder_kwargs(), ae["image_size"])
     x, context = torch.randn(1, *shape), torch.randn(1, text["max_length"], width)
     return counted(lambda: unet(x, torch.tensor([500]), context).square().mean().backward())
 

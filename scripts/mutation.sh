@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut 3 (configuration: setup.cfg, [mutmut]).
 # Builds one tiny-profile pipeline run that the stage tests copy (instead of one per mutant), then
-# mutates cxrldm/{sampling,diffusion,autoencoder,evaluation}, stages/{sample,evaluate} and runs only the
+# mutates cxrldm/{sampling/generation,models/diffusion,models/autoencoder,evaluation/networks}, stages/{sample,evaluate} and runs only the
 # tests that cover each mutated function. Usage: make mutation  (or: bash scripts/mutation.sh [mutmut args])
 set -euo pipefail
 cd "$(dirname "$0")/.."

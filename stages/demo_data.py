@@ -1,10 +1,11 @@
 """Stage demo_data: generate the embedded demo dataset in MIMIC-CXR layout under data/demo."""
 
-from cxrldm import demo
+from cxrldm import paths
+from cxrldm.demo import dataset as demo
 from cxrldm.io import atomic_dir, write_json
 from stages.common import load_params, progress, run, workers
 
-OUT = "data/demo"
+OUT = paths.DEMO
 
 
 def main():
@@ -12,7 +13,7 @@ def main():
     with atomic_dir(OUT) as tmp:
         counts = demo.generate(tmp, n_studies=p["n_studies"], seed=p["seed"], min_side=p["min_side"],
                                workers=workers(), progress=lambda it, total: progress(it, total=total, desc="demo images"))
-    write_json("metrics/demo_data.json", counts)
+    write_json(paths.metrics("demo_data"), counts)
     print(counts)
 
 

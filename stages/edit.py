@@ -1,4 +1,4 @@
-"""Stage edit: counterfactual edits of real test films (cxrldm.edit), and how well they worked.
+"""Stage edit: counterfactual edits of real test films (cxrldm.cli.edit), and how well they worked.
 
 Each entry of `edit.edits` takes up to `images_per_edit` test films (source `normal`: CheXpert's No Finding;
 `any`; or a finding the film has), edits them towards its prompt inside its mask (a fixed zone or a PNG) and
@@ -15,26 +15,28 @@ measures, with counts and 95% bootstrap intervals over the films:
 Written to metrics/edit.json; edited images and a manifest to data/edits; a grid per edit (original |
 edited | difference, four films a row) to metrics/edit_grids."""
 
-from pathlib import Path
 
 import pandas as pd
 import torch
 from PIL import Image
 
-from cxrldm import evaluation
-from cxrldm.autoencoder import ms_ssim, reconstruct
-from cxrldm.data import load_images, read_split
-from cxrldm.edit import difference_map, edit_images, mask_from
-from cxrldm.evaluation import suite
+from cxrldm import paths
+from cxrldm.data.datasets import load_images, read_split
+from cxrldm.data.images import save_png
+from cxrldm.data.labels import read_labels
+from cxrldm.evaluation import classification, networks
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.evaluation.memorisation import nearest_neighbours, pixel_space
-from cxrldm.generate import load_models, save_png
+from cxrldm.evaluation.similarity import ms_ssim
 from cxrldm.io import atomic_dir, write_csv, write_json
+from cxrldm.models.autoencoder import reconstruct
+from cxrldm.report.grids import grid
+from cxrldm.sampling.editing import difference_map, edit_images, mask_from
+from cxrldm.sampling.generation import load_models
 from stages.common import load_params, progress, run
 
-RESIZED, OUT, GRIDS = Path("data/resized"), Path("data/edits"), Path("metrics/edit_grids")
+RESIZED, OUT, GRIDS = paths.RESIZED, paths.EDITS, paths.EDIT_GRIDS
 GRID_FILMS = 4                      # films per grid row
-PIXEL_SIZE = 32                     # the identity check's pixel space, as memorisation's
 
 
 def source_films(test: pd.DataFrame, labels: pd.DataFrame, source: str, limit: int) -> pd.DataFrame:
@@ -50,18 +52,20 @@ def source_films(test: pd.DataFrame, labels: pd.DataFrame, source: str, limit: i
 def main():
     params = load_params()
     p, e = params["edit"], params["evaluate"]
+    pixel_size = params["memorisation"]["pixel_size"]   # the identity check uses the audit's pixel space
     options = {"resamples": e["resamples"], "seed": e["seed"]}
     test = read_split(RESIZED, "test").drop_duplicates("study_id")
     columns = sorted({x["finding"] for x in p["edits"]} | {x["source"] for x in p["edits"] if x["source"] not in ("normal", "any")})
     normal = ["No Finding"] if any(x["source"] == "normal" for x in p["edits"]) else []
-    labels = suite.read_labels(params["data"], [*normal, *columns])
-    models = load_models("models", p["precision"])
+    labels = read_labels(params["data"], [*normal, *columns])
+    models = load_models(paths.MODELS, p["precision"])
     size = models.image_size
     originals = load_images(RESIZED, test.path, size, progress)
     position = {path: i for i, path in enumerate(test.path)}
-    classifier = suite.load_network(e["classifier"], e["xrv_cache_dir"])
-    network = suite.load_network(e["feature_network"], e["xrv_cache_dir"])
-    original_features, original_pixels = network.features(originals), pixel_space(originals, PIXEL_SIZE)
+    classifier = networks.load_network(e["classifier"], e["xrv_cache_dir"], paths.EVALUATOR)
+    network = classifier if e["feature_network"] == e["classifier"] else \
+        networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
+    original_features, original_pixels = network.features(originals), pixel_space(originals, pixel_size)
 
     results, rows, grids, contrasts, k = {"edits": {}}, [], {}, {}, 0
     with atomic_dir(OUT) as tmp:
@@ -78,7 +82,7 @@ def main():
             k += len(films)
             result = edit_images(models, before, [spec["prompt"]] * len(films), seeds, p["strength"],
                                  p["guidance_scale"], p["steps"], edit, keep, p["feather_px"], p["batch_size"])
-            column, = suite.classifier_columns(classifier, [spec["finding"]], f"edit.edits {spec['name']}")
+            column, = classification.classifier_columns(classifier, [spec["finding"]], f"edit.edits {spec['name']}")
             present = spec["target"] == "present"
             probability_before = classifier.probabilities(before)[:, column]
             probability_after = classifier.probabilities(result.edited)[:, column]
@@ -109,16 +113,16 @@ def main():
                 "fixed_region_ms_ssim_raw": mean_interval(ms_ssim(raw_in_fixed, before, e["ms_ssim_kernel"]), **options),
                 "identity_top1_features": identity(network.features, original_features, result.edited),
                 "identity_top1_features_raw": identity(network.features, original_features, result.raw),
-                "identity_top1_pixels": identity(lambda x: pixel_space(x, PIXEL_SIZE), original_pixels, result.edited),
+                "identity_top1_pixels": identity(lambda x: pixel_space(x, pixel_size), original_pixels, result.edited),
             }
             flippable = ~at_target_before
             entry["flip_rate"] = (mean_interval(at_target_after[flippable].double(), **options) if flippable.any()
                                   else {"value": None, "n": 0, "note": "every film was already at the target"})
             entry["n_flippable"] = int(flippable.sum())
             if spec.get("side"):
-                contrast = evaluation.lower_zone_contrast(result.edited)
+                contrast = classification.lower_zone_contrast(result.edited)
                 contrasts[spec["side"]] = contrasts.get(spec["side"], []) + [contrast]
-                entry["lower_zone_contrast_change"] = mean_interval(contrast - evaluation.lower_zone_contrast(before),
+                entry["lower_zone_contrast_change"] = mean_interval(contrast - classification.lower_zone_contrast(before),
                                                                     **options)
             results["edits"][spec["name"]] = entry
             for i, (row, seed) in enumerate(zip(films.itertuples(index=False), seeds)):
@@ -131,13 +135,13 @@ def main():
                              "probability_after": float(probability_after[i])})
             shown = slice(0, 2 * GRID_FILMS)
             triples = torch.stack([before[shown], result.edited[shown], difference_map(result.edited, before)[shown]], 1)
-            grids[spec["name"]] = suite.grid(triples.flatten(0, 1), 3 * GRID_FILMS)
+            grids[spec["name"]] = grid(triples.flatten(0, 1), 3 * GRID_FILMS)
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
     if {"left", "right"} <= set(contrasts):
         right, left = torch.cat(contrasts["right"]), torch.cat(contrasts["left"])
         # lower-zone brightness, image left minus image right: a right effusion raises it (README)
         results["laterality"] = {"right_edits": float(right.mean()), "left_edits": float(left.mean()),
-                                 "auroc_right_vs_left": suite.two_group_auroc_interval(right, left, **options),
+                                 "auroc_right_vs_left": classification.two_group_auroc_interval(right, left, **options),
                                  "n_right": len(right), "n_left": len(left)}
     results.update({"strength": p["strength"], "guidance_scale": p["guidance_scale"], "steps": p["steps"],
                     "threshold": p["threshold"], "classifier": classifier.name, "feature_network": network.name,
@@ -145,7 +149,7 @@ def main():
     with atomic_dir(GRIDS) as tmp:
         for name, pixels in grids.items():
             Image.fromarray(pixels).save(tmp / f"{name}.png")
-    write_json("metrics/edit.json", results)
+    write_json(paths.metrics("edit"), results)
     for name, entry in results["edits"].items():
         flip = entry["flip_rate"]["value"]
         print(f"{name}: P({entry['finding']}) {entry['probability_before']['value']:.3f} -> "

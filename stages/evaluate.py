@@ -2,23 +2,25 @@
 and KID of the unconditional samples on a feature network's features; prompt adherence and laterality by
 a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json."""
 
-from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cxrldm import evaluation, nets
-from cxrldm.evaluation import suite
+from cxrldm import paths
+from cxrldm.data.datasets import load_images, read_split
+from cxrldm.data.images import load_array
+from cxrldm.evaluation import classification, networks, similarity
+from cxrldm.evaluation.fidelity import fidelity, frechet_distance
 from cxrldm.evaluation.intervals import mean_interval, pairwise_mean_interval
-from cxrldm.autoencoder import ms_ssim, reconstruct
-from cxrldm.data import load_images, read_split
-from cxrldm.images import load_array
+from cxrldm.evaluation.similarity import ms_ssim
 from cxrldm.io import write_json
-from cxrldm.training import setup_runtime
+from cxrldm.models import networks as nets
+from cxrldm.models.autoencoder import reconstruct
+from cxrldm.models.training import setup_runtime
 from stages.common import load_params, progress, run
 
-RESIZED, SAMPLES = Path("data/resized"), Path("data/samples")
+RESIZED, SAMPLES = paths.RESIZED, paths.SAMPLES
 
 
 def load_samples(manifest: pd.DataFrame) -> torch.Tensor:
@@ -39,7 +41,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 def main():
     p = load_params()["evaluate"]
     runtime = setup_runtime(p["precision"])
-    autoencoder, description = nets.load_model("models/autoencoder.safetensors", runtime.device)
+    autoencoder, description = nets.load_model(paths.AUTOENCODER, runtime.device)
     size, kernel = description["image_size"], p["ms_ssim_kernel"]
     manifest = pd.read_csv(SAMPLES / "manifest.csv", keep_default_na=False)
     all_samples = load_samples(manifest)               # every sample read once; rows picked by mask below
@@ -59,44 +61,44 @@ def main():
     results["ms_ssim_reconstruction"] = mean_interval(ms_ssim(recon, recon_images, kernel), **options)
 
     for name, images, n in (("samples", samples, len(samples)), ("test", test_images[:n_test], n_test)):
-        pairs = evaluation.pair_indices(n, p["pairs"], p["seed"])
+        pairs = similarity.pair_indices(n, p["pairs"], p["seed"])
         scores = torch.cat([ms_ssim(images[c[:, 0]], images[c[:, 1]], kernel) for c in pairs.split(256)])
         results[f"ms_ssim_{name}"] = {**pairwise_mean_interval(scores, pairs, n, **options), "pairs": len(pairs)}
 
-    network = suite.load_network(p["feature_network"], p["xrv_cache_dir"])
+    network = networks.load_network(p["feature_network"], p["xrv_cache_dir"], paths.EVALUATOR)
     real = network.features(test_images[:n_test])
     noise = torch.rand(n_test, 1, size, size, generator=torch.Generator().manual_seed(p["seed"]))
     blurred = gaussian_blur(test_images[:n_test], sigma=size / 32)
-    fidelity = suite.fidelity(real, network.features(samples), p["prdc_k"], kid_subsets=p["kid_subsets"], **options)
+    fidelity_scores = fidelity(real, network.features(samples), p["prdc_k"], kid_subsets=p["kid_subsets"], **options)
     fid = f"fid_{network.name}"
-    results[fid] = fidelity.pop("fid")
-    results[f"{fid}_noise_baseline"] = evaluation.frechet_distance(network.features(noise), real)
-    results[f"{fid}_blur_baseline"] = evaluation.frechet_distance(network.features(blurred), real)
-    results[f"kid_{network.name}"] = fidelity.pop("kid")
-    results[f"prdc_{network.name}"] = fidelity
+    results[fid] = fidelity_scores.pop("fid")
+    results[f"{fid}_noise_baseline"] = frechet_distance(network.features(noise), real)
+    results[f"{fid}_blur_baseline"] = frechet_distance(network.features(blurred), real)
+    results[f"kid_{network.name}"] = fidelity_scores.pop("kid")
+    results[f"prdc_{network.name}"] = fidelity_scores
 
-    classifier = suite.load_network(p["classifier"], p["xrv_cache_dir"])
+    classifier = networks.load_network(p["classifier"], p["xrv_cache_dir"], paths.EVALUATOR)
     null_probabilities = classifier.probabilities(samples)
     adherence = {}
     for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
-        column, = suite.classifier_columns(classifier, [rows.finding.iloc[0]], f"sample prompt {rows.prompt.iloc[0]!r}")
+        column, = classification.classifier_columns(classifier, [rows.finding.iloc[0]], f"sample prompt {rows.prompt.iloc[0]!r}")
         probabilities = classifier.probabilities(picked(rows))[:, column]
         adherence[f"prompt{int(group):03d}"] = {
             "finding": rows.finding.iloc[0], "prompt": rows.prompt.iloc[0],
             "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
-            "auroc_vs_null": suite.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options)}
+            "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options)}
     results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):
-        contrast = evaluation.lower_zone_contrast(picked(sided))
+        contrast = classification.lower_zone_contrast(picked(sided))
         right = torch.tensor((sided.side == "right").to_numpy())
         # lower-zone brightness, image left minus image right: a right effusion raises it (README)
         results["laterality"] = {
             "right_prompts": float(contrast[right].mean()), "left_prompts": float(contrast[~right].mean()),
-            "auroc_right_vs_left": suite.two_group_auroc_interval(contrast[right], contrast[~right], **options),
+            "auroc_right_vs_left": classification.two_group_auroc_interval(contrast[right], contrast[~right], **options),
             "n_right": int(right.sum()), "n_left": int((~right).sum())}
-    write_json("metrics/evaluate.json", results)
+    write_json(paths.metrics("evaluate"), results)
     print({k: round(v["value"], 4) if isinstance(v, dict) and "value" in v else v for k, v in results.items()
            if not isinstance(v, dict) or "value" in v})
 

@@ -6,10 +6,11 @@ params."""
 import json
 from pathlib import Path
 
-from cxrldm import evaluation_page as page
+from cxrldm import paths
+from cxrldm.report import evaluation_page as page
 from stages.common import run
 
-METRICS = Path("metrics")
+METRICS = paths.METRICS
 OUTPUT = METRICS / "evaluation.html"
 FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "train_aekl", "train_ldm", "train_evaluator")
 

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrldm import filtering, layout
-from cxrldm.findings import CHEXPERT_LABELS
+from cxrldm import paths
+from cxrldm.data import layout, tables
+from cxrldm.data.labels import CHEXPERT_LABELS
+from cxrldm.data.manifest import (
+    read_manifest,
+    render_template,
+    report_of,
+    template_fields,
+)
+from cxrldm.data.reports import parse_report, read_reports, split_sentences
 from cxrldm.io import write_csv, write_json
-from cxrldm.manifest import read_manifest, render_template, report_of, template_fields
-from cxrldm.reports import parse_report, read_reports, split_sentences
 from stages.common import load_params, progress, run
 
-OUT = "data/reports.csv"
+OUT = paths.REPORTS
 
 
 def mimic_texts(source: str, studies: pd.DataFrame):
@@ -67,11 +73,11 @@ def main():
     data, p = params["data"], params["extract_reports"]
     root, source, manifest_mode = Path(data["root"]), data["reports"], data["format"] == "manifest"
     index, labels_file, template = data["index"], data["labels"], p["template"]
-    studies = filtering.read_table("data/pa.csv", filtering.PA_COLUMNS, "PA table")
+    studies = tables.read_table(paths.PA_TABLE, tables.PA_COLUMNS, "PA table")
     studies = studies.drop_duplicates("study_id")[["subject_id", "study_id"]]
     manifest = read_manifest(root / index) if manifest_mode else None
     if p["prompt"] == "template":
-        labels = filtering.read_table(root / labels_file, ["study_id"], "label file (data.labels)")
+        labels = tables.read_table(root / labels_file, ["study_id"], "label file (data.labels)")
         labels = labels[[c for c in labels.columns if c in CHEXPERT_LABELS or c == "study_id"]]
         values = labels.drop_duplicates("study_id")
         if manifest is not None:
@@ -98,7 +104,7 @@ def main():
         raise ValueError(f"no report text: none of the {len(studies)} studies has findings or impression "
                          f"sentences ({counts})")
     write_csv(OUT, pd.DataFrame(rows))
-    write_json("metrics/extract_reports.json", counts)
+    write_json(paths.metrics("extract_reports"), counts)
     print(counts)
 
 

@@ -8,19 +8,20 @@ tail stays visible; and per subgroup of `subgroups` (sex, age bands from data.de
 faithfulness AUROC on synthetic and real images and the FID, so a fairness gap is visible. Written to
 metrics/faithfulness.json, with a grid per finding (synthetic above real)."""
 
-from pathlib import Path
 
 import torch
 from PIL import Image
 
-from cxrldm.data import load_images
-from cxrldm import evaluation
-from cxrldm.evaluation import suite
+from cxrldm import paths
+from cxrldm.data import labels
+from cxrldm.data.datasets import load_images
+from cxrldm.evaluation import classification, fidelity, networks, samples
 from cxrldm.evaluation.intervals import bootstrap_interval
 from cxrldm.io import atomic_dir, write_json
+from cxrldm.report.grids import grid
 from stages.common import load_params, progress, run
 
-SAMPLES, RESIZED, GRIDS = Path("data/report_samples"), Path("data/resized"), Path("metrics/finding_grids")
+SAMPLES, RESIZED, GRIDS = paths.REPORT_SAMPLES, paths.RESIZED, paths.FINDING_GRIDS
 
 
 def mean_of(entries: dict, key: str):
@@ -30,7 +31,7 @@ def mean_of(entries: dict, key: str):
 
 def mean_auroc(probability: torch.Tensor, targets: torch.Tensor, columns: list[int]):
     """Mean over findings of the AUROC (findings without both classes left out; NaN if none has them)."""
-    values = [evaluation.auroc(probability[:, c][~t.isnan()], t[~t.isnan()]) for c, t in zip(columns, targets.T)]
+    values = [classification.auroc(probability[:, c][~t.isnan()], t[~t.isnan()]) for c, t in zip(columns, targets.T)]
     values = [v for v in values if v == v]
     return sum(values) / len(values) if values else float("nan")
 
@@ -47,7 +48,7 @@ def subgroup_entry(rows, targets, synthetic_probability, real_probability, colum
         # no finding with both classes in the subgroup: no AUROC
         entry[f"{name}_mean_auroc"] = {k: None if isinstance(v, float) and v != v else v for k, v in interval.items()}
     if len(index) >= max(min_studies, 3):
-        entry["fid"] = suite.fidelity(real_features[index], synthetic_features[index], e["prdc_k"],
+        entry["fid"] = fidelity.fidelity(real_features[index], synthetic_features[index], e["prdc_k"],
                                       kid_subsets=e["kid_subsets"], **options)["fid"]
     else:
         entry["fid"] = {"skipped": f"{len(index)} studies, fewer than faithfulness.min_studies ({min_studies})"}
@@ -58,27 +59,28 @@ def main():
     params = load_params()
     p, e = params["faithfulness"], params["evaluate"]
     options = {"resamples": e["resamples"], "seed": e["seed"]}
-    manifest, synthetic = suite.report_samples(SAMPLES, "test")
+    manifest, synthetic = samples.report_samples(SAMPLES, "test")
     real = load_images(RESIZED, manifest.source_path, synthetic.shape[-1], progress)
     findings = p["findings"]
-    targets = suite.label_targets(suite.read_labels(params["data"], findings), manifest.study_id, findings)
+    targets = classification.label_targets(labels.read_labels(params["data"], findings), manifest.study_id, findings)
 
-    classifier = suite.load_network(e["classifier"], e["xrv_cache_dir"])
-    columns = suite.classifier_columns(classifier, findings, "faithfulness.findings")
+    classifier = networks.load_network(e["classifier"], e["xrv_cache_dir"], paths.EVALUATOR)
+    columns = classification.classifier_columns(classifier, findings, "faithfulness.findings")
     synthetic_probability, real_probability = classifier.probabilities(synthetic), classifier.probabilities(real)
-    network = suite.load_network(e["feature_network"], e["xrv_cache_dir"])
+    network = classifier if e["feature_network"] == e["classifier"] else \
+        networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
     synthetic_features, real_features = network.features(synthetic), network.features(real)
 
     results = {"classifier": classifier.name, "feature_network": network.name, "n_studies": len(manifest),
                "min_studies": p["min_studies"], "findings": {}}
     grids = {}
     for finding, column, target in zip(findings, columns, targets.T):
-        entry = {"synthetic_auroc": suite.auroc_interval(synthetic_probability[:, column], target, **options),
-                 "real_auroc": suite.auroc_interval(real_probability[:, column], target, **options)}
+        entry = {"synthetic_auroc": classification.auroc_interval(synthetic_probability[:, column], target, **options),
+                 "real_auroc": classification.auroc_interval(real_probability[:, column], target, **options)}
         positive = (target == 1).nonzero().flatten()
         entry["n_positive"], entry["n_uncertain"] = len(positive), int(target.isnan().sum())
         if len(positive) >= max(p["min_studies"], 3):
-            entry["fidelity"] = suite.fidelity(real_features[positive], synthetic_features[positive],
+            entry["fidelity"] = fidelity.fidelity(real_features[positive], synthetic_features[positive],
                                                e["prdc_k"], kid_subsets=e["kid_subsets"], **options)
         else:
             entry["fidelity"] = {"skipped": f"{len(positive)} studies with the finding, fewer than "
@@ -86,16 +88,16 @@ def main():
         results["findings"][finding] = entry
         if len(positive):
             shown = positive[:8]
-            grids[finding] = suite.grid(torch.cat([synthetic[shown], real[shown]]), len(shown))
+            grids[finding] = grid(torch.cat([synthetic[shown], real[shown]]), len(shown))
     results["mean_synthetic_auroc"] = mean_of(results["findings"], "synthetic_auroc")
     results["mean_real_auroc"] = mean_of(results["findings"], "real_auroc")
-    results["all_studies"] = suite.fidelity(real_features, synthetic_features, e["prdc_k"],
+    results["all_studies"] = fidelity.fidelity(real_features, synthetic_features, e["prdc_k"],
                                             kid_subsets=e["kid_subsets"], **options)
     demographics_file = params["data"]["demographics"]
-    demographics = suite.read_demographics(demographics_file, p["subgroups"]) if p["subgroups"] else None
+    demographics = labels.read_demographics(demographics_file, p["subgroups"]) if p["subgroups"] else None
     results["subgroups"] = {}
     for column in p["subgroups"]:
-        names = suite.subgroup_names(demographics[column].reindex(manifest.subject_id).reset_index(drop=True),
+        names = labels.subgroup_names(demographics[column].reindex(manifest.subject_id).reset_index(drop=True),
                                      column, p["age_bands"])
         results["subgroups"][column] = {
             name: subgroup_entry(rows.index.to_numpy(), targets, synthetic_probability, real_probability, columns,
@@ -104,7 +106,7 @@ def main():
     with atomic_dir(GRIDS) as tmp:
         for finding, pixels in grids.items():
             Image.fromarray(pixels).save(tmp / f"{finding.lower().replace(' ', '_')}.png")
-    write_json("metrics/faithfulness.json", results)
+    write_json(paths.metrics("faithfulness"), results)
     for finding, entry in results["findings"].items():
         auc, auc_real = entry["synthetic_auroc"]["value"], entry["real_auroc"]["value"]
         print(f"{finding}: faithfulness AUROC {auc if auc is None else round(auc, 3)} "

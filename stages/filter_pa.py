@@ -3,12 +3,13 @@ or from a manifest (data.format)."""
 
 from pathlib import Path
 
-from cxrldm import filtering, layout
-from cxrldm.manifest import metadata_view, read_manifest
+from cxrldm import paths
+from cxrldm.data import layout, tables
+from cxrldm.data.manifest import metadata_view, read_manifest
 from cxrldm.io import write_csv, write_json
 from stages.common import load_params, run
 
-OUT = "data/pa.csv"
+OUT = paths.PA_TABLE
 
 
 def main():
@@ -27,20 +28,20 @@ def main():
         if "sha256" in manifest:
             checksums = dict(zip(manifest.path, manifest.sha256.fillna("")))
         else:
-            checksums = {} if checksums_file == index else filtering.read_checksums(root / checksums_file)
+            checksums = {} if checksums_file == index else tables.read_checksums(root / checksums_file)
     else:
-        metadata = filtering.read_table(root / index, layout.METADATA_COLUMNS, "metadata")
-        split = (filtering.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")
+        metadata = tables.read_table(root / index, layout.METADATA_COLUMNS, "metadata")
+        split = (tables.read_table(root / p["split_file"], layout.SPLIT_COLUMNS, "split file")
                  if p["split"] == "official" else None)
-        checksums = filtering.read_checksums(root / checksums_file)
+        checksums = tables.read_checksums(root / checksums_file)
     fractions = (p["train_fraction"], p["validate_fraction"], p["test_fraction"])
-    table, counts = filtering.select_pa(metadata, split, root, checksums, fractions, p["split_seed"], p["view"])
+    table, counts = tables.select_pa(metadata, split, root, checksums, fractions, p["split_seed"], p["view"])
     empty = [name for name in layout.SPLITS if not counts[f"{name}_images"]]
     if empty:    # every later stage needs each split: training, validation, the test set of the evaluation
         raise ValueError(f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: "
                          f"{counts['pa_images']} {p['view']} images in all ({counts})")
     write_csv(OUT, table)
-    write_json("metrics/filter_pa.json", counts)
+    write_json(paths.metrics("filter_pa"), counts)
     print(counts)
 
 

@@ -7,30 +7,30 @@ than the null's `percentile`-th percentile is flagged. Also counted: how often t
 is the very image whose report made the prompt. Written to metrics/memorisation.json, with the closest
 pairs of each space in metrics/memorisation_pairs.png (synthetic above, training below)."""
 
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from cxrldm.data import load_images, read_split
-from cxrldm.evaluation import memorisation, suite
+from cxrldm import paths
+from cxrldm.data.datasets import load_images, read_split
+from cxrldm.evaluation import memorisation, networks, samples
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.io import atomic_path, write_json
 from stages.common import load_params, progress, run
 
-SAMPLES, RESIZED, PAIRS = Path("data/report_samples"), Path("data/resized"), Path("metrics/memorisation_pairs.png")
+SAMPLES, RESIZED, PAIRS = paths.REPORT_SAMPLES, paths.RESIZED, paths.MEMORISATION_PAIRS
 
 
 def main():
     params = load_params()
     p, e = params["memorisation"], params["evaluate"]
-    manifest, synthetic = suite.report_samples(SAMPLES, "train")
+    manifest, synthetic = samples.report_samples(SAMPLES, "train")
     size = synthetic.shape[-1]
     training, test = read_split(RESIZED, "train"), read_split(RESIZED, "test")
     training_images = load_images(RESIZED, training.path, size, progress)
     test_images = load_images(RESIZED, test.path, size, progress)
-    network = suite.load_network(e["feature_network"], e["xrv_cache_dir"])
+    network = networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
     spaces = {network.name: network.features,
               f"pixels_{p['pixel_size']}": lambda images: memorisation.pixel_space(images, p["pixel_size"])}
     source = torch.tensor(manifest.source_path.map({path: i for i, path in enumerate(training.path)}).to_numpy())
@@ -53,7 +53,7 @@ def main():
     rows = [np.pad(r, ((0, 6), (0, width - r.shape[1])), constant_values=255) for r in rows]
     with atomic_path(PAIRS) as tmp:
         Image.fromarray(np.concatenate(rows)[:-6]).save(tmp, format="PNG")
-    write_json("metrics/memorisation.json", results)
+    write_json(paths.metrics("memorisation"), results)
     for space, report in results["spaces"].items():
         print(f"{space}: {report['flagged_count']} of {len(manifest)} flagged below {report['threshold']:.4g} "
               f"(null's p{p['percentile']}); nearest is the prompt's own image for "

@@ -1,15 +1,15 @@
 """Stage resize: every PA image to 8-bit PNG with its shortest side at resize.size."""
 
-from pathlib import Path
 
 import pandas as pd
 
-from cxrldm import filtering, layout
+from cxrldm import paths
+from cxrldm.data import layout, tables
+from cxrldm.data.resize import require_space, resize_all
 from cxrldm.io import atomic_dir, write_csv, write_json
-from cxrldm.resize import require_space, resize_all
 from stages.common import load_params, progress, run, workers
 
-OUT = Path("data/resized")
+OUT = paths.RESIZED
 PREFLIGHT = 32           # images resized before the disk space for the rest is estimated
 IMAGE_COLUMNS = ["dicom_id", "subject_id", "study_id", "split", "path", "width", "height", "sha256"]
 
@@ -20,7 +20,7 @@ def main():
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"resize.size must be an integer of at least 16, got {size!r}")
     root = layout.require(params["data"]["root"], "data.root (MIMIC-CXR-JPG directory)")
-    table = filtering.read_table("data/pa.csv", filtering.PA_COLUMNS, "PA table")
+    table = tables.read_table(paths.PA_TABLE, tables.PA_COLUMNS, "PA table")
     rows, skipped, written = [], [], []
     with atomic_dir(OUT) as tmp:
         results = resize_all(table.path, root, tmp, size, workers=workers(), draft=draft)
@@ -38,7 +38,7 @@ def main():
         write_csv(tmp / "images.csv", pd.DataFrame(rows, columns=IMAGE_COLUMNS))
         write_csv(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["dicom_id", "source", "error"]))
     counts = {"resized": len(rows), "skipped": len(skipped), "size": size}
-    write_json("metrics/resize.json", counts)
+    write_json(paths.metrics("resize"), counts)
     print(counts)
     for s in skipped[:10]:
         print(f"skipped {s['source']}: {s['error']}")

@@ -8,12 +8,15 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from cxrldm.generate import generate_images, load_models, save_png
+from cxrldm import paths
+from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv
+from cxrldm.report.grids import grid
+from cxrldm.sampling.generation import generate_images, load_models
 from stages.common import load_params, progress, run
 
-OUT = Path("data/samples")
-GRIDS = Path("metrics/sample_grids")
+OUT = paths.SAMPLES
+GRIDS = paths.SAMPLE_GRIDS
 UNCONDITIONAL = "unconditional"
 
 
@@ -41,19 +44,13 @@ def slug(text: str, length: int = 48) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].rstrip("-")
 
 
-def grid(images: torch.Tensor, columns: int = 8) -> Image.Image:
-    rows = [torch.cat(list(images[i:i + columns, 0]), dim=1) for i in range(0, len(images), columns)]
-    rows[-1] = torch.nn.functional.pad(rows[-1], (0, rows[0].shape[1] - rows[-1].shape[1]))
-    return Image.fromarray((torch.cat(rows) * 255).round().byte().numpy())
-
-
 def main():
     p = load_params()["sample"]
     prompts = read_prompts(p)
     jobs = [(i, q["text"], q["finding"], q["side"]) for i, q in enumerate(prompts) for _ in range(p["n_per_prompt"])]
     jobs += [(UNCONDITIONAL, "", None, None)] * p["n_unconditional"]
     seeds = [p["seed"] * 1_000_000 + k for k in range(len(jobs))]     # one distinct seed per image
-    models = load_models("models", p["precision"])
+    models = load_models(paths.MODELS, p["precision"])
     images = generate_images(models, [job[1] for job in jobs], seeds, p["sampler"], p["steps"],
                              p["guidance_scale"], p["batch_size"], progress)
     rows = []
@@ -68,7 +65,7 @@ def main():
         for group in dict.fromkeys(job[0] for job in jobs):
             chosen = torch.stack([im for job, im in zip(jobs, images) if job[0] == group][:16])
             name = UNCONDITIONAL if group == UNCONDITIONAL else f"prompt{group:03d}_{slug(prompts[group]['text'])}"
-            grid(chosen).save(tmp / f"{name}.png")
+            Image.fromarray(grid(chosen, 8, gap=0, fill=0)).save(tmp / f"{name}.png")
     print(f"{len(rows)} images ({len(prompts)} prompts x {p['n_per_prompt']}, {p['n_unconditional']} unconditional)")
 
 

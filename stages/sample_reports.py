@@ -5,22 +5,23 @@ Sampler, steps and guidance are the sample stage's, so a guidance sweep moves ev
 Every image has its own recorded seed; images are written batch by batch, so memory stays flat."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-from cxrldm.generate import generate_images, load_models, save_png
+from cxrldm import paths
+from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv
-from cxrldm.prompts import draw_prompt, treat_deid_markers
+from cxrldm.models.prompts import draw_prompt, treat_deid_markers
+from cxrldm.sampling.generation import generate_images, load_models
 from stages.common import load_params, progress, run
 
-OUT = Path("data/report_samples")
+OUT = paths.REPORT_SAMPLES
 
 
 def studies(split: str, limit: int, seed: int) -> pd.DataFrame:
     """One row per study of `split` (its first PA image), all of them or `limit` drawn at random."""
-    images = pd.read_csv("data/resized/images.csv", dtype={"dicom_id": str})
+    images = pd.read_csv(paths.RESIZED / "images.csv", dtype={"dicom_id": str})
     table = images[images.split == split].drop_duplicates("study_id").sort_values("study_id")
     if not len(table):
         raise ValueError(f"no {split} studies in data/resized/images.csv")
@@ -35,7 +36,7 @@ def main():
     p, rule, sampling = params["sample_reports"], params["train_ldm"], params["sample"]
     if p["seeds_per_prompt"] < 1:
         raise ValueError(f"sample_reports.seeds_per_prompt must be at least 1, got {p['seeds_per_prompt']}")
-    reports = pd.read_csv("data/reports.csv").set_index("study_id")
+    reports = pd.read_csv(paths.REPORTS).set_index("study_id")
     generator = torch.Generator().manual_seed(p["seed"])
     jobs = []
     for purpose, split, limit, copies in (("test", "test", p["test_studies"], 1),
@@ -50,7 +51,7 @@ def main():
     for k, job in enumerate(jobs):                                   # one distinct seed per image
         job["seed"] = p["seed"] * 1_000_000 + k
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
-    models = load_models("models", sampling["precision"])
+    models = load_models(paths.MODELS, sampling["precision"])
     batch = sampling["batch_size"]
     with atomic_dir(OUT) as tmp:
         for start in progress(range(0, len(jobs), batch), desc="report samples"):

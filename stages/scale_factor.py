@@ -2,23 +2,23 @@
 distributions, and compute the factor that scales the training latents to unit variance."""
 
 import json
-from pathlib import Path
 
-from cxrldm import latents, nets
-from cxrldm.data import RadiographDataset, read_split
+from cxrldm import paths
+from cxrldm.data.datasets import RadiographDataset, read_split
 from cxrldm.io import atomic_dir, write_csv, write_json
-from cxrldm.training import setup_runtime
+from cxrldm.models import latents, networks
+from cxrldm.models.training import setup_runtime
 from stages.common import load_params, progress, run, workers
 
-RESIZED = Path("data/resized")
-OUT = Path("data/latents")
-FACTOR = Path("models/scale_factor.json")
+RESIZED = paths.RESIZED
+OUT = paths.LATENTS
+FACTOR = paths.SCALE_FACTOR
 
 
 def main():
     p = load_params()["scale_factor"]
     runtime = setup_runtime(p["precision"])
-    autoencoder, description = nets.load_model("models/autoencoder.safetensors", runtime.device)
+    autoencoder, description = networks.load_model(paths.AUTOENCODER, runtime.device)
     size = description["image_size"]
     with atomic_dir(OUT) as tmp:
         for split in ("train", "validate"):
@@ -36,7 +36,7 @@ def main():
     info = {"scale_factor": factor, "latent_std": std, "n_images": n_images,
             "source": "override" if override is not None else "1/std of the training latents"}
     write_json(FACTOR, info)
-    write_json("metrics/scale_factor.json", {k: info[k] for k in ("scale_factor", "latent_std", "n_images")})
+    write_json(paths.metrics("scale_factor"), {k: info[k] for k in ("scale_factor", "latent_std", "n_images")})
     print(json.dumps(info))
 
 

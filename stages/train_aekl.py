@@ -3,20 +3,28 @@
 import shutil
 from pathlib import Path
 
-from dvclive import Live
 from PIL import Image
 
-from cxrldm import nets
-from cxrldm.autoencoder import AutoencoderConfig, train_autoencoder
-from cxrldm.data import RadiographDataset, load_images, read_split
-from cxrldm.io import write_json
-from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import check_init_from, fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
+from cxrldm import paths
+from cxrldm.data.datasets import RadiographDataset, load_images, read_split
+from cxrldm.io import file_sha256, write_json
+from cxrldm.models import networks
+from cxrldm.models.autoencoder import AutoencoderConfig, train_autoencoder
+from cxrldm.models.training import (
+    NonFiniteLoss,
+    checkpoint_epoch,
+    checkpoint_matches,
+    seed_everything,
+    setup_runtime,
+)
+from dvclive import Live
+from stages.common import fail, load_params, progress, run
+from stages.resume import check_init_from, stage_fingerprint, trim_live, write_timing
 
-RESIZED = Path("data/resized")
-CHECKPOINT = Path("models/checkpoints/train_aekl/last.pt")
-LIVE_DIR = Path("dvclive/train_aekl")
-MODEL = Path("models/autoencoder.safetensors")
+RESIZED = paths.RESIZED
+CHECKPOINT = paths.checkpoint("train_aekl")
+LIVE_DIR = paths.live_dir("train_aekl")
+MODEL = paths.AUTOENCODER
 
 
 def main():
@@ -25,7 +33,7 @@ def main():
     seed_everything(cfg.seed)
     check_init_from(cfg.init_from, MODEL, "train_aekl.init_from")
     # the starting weights' content, not just their path: a resumed run never mixes two starts
-    start = nets.file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
+    start = file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
     fingerprint = stage_fingerprint("train_aekl", resolved=f"precision={runtime.precision};init_from={start}")
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
@@ -57,10 +65,10 @@ def main():
     if runtime.is_main:
         live.end()
         kwargs = cfg.autoencoder_kwargs()
-        nets.save_model(autoencoder, "AutoencoderKL", kwargs, MODEL,
-                        {"image_size": cfg.image_size, "latent_shape": nets.latent_shape(kwargs, cfg.image_size)})
-        write_json("metrics/train_aekl.json", {
-            "n_params": nets.n_params(autoencoder), "epochs": cfg.epochs,
+        networks.save_model(autoencoder, "AutoencoderKL", kwargs, MODEL,
+                        {"image_size": cfg.image_size, "latent_shape": networks.latent_shape(kwargs, cfg.image_size)})
+        write_json(paths.metrics("train_aekl"), {
+            "n_params": networks.n_params(autoencoder), "epochs": cfg.epochs,
             "val_l1": round(metrics["val_l1"], 5), "val_ms_ssim": round(metrics["val_ms_ssim"], 5),
             "ms_ssim_kernel": cfg.ms_ssim_kernel, "image_size": cfg.image_size})
         write_timing("train_aekl", metrics["seconds"])

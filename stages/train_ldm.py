@@ -4,40 +4,43 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from dvclive import Live
 from PIL import Image
 
-from cxrldm import latents, nets
-from cxrldm.io import write_json
-from cxrldm.diffusion import DiffusionConfig, train_diffusion
-from cxrldm.prompts import Conditioner, draw_prompt, treat_deid_markers
-from cxrldm.sampling import generate
-from cxrldm.text import TextEncoder
-from cxrldm.training import NonFiniteLoss, checkpoint_epoch, checkpoint_matches, seed_everything, setup_runtime
-from stages.common import check_init_from, fail, load_params, progress, run, stage_fingerprint, trim_live, write_timing
+from cxrldm import paths
+from cxrldm.io import file_sha256, write_json
+from cxrldm.models import latents, networks
+from cxrldm.models.diffusion import DiffusionConfig, train_diffusion
+from cxrldm.models.prompts import Conditioner, draw_prompt, treat_deid_markers
+from cxrldm.models.text import TextEncoder
+from cxrldm.models.training import (
+    NonFiniteLoss,
+    checkpoint_epoch,
+    checkpoint_matches,
+    seed_everything,
+    setup_runtime,
+)
+from cxrldm.report.grids import grid
+from cxrldm.sampling.generation import generate
+from dvclive import Live
+from stages.common import fail, load_params, progress, run
+from stages.resume import check_init_from, stage_fingerprint, trim_live, write_timing
 
-LATENTS = Path("data/latents")
-CHECKPOINT = Path("models/checkpoints/train_ldm/last.pt")
-LIVE_DIR = Path("dvclive/train_ldm")
-MODEL = Path("models/diffusion.safetensors")
+LATENTS = paths.LATENTS
+CHECKPOINT = paths.checkpoint("train_ldm")
+LIVE_DIR = paths.live_dir("train_ldm")
+MODEL = paths.DIFFUSION
 
 
 def report_sentences(split: str, deid_markers: str, deid_word: str) -> list[list[str]]:
     """Each latent row's prompt sentences, from its study's report, de-identification markers treated."""
     rows = pd.read_csv(LATENTS / f"{split}.csv")
-    reports = pd.read_csv("data/reports.csv").set_index("study_id")
+    reports = pd.read_csv(paths.REPORTS).set_index("study_id")
     missing = set(rows.study_id) - set(reports.index)
     if missing:
         raise ValueError(f"{len(missing)} studies in {LATENTS / split}.csv have no row in data/reports.csv")
     return [treat_deid_markers(json.loads(reports.sentences[s]), deid_markers, deid_word) for s in rows.study_id]
-
-
-def sample_grid(images: torch.Tensor, columns: int) -> np.ndarray:
-    rows = [torch.cat(list(images[i:i + columns, 0]), dim=1) for i in range(0, len(images), columns)]
-    return (torch.cat(rows, dim=0) * 255).round().byte().numpy()
 
 
 def main():
@@ -47,14 +50,14 @@ def main():
     seed_everything(cfg.seed)
     check_init_from(cfg.init_from, MODEL, "train_ldm.init_from")
     # the starting weights' content, not just their path: a resumed run never mixes two starts
-    start = nets.file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
+    start = file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
     fingerprint = stage_fingerprint("train_ldm", resolved=f"precision={runtime.precision};init_from={start}")
     resuming = checkpoint_matches(CHECKPOINT, fingerprint)
     if not resuming and runtime.is_main:
         shutil.rmtree(LIVE_DIR, ignore_errors=True)
     elif runtime.is_main:
         trim_live(LIVE_DIR, checkpoint_epoch(CHECKPOINT))
-    scale_factor = json.loads(Path("models/scale_factor.json").read_text())["scale_factor"]
+    scale_factor = json.loads(paths.SCALE_FACTOR.read_text())["scale_factor"]
     train, val = latents.load_latents(LATENTS, "train"), latents.load_latents(LATENTS, "validate")
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
                           runtime.device)
@@ -64,7 +67,7 @@ def main():
     val_prompts = [draw_prompt(s, cfg.max_sentences, val_generator)
                    for s in report_sentences("validate", cfg.deid_markers, cfg.deid_word)]
     val_contexts = torch.cat([encoder.encode(val_prompts[i:i + 256]).cpu() for i in range(0, len(val_prompts), 256)])
-    autoencoder, _ = nets.load_model("models/autoencoder.safetensors", runtime.device)
+    autoencoder, _ = networks.load_model(paths.AUTOENCODER, runtime.device)
     latent_shape = list(train["mu"].shape[1:])
     prompts = list(cfg.sample_prompts)
     prompt_context = encoder.encode(prompts).cpu()
@@ -85,7 +88,7 @@ def main():
             seeds = list(range(len(context)))
             images = generate(model, autoencoder, cfg.scheduler("ddim"), context, conditioner.null, seeds, latent_shape,
                               scale_factor, cfg.sample_steps, cfg.sample_guidance, runtime)
-            live.log_image(f"samples/epoch_{epoch:04d}.png", Image.fromarray(sample_grid(images, columns)))
+            live.log_image(f"samples/epoch_{epoch:04d}.png", Image.fromarray(grid(images, columns, gap=0)))
         print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
     try:
@@ -96,12 +99,12 @@ def main():
     if runtime.is_main:
         live.end()
         kwargs = cfg.unet_kwargs(latent_shape[0], encoder.width)
-        nets.save_model(model, "DiffusionModelUNet", kwargs, MODEL, {
+        networks.save_model(model, "DiffusionModelUNet", kwargs, MODEL, {
             "latent_shape": latent_shape, "text_encoder": text, "ema": cfg.ema_decay > 0,
             "scheduler": {"num_train_timesteps": cfg.num_train_timesteps, "beta_start": cfg.beta_start,
                           "beta_end": cfg.beta_end, "prediction_type": cfg.prediction_type}})
-        write_json("metrics/train_ldm.json", {
-            "n_params": nets.n_params(model), "epochs": cfg.epochs,
+        write_json(paths.metrics("train_ldm"), {
+            "n_params": networks.n_params(model), "epochs": cfg.epochs,
             "train_loss": round(metrics["train_loss"], 5), "val_loss": round(metrics["val_loss"], 5)})
         write_timing("train_ldm", metrics["seconds"])
 

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
     """A small demo dataset, generated once per test session."""
-    from cxrldm import demo
+    from cxrldm.demo import dataset as demo
 
     root = tmp_path_factory.mktemp("demo")
     demo.generate(root, n_studies=24, seed=3, min_side=96, workers=1)

@@ -16,6 +16,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from monai.metrics import FIDMetric
+
+from cxrldm.evaluation.intervals import basic_interval, bootstrap_interval
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two sets of feature vectors (N, D) (MONAI's FID)."""
+    return float(FIDMetric()(features_a.double(), features_b.double()))
+
+
+def fidelity(real: torch.Tensor, fake: torch.Tensor, k: int = 5, resamples: int = 1000, seed: int = 0,
+             kid_subsets: int = 100) -> dict:
+    """Frechet distance, precision / recall / density / coverage (k-NN, k capped below the smaller set) and
+    KID of fake against real features, each with its interval:
+    - FID: basic bootstrap over both sets (repeats inflate FID; the basic interval subtracts that shift);
+    - PRDC: percentile bootstrap reweighting the averaged items, the other set's k-NN balls held fixed;
+    - KID: its mean and spread over `kid_subsets` subsets (CheXGenBench), with the percentile interval of
+      the full-set unbiased MMD^2 over reweighted items."""
+    real, fake = torch.as_tensor(real).double(), torch.as_tensor(fake).double()
+    if min(len(real), len(fake)) < 3:
+        raise ValueError(f"fidelity needs at least 3 real and 3 generated images, got {len(real)} and {len(fake)}")
+    sizes, options = (len(real), len(fake)), {"resamples": resamples, "seed": seed}
+    fid = bootstrap_interval(lambda r, f: frechet_distance(fake[f], real[r]), *sizes, **options)
+    k = min(k, len(real) - 1, len(fake) - 1)
+    indicators = prdc_indicators(real, fake, k)
+    prdc = bootstrap_interval(lambda r, f: prdc_from_counts(indicators, r, f), *sizes, counts=True, **options)
+    kernels = kid_kernels(real, fake)
+    mmd = bootstrap_interval(lambda r, f: mmd2_from_counts(kernels, r, f), *sizes, counts=True, **options)
+    kid = kernel_inception_distance(real, fake, kid_subsets, seed=seed)
+    return {"fid": basic_interval(fid), **prdc, "k": k,
+            "kid": {**mmd, "value": kid["mean"], "std": kid["std"], "subsets": kid["subsets"],
+                    "subset_size": kid["subset_size"]}}
 
 
 def kth_neighbour_distances(features: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:

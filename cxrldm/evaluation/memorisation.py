@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cxrldm.report.grids import grid
+
 DEFAULT_QUANTILES = (1, 5, 25, 50)
 
 
@@ -132,14 +134,13 @@ def pairs_grid(synthetic: torch.Tensor, training: torch.Tensor, size: int | None
         raise ValueError(f"{len(synthetic)} synthetic images but {len(training)} training images")
     size = size or synthetic.shape[-2]
 
-    def row(images: torch.Tensor) -> torch.Tensor:
+    def resized(images: torch.Tensor) -> torch.Tensor:
         images = torch.as_tensor(images)
         images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         if images.shape[-2:] != (size, size):
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        tiles = []
-        for image in images[:, 0].clamp(0, 1):
-            tiles += [image, torch.ones(size, gap)]
-        return torch.cat(tiles[:-1], dim=1) if tiles else torch.zeros(size, 0)
+        return images
 
-    return (torch.cat([row(synthetic), row(training)], dim=0) * 255).round().byte().numpy()
+    if not len(synthetic):
+        return np.zeros((2 * size, 0), np.uint8)
+    return grid(torch.cat([resized(synthetic), resized(training)]), len(synthetic), gap=gap, row_gap=0)

@@ -1,0 +1,74 @@
+"""Generate chest X-rays from report text with the trained models, without DVC.
+
+    python -m cxrldm.cli.generate --prompt "Large right pleural effusion." --n 4 --out samples/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cxrldm.data.images import save_png
+from cxrldm.io import atomic_path
+from cxrldm.sampling import SAMPLERS
+from cxrldm.sampling.generation import generate_images, load_models
+
+MANIFEST_COLUMNS = ["prompt", "seed", "guidance", "sampler", "steps", "file"]
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """The rows of an earlier run's manifest.csv in the same output directory, so a new run adds to it."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Generate chest X-rays from report text.")
+    parser.add_argument("--prompt", action="append", required=True, help="report text; repeat for several prompts")
+    parser.add_argument("--n", type=int, default=4, help="images per prompt")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (seed: 7.0)")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sampler", default="ddim", choices=SAMPLERS)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="first seed; image k uses seed + k (default: 0, or after the last seed already in OUT)")
+    parser.add_argument("--models", default="models", help="directory with the trained models")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    rows = read_manifest(out / "manifest.csv")   # a run into the same directory adds to it, never overwrites
+    used = {int(row["seed"]) for row in rows}
+    first = args.seed if args.seed is not None else max(used, default=-1) + 1
+    prompts = [p for p in args.prompt for _ in range(args.n)]
+    seeds = [first + k for k in range(len(prompts))]
+    if used & set(seeds):
+        raise SystemExit(f"error: seed {min(used & set(seeds))} is already in {out / 'manifest.csv'}; "
+                         "leave out --seed to continue after the last one, or choose another --out")
+    try:
+        models = load_models(args.models, device=args.device)
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
+    try:
+        images = generate_images(models, prompts, seeds, args.sampler, args.steps, args.guidance, progress=tqdm)
+    except ValueError as error:                        # e.g. ddpm with fewer steps than training timesteps
+        raise SystemExit(f"error: {error}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    for prompt, seed, image in zip(prompts, seeds, images):
+        name = f"seed{seed}.png"
+        save_png(image, out / name)
+        rows.append({"prompt": prompt, "seed": seed, "guidance": args.guidance, "sampler": args.sampler,
+                     "steps": args.steps, "file": name})
+    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {len(prompts)} images to {out}; manifest.csv lists {len(rows)}")
+
+
+if __name__ == "__main__":
+    main()

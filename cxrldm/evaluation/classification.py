@@ -1,0 +1,85 @@
+"""Classifier-based metrics: each study's CheXpert targets, AUROC with its count and 95% bootstrap
+interval (small JSON dicts {"value", "low", "high", "n", "resamples"}), and the lower-zone contrast
+that checks which side an effusion is drawn on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrldm.data.datasets import load_images, read_split
+from cxrldm.evaluation.intervals import bootstrap_interval
+
+
+def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
+    """Per image (N, 1, H, W in [0, 1]): mean brightness of the image-left lower chest minus the image-right
+    one (rows 50-85%, columns 15-45% and 55-85%). A PA film shows the patient's right on the image's left,
+    so a right pleural effusion raises this number and a left one lowers it: a side check where the
+    classifier has no side labels."""
+    height, width = images.shape[-2:]
+    lower = images[..., int(height * 0.50):int(height * 0.85), :]
+    image_left = lower[..., int(width * 0.15):int(width * 0.45)].mean(dim=(1, 2, 3))
+    image_right = lower[..., int(width * 0.55):int(width * 0.85)].mean(dim=(1, 2, 3))
+    return image_left - image_right
+
+
+def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes."""
+    pos, neg = scores[positive.bool()], scores[~positive.bool()]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).double().mean()
+    ties = (pos[:, None] == neg[None, :]).double().mean()
+    return float(greater + 0.5 * ties)
+
+
+def classifier_columns(network, findings: list[str], param: str) -> list[int]:
+    """The classifier's output column of each finding, or a one-line error naming the param."""
+    missing = [f for f in findings if f not in network.labels]
+    if missing:
+        raise ValueError(f"{param}: {missing} not among the labels of {network.name} {network.labels}")
+    return [network.labels.index(f) for f in findings]
+
+
+def label_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> torch.Tensor:
+    """(N, F) float targets for the studies: 1 positive, 0 negative or not mentioned, NaN uncertain (-1) or
+    a study without a label row, which the AUROCs leave out."""
+    study_ids = list(study_ids)
+    values = labels.reindex(study_ids)[findings].to_numpy(dtype=float)
+    targets = np.where(values == 1.0, 1.0, np.where(values == -1.0, np.nan, 0.0))
+    targets[~np.isin(study_ids, labels.index.to_numpy())] = np.nan     # no label row at all: unknown, not negative
+    return torch.tensor(targets)
+
+
+def training_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> torch.Tensor:
+    """(N, F) float32 training targets: a finding counts as present only when its label is 1.0."""
+    return label_targets(labels, study_ids, findings).nan_to_num(0.0).float()
+
+
+def labelled_split(resized_dir: str | Path, split: str, labels: pd.DataFrame, findings: list[str], size: int,
+                   progress=None) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
+    """A split's rows, images (N, 1, size, size) and label targets (label_targets: NaN where uncertain)."""
+    table = read_split(resized_dir, split)
+    return table, load_images(resized_dir, table.path, size, progress), label_targets(labels, table.study_id, findings)
+
+
+def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, seed: int) -> dict:
+    """AUROC of scores against 0/1 targets (NaN targets left out) with its bootstrap interval over items,
+    and the class counts."""
+    known = ~targets.isnan()
+    scores, positive = scores[known].double(), targets[known].bool()
+    counts = {"n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
+    if not counts["n_positive"] or not counts["n_negative"]:
+        return {"value": None, "low": None, "high": None, "n": len(scores), "resamples": 0, **counts}
+    result = bootstrap_interval(lambda i: auroc(scores[i], positive[i]), len(scores), resamples=resamples, seed=seed)
+    return {**result, **counts}
+
+
+def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resamples: int, seed: int) -> dict:
+    """AUROC of `group` scores above `reference` scores, each group resampled on its own."""
+    def statistic(a, b):
+        return auroc(torch.cat([group[a], reference[b]]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]))
+    return bootstrap_interval(statistic, len(group), len(reference), resamples=resamples, seed=seed)

@@ -1,0 +1,118 @@
+"""The one model builder: MONAI networks from plain keyword dicts, saved and loaded as safetensors
+with the architecture beside them in JSON (no pickles)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
+from safetensors.torch import load_file, save_file
+
+from cxrldm.io import atomic_path
+from cxrldm.models.training import unwrap
+
+
+class EvaluatorCNN(nn.Module):
+    """A small multi-label chest X-ray classifier. Its `embed_dim`-d embedding (a linear projection of the
+    pooled convolutional features) serves for the Frechet distance: small enough that a few hundred
+    images estimate its covariance."""
+
+    def __init__(self, labels: list[str], width: int = 32, embed_dim: int = 32):
+        super().__init__()
+        self.labels = list(labels)
+        layers, channels = [], 1
+        for out in (width, width * 2, width * 4, width * 4):
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.project = nn.Linear(channels, embed_dim)
+        self.classifier = nn.Linear(embed_dim, len(labels))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, embed_dim) embeddings of images in [0, 1], normalised the way the network was trained."""
+        return self.project(F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(images))
+
+
+BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
+            "PatchDiscriminator": PatchDiscriminator, "EvaluatorCNN": EvaluatorCNN}
+
+
+def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,
+                       norm_num_groups: int = 32) -> dict:
+    """AutoencoderKL arguments for one-channel 2-D radiographs; non-local attention off as in the seed."""
+    channels = [int(c) for c in channels]
+    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": channels,
+            "latent_channels": int(latent_channels), "num_res_blocks": int(num_res_blocks),
+            "attention_levels": [bool(a) for a in attention_levels] if attention_levels else [False] * len(channels),
+            "norm_num_groups": int(norm_num_groups),
+            "with_encoder_nonlocal_attn": False, "with_decoder_nonlocal_attn": False}
+
+
+def discriminator_kwargs(channels: int, num_layers: int, norm: str = "batch") -> dict:
+    if norm not in ("batch", "instance"):
+        raise ValueError(f"train_aekl.disc_norm must be 'batch' or 'instance', got {norm!r}")
+    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": int(channels),
+            "num_layers_d": int(num_layers), "norm": norm.upper()}
+
+
+def build(kind: str, kwargs: dict) -> torch.nn.Module:
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown network kind {kind!r}; known: {sorted(BUILDERS)}")
+    return BUILDERS[kind](**kwargs)
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def latent_shape(kwargs: dict, image_size: int) -> list[int]:
+    """(C, H, W) of the autoencoder's latent for square images: one halving per level but the last."""
+    factor = 2 ** (len(kwargs["channels"]) - 1)
+    return [kwargs["latent_channels"], image_size // factor, image_size // factor]
+
+
+def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path, extra: dict | None = None) -> None:
+    """Weights to `path` (.safetensors), architecture to the same name with .json."""
+    path = Path(path)
+    model = unwrap(model)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"kind": kind, "kwargs": kwargs, **(extra or {})}, indent=2) + "\n")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, its JSON description) from save_model's files."""
+    path = Path(path)
+    description = json.loads(path.with_suffix(".json").read_text())
+    model = build(description["kind"], description["kwargs"])
+    model.load_state_dict(load_file(str(path), device="cpu"))
+    return model.to(device).eval(), description
+
+
+def init_weights(model: torch.nn.Module, path: str | Path, param: str) -> None:
+    """Load a safetensors file (an earlier run's model, or cxrldm.cli.import_bundle's) into `model` before
+    training: fine-tuning. The architecture must match; otherwise one line saying which keys differ."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{param}: {path} not found")
+    state, own = load_file(str(path)), unwrap(model).state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{len(keys)} {what} (e.g. {keys[0]}{detail(keys[0])})" for keys, what, detail in (
+            (missing, "missing from the file", lambda k: ""), (unexpected, "not in the model", lambda k: ""),
+            (reshaped, "of another shape", lambda k: f": file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"))
+            if keys]
+        raise ValueError(f"{param}: {path} does not fit the architecture in params.yaml: keys {'; '.join(parts)}")
+    unwrap(model).load_state_dict(state)

@@ -1,0 +1,58 @@
+"""An HTML page template for `dvc plots show/diff` with vega, vega-lite and vega-embed inlined, so the
+plots render on machines without internet (DVC's default page loads them from a CDN).
+
+    npm pack vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2      # the versions DVC's page asks for
+    python -m cxrldm.report.offline_plots . .dvc/plots_offline.html
+
+DVC fills `{plot_divs}`; the page has no `{scripts}` placeholder, so DVC's CDN script tags are left out.
+"""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+from pathlib import Path
+
+from cxrldm.io import atomic_path
+
+LIBRARIES = (("vega", "5.20.2", "build/vega.min.js"), ("vega-lite", "5.2.0", "build/vega-lite.min.js"),
+             ("vega-embed", "6.18.2", "build/vega-embed.min.js"))
+
+PAGE = """<!DOCTYPE html>
+<html>
+<head>
+    {{refresh_tag}}
+    <title>DVC Plot</title>
+{scripts}
+    <style>
+        table {{ border-spacing: 15px; }}
+    </style>
+</head>
+<body>
+    {{plot_divs}}
+</body>
+</html>
+"""
+
+
+def library_source(folder: Path, name: str, version: str, member: str) -> str:
+    archive = folder / f"{name}-{version}.tgz"
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} not found: run `npm pack {name}@{version}` in {folder}")
+    with tarfile.open(archive) as tar:
+        return tar.extractfile(f"package/{member}").read().decode("utf-8")
+
+
+def build(folder: str | Path, output: str | Path) -> None:
+    scripts = []
+    for name, version, member in LIBRARIES:
+        source = library_source(Path(folder), name, version, member).replace("</script", "<\\/script")
+        scripts.append(f'    <script type="text/javascript">/* {name} {version} (npm), BSD-3-Clause */\n{source}\n    </script>')
+    with atomic_path(output) as tmp:
+        tmp.write_text(PAGE.format(scripts="\n".join(scripts)), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python -m cxrldm.report.offline_plots NPM_PACK_DIR OUTPUT_HTML")
+    build(sys.argv[1], sys.argv[2])
