@@ -157,17 +157,23 @@ def _svg(width: int, height: int, title: str, body: str) -> str:
             f'<text x="{width / 2:.1f}" y="16" text-anchor="middle" class="title">{_esc(title)}</text>{body}</svg>')
 
 
-def svg_scatter(points, x_label: str, y_label: str, title: str, width: int = 440, height: int = 320) -> str:
-    """A scatter plot of (x, y, label) points, each labelled; points without finite x and y are left out."""
-    pts = [(number(x), number(y), label) for x, y, label in points]
-    pts = [(x, y, label) for x, y, label in pts if x is not None and y is not None]
+def svg_scatter(points, x_label: str, y_label: str, title: str, width: int = 440, height: int = 320,
+                connect: bool = False, reference_y: float | None = None) -> str:
+    """A scatter plot of (x, y, label) or (x, y, label, x_low, x_high, y_low, y_high) points, each labelled,
+    with whiskers where low and high are given; points without finite x and y are left out. `connect`
+    joins the points in the order given; `reference_y` draws a dashed horizontal line (e.g. a ceiling)."""
+    pts = [(number(x), number(y), label, *(number(v) for v in bounds)) + (None,) * (4 - len(bounds))
+           for x, y, label, *bounds in points]
+    pts = [p for p in pts if p[0] is not None and p[1] is not None]
     left, right, top, bottom = 58, 20, 28, 46
     pw, ph = width - left - right, height - top - bottom
     if not pts:
         return _svg(width, height, title, _text(width / 2, height / 2, f"no points with both {x_label} and {y_label}",
                                                 "note", "middle"))
-    xt = nice_ticks(*_padded([p[0] for p in pts]))
-    yt = nice_ticks(*_padded([p[1] for p in pts]))
+    xs = [v for p in pts for v in (p[0], p[3], p[4]) if v is not None]
+    ys = [v for p in pts for v in (p[1], p[5], p[6]) if v is not None] + [number(reference_y)] * (
+        number(reference_y) is not None)
+    xt, yt = nice_ticks(*_padded(xs)), nice_ticks(*_padded(ys))
     sx = lambda x: left + (x - xt[0]) / (xt[-1] - xt[0]) * pw
     sy = lambda y: top + ph - (y - yt[0]) / (yt[-1] - yt[0]) * ph
     parts = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="plot"/>']
@@ -180,7 +186,18 @@ def svg_scatter(points, x_label: str, y_label: str, title: str, width: int = 440
     parts.append(_text(left + pw / 2, height - 8, x_label, "axis", "middle")
                  + _text(14, top + ph / 2, y_label, "axis", "middle",
                          attrs=f' transform="rotate(-90 14 {top + ph / 2:.1f})"'))
-    for x, y, label in pts:
+    if number(reference_y) is not None:
+        parts.append(_line(left, sy(reference_y), left + pw, sy(reference_y), "reference"))
+    if connect and len(pts) > 1:
+        parts.append(f'<polyline points="{" ".join(f"{sx(p[0]):.1f},{sy(p[1]):.1f}" for p in pts)}" class="curve"/>')
+    for x, y, label, x_low, x_high, y_low, y_high in pts:
+        whiskers = ""
+        if x_low is not None and x_high is not None:
+            whiskers += f"M{sx(x_low):.1f} {sy(y):.1f}H{sx(x_high):.1f}"
+        if y_low is not None and y_high is not None:
+            whiskers += f"M{sx(x):.1f} {sy(y_low):.1f}V{sy(y_high):.1f}"
+        if whiskers:
+            parts.append(f'<path d="{whiskers}" class="whisker"/>')
         anchor, dx = ("end", -7) if sx(x) > left + pw * 0.8 else ("start", 7)
         dy = 15 if sy(y) < top + 14 else -6
         parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{SERIES_COLOURS[0]}">'
@@ -301,6 +318,7 @@ svg .axis { font: 12px sans-serif; fill: #1f2328; } svg .label { font: 11.5px sa
 svg .value { font: 10.5px sans-serif; fill: #24292f; } svg .note { font: italic 11px sans-serif; fill: #8c959f; }
 svg .plot { fill: none; stroke: #d0d7de; } svg .gridline { stroke: #eaeef2; } svg .axisline { stroke: #8c959f; }
 svg .whisker { stroke: #1f2328; stroke-width: 1.3; fill: none; }
+svg .curve { stroke: #9aa5b1; stroke-width: 1.2; fill: none; }
 svg .reference { stroke: #cf222e; stroke-dasharray: 4 3; stroke-width: 1; }
 .figures { display: flex; flex-wrap: wrap; gap: 14px; }
 figure { margin: 0; flex: 1 1 520px; max-width: 100%; }
@@ -469,3 +487,37 @@ def summary_html(metrics: dict[str, dict]) -> str:
     if edits:
         parts.append("<h3>Text-guided edits of test films</h3>" + edits)
     return "\n".join(parts) or '<p class="note">No evaluation metrics found.</p>'
+
+
+def experiments_table(summary: dict) -> str:
+    """Headline metrics x groups of runs from an experiments summary (the JSON that `python -m
+    cxrldm.report.experiments` writes): the mean over a group's runs +- their standard deviation (min to
+    max, n runs), or a single run's value."""
+    groups = [g for g in summary.get("groups") or [] if isinstance(g, dict)]
+    labels = summary.get("labels") or {}
+    keys = [k for k in summary.get("headline") or [] if any(k in (g.get("metrics") or {}) for g in groups)]
+
+    def cell(s) -> str:
+        if not isinstance(s, dict):
+            return "\u2013"
+        if (number(s.get("n")) or 0) < 2:
+            return format_number(s.get("mean"))
+        return (f"{format_number(s.get('mean'))} \u00b1 {format_number(s.get('sd'))} "
+                f"({format_number(s.get('min'))} to {format_number(s.get('max'))}, n={s.get('n')})")
+
+    rows = [[str(labels.get(k, k)), *(cell((g.get("metrics") or {}).get(k)) for g in groups)] for k in keys]
+    swept = ", ".join(summary.get("swept_params") or []) or "group"
+    return grid_table([f"metric \\ {swept}", *(str(g.get("label")) for g in groups)], rows) if rows else ""
+
+
+def experiments_section(summary: dict, link: str | None = None) -> str:
+    """A link to the experiments page next to this one (when there is one) and the compact table of its
+    summary, with what the spread is over."""
+    parts = [f'<p><a href="{_esc(link)}">{_esc(link)}</a>: every experiment DVC knows of, fidelity against '
+             f'faithfulness per group of runs.</p>'] if link else []
+    table = experiments_table(summary)
+    if table:
+        across = (summary.get("intervals") or {}).get("across_runs", "")
+        parts.append(table + f'<p class="note">Across runs: {_esc(across)}. Gathered when the experiments page was '
+                             f'written, not by this pipeline run.</p>')
+    return "".join(parts)

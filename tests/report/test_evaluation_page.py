@@ -1,11 +1,15 @@
-"""The offline evaluation page and the guidance-sweep report: every metric with its interval is on the
-page, formatted; the page references nothing outside itself (no src/href but data: URIs and #anchors, no
-scripts); the images are the files' exact bytes; the SVG charts are well-formed and their geometry follows
-the data; missing inputs and unexpected schemas are skipped; and the sweep reads the right guidance, FID,
-coverage and faithfulness from a real `dvc exp show --json` capture (tests/fixtures/exp_show.json, dvc 3.67.1)."""
+"""The offline evaluation page and the experiments page (sweeps and seed replicates): every metric with its
+interval is on the page, formatted; the page references nothing outside itself (no src/href but data: URIs
+and #anchors, no scripts; the one exception, a link to the experiments page next to it); the images are the
+files' exact bytes; the SVG charts are well-formed and their geometry follows the data; missing inputs and
+unexpected schemas are skipped; the experiments page reads params and metrics from a real `dvc exp show
+--json` capture (tests/fixtures/exp_show.json, dvc 3.67.1) and from captures built on its structure, plots
+the fidelity of the images the swept param changes, and gathers seed replicates into one group with its
+spread."""
 
 import base64
 import csv
+import hashlib
 import io
 import json
 import math
@@ -19,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cxrldm.report import sweep
+from cxrldm.report import experiments, sweep
 from cxrldm.report import evaluation_page as page
 from stages import evaluation_page
 
@@ -279,7 +283,7 @@ def test_scatter_places_points_by_their_data_and_labels_them():
     ET.fromstring(page.svg_scatter([(1.0, 1.0, "<&>")], "x & y", "y", "one point"))
 
 
-# -- the guidance sweep --------------------------------------------------------------------------------
+# -- experiments: sweeps and seed replicates -------------------------------------------------------------
 
 def expected_sweep_point(g: float) -> tuple[float, float, float]:
     """The metrics the scratch project behind tests/fixtures/exp_show.json computed from its guidance:
@@ -288,62 +292,262 @@ def expected_sweep_point(g: float) -> tuple[float, float, float]:
     return 50 + 12 * abs(g - 2.2) ** 1.3, 0.75 - 0.07 * g, ((0.6 + 0.06 * g) + (0.55 + 0.07 * g)) / 2
 
 
-def test_sweep_reads_a_real_exp_show_capture():
-    points = {p["name"]: p for p in sweep.points_from_exp_show(json.loads((DATA / "exp_show.json").read_text()))}
+def test_runs_are_read_from_a_real_exp_show_capture():
+    runs = {r["name"]: r for r in experiments.runs_from_exp_show(json.loads((DATA / "exp_show.json").read_text()))}
     # workspace (guidance 2, not committed), the baseline commit "main" (3), a plain `dvc exp run` (1, whose FID
     # is a plain float), a queued run that succeeded (5), one still queued (7) and one that failed ("bad")
-    assert set(points) == {"workspace", "main", "guid-1", "guid-5", "guid-7", "guid-bad"}
+    assert set(runs) == {"workspace", "main", "guid-1", "guid-5", "guid-7", "guid-bad"}
     for name, g in {"workspace": 2.0, "main": 3.0, "guid-1": 1.0, "guid-5": 5.0}.items():
         fid, coverage, faithfulness = expected_sweep_point(g)
-        p = points[name]
-        assert p["guidance"] == g
-        assert p["fid"] == pytest.approx(fid, abs=1e-4) and p["fid_key"] == "fid_evaluator_cnn"
-        assert p["coverage"] == pytest.approx(coverage, abs=1e-4) and p["coverage_key"] == "prdc_evaluator_cnn"
-        assert p["faithfulness"] == pytest.approx(faithfulness, abs=1e-4) and p["n_findings"] == 2
-    assert [points[n]["kind"] for n in ("workspace", "main", "guid-1")] == ["workspace", "baseline", "experiment"]
-    assert points["guid-7"]["state"] == "queued" and points["guid-7"]["guidance"] == 7.0
-    # the failed run carries the metrics of the workspace it started from: they must not be plotted as its own
-    assert points["guid-bad"]["state"] == "failed" and points["guid-bad"]["guidance"] is None
-    for name in ("guid-7", "guid-bad"):
-        assert points[name]["fid"] is None and points[name]["coverage"] is None and points[name]["faithfulness"] is None
+        r = runs[name]
+        assert r["params"] == {"sample.guidance_scale": g, "sample.steps": 10}
+        assert r["metrics"]["unconditional_fid"][0] == pytest.approx(fid, abs=1e-4)
+        assert r["metrics"]["unconditional_coverage"][0] == pytest.approx(coverage, abs=1e-4)
+        assert r["metrics"]["faithfulness"][0] == pytest.approx(faithfulness, abs=1e-4)
+        assert "finding:Pneumothorax" not in r["metrics"] and "finding:Edema" not in r["metrics"]
+        assert "conditioned_fid" not in r["metrics"]          # this capture's faithfulness.json predates all_studies
+    assert [runs[n]["kind"] for n in ("workspace", "main", "guid-1")] == ["workspace", "baseline", "experiment"]
+    assert runs["guid-7"]["state"] == "queued" and runs["guid-7"]["params"]["sample.guidance_scale"] == 7.0
+    # the failed run carries the metrics of the workspace it started from: they must not count as its own
+    assert runs["guid-bad"]["state"] == "failed"
+    assert runs["guid-7"]["metrics"] == {} and runs["guid-bad"]["metrics"] == {}
 
 
-def test_sweep_metric_pickers_skip_baselines_and_non_numbers():
-    assert sweep.fid_of({"fid_a_noise_baseline": 1500.0, "fid_b": {"value": 80.0, "low": 70.0}}) == (80.0, "fid_b")
-    assert sweep.fid_of({"fid_xrv": {"value": None}, "fid_xrv_blur_baseline": 157.0}) == (None, "fid_xrv")
-    assert sweep.fid_of({"ms_ssim_samples": 0.6}) == (None, None)
-    assert sweep.coverage_of({"prdc_x": {"precision": 0.9, "coverage": {"value": 0.4}}}) == (0.4, "prdc_x")
-    assert sweep.coverage_of({"prdc_x": {"precision": 0.9}}) == (None, "prdc_x")
-    assert sweep.faithfulness_of({"findings": {"A": {"synthetic_auroc": 0.6}, "B": {"synthetic_auroc": {"value": 0.8}},
-                                               "C": {"synthetic_auroc": {"value": math.nan}}, "D": {"skipped": "x"},
-                                               "E": {"real_auroc": {"value": 1.0}}}}) == (pytest.approx(0.7), 2)
-    assert sweep.faithfulness_of({"findings": []}) == (None, 0)
+def test_headline_metrics_pick_each_set_and_skip_baselines_and_non_numbers():
+    evaluate = {"fid_a_noise_baseline": 1500.0, "fid_b": {"value": 80.0, "low": 70.0, "high": 90.0},
+                "prdc_b": {"coverage": {"value": 0.4}, "precision": 0.9},
+                "laterality": {"auroc_right_vs_left": iv(0.74, 0.56, 0.91, 16)},
+                "adherence_b": {"prompt001": {"auroc_vs_null": iv(0.9, 0.8, 1.0, 16), "finding": "Cardiomegaly"},
+                                "prompt002": {"auroc_vs_null": 0.7}},
+                "ms_ssim_samples": iv(0.68, 0.66, 0.69, 64)}
+    faithfulness = {"findings": {"A": {"synthetic_auroc": 0.6, "real_auroc": 0.9},
+                                 "B": {"synthetic_auroc": {"value": 0.8}, "real_auroc": 1.0},
+                                 "C": {"synthetic_auroc": {"value": math.nan}, "real_auroc": 0.5},
+                                 "D": {"skipped": "x"}},
+                    "all_studies": {"fid": iv(27.0, 3.0, 35.6, 61), "coverage": iv(0.7, 0.59, 0.82, 61)}}
+    m = experiments.headline_metrics(evaluate, faithfulness)
+    assert m["unconditional_fid"] == (80.0, 70.0, 90.0) and m["unconditional_coverage"] == (0.4, None, None)
+    assert m["unconditional_precision"] == (0.9, None, None)
+    assert m["conditioned_fid"] == (27.0, 3.0, 35.6) and m["conditioned_coverage"] == (0.7, 0.59, 0.82)
+    assert m["finding:A"] == (0.6, None, None) and "finding:C" not in m and "finding:D" not in m
+    assert m["faithfulness"][0] == pytest.approx(0.7) and m["faithfulness_ceiling"][0] == pytest.approx(0.95)
+    assert m["faithfulness_ratio"][0] == pytest.approx(0.7 / 0.95)
+    assert m["laterality"] == (0.74, 0.56, 0.91) and m["adherence:prompt001"] == (0.9, 0.8, 1.0)
+    assert m["adherence"][0] == pytest.approx(0.8) and m["diversity_ms_ssim"] == (0.68, 0.66, 0.69)
+    # the stage's own means win over the fallback
+    m = experiments.headline_metrics({}, faithfulness | {"mean_synthetic_auroc": 0.75, "mean_real_auroc": 0.97})
+    assert m["faithfulness"][0] == 0.75 and m["faithfulness_ceiling"][0] == 0.97
+    assert experiments.headline_metrics({"fid_x": {"value": None}}, {"findings": []}) == {}
 
 
-def test_sweep_drops_a_workspace_that_repeats_an_experiment():
+def test_a_workspace_that_repeats_an_experiment_is_dropped():
     data = json.loads((DATA / "exp_show.json").read_text())
     experiment = data[1]["experiments"][0]["revs"][0]
     data[0]["data"] = json.loads(json.dumps(experiment["data"]))
-    names = [p["name"] for p in sweep.points_from_exp_show(data)]
+    names = [r["name"] for r in experiments.runs_from_exp_show(data)]
     assert "workspace" not in names and experiment["name"] in names
 
 
-def test_sweep_command_writes_an_offline_page_and_a_csv(tmp_path, capsys):
+def test_out_names_open_in_a_browser():
+    assert [experiments.html_path(p).name for p in ("guid", "a.html", "b.HTM", "sweep.v2", "dir/x")] == \
+        ["guid.html", "a.html", "b.HTM", "sweep.v2.html", "x.html"]
+
+
+def _rev(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
+def capture(runs: list[tuple[str, dict, dict, dict]]) -> list:
+    """A `dvc exp show --json` made from the real capture's rows: the first of `runs` (name, params,
+    evaluate.json, faithfulness.json) is the baseline commit "main" and the workspace (a clean checkout of
+    it), the others its experiments, run from the queue and succeeded."""
+    real = json.loads((DATA / "exp_show.json").read_text())
+    workspace, baseline = real[0], real[1]
+    template = next(e for e in baseline["experiments"] if e["name"] == "guid-5")
+
+    def fill(row: dict, params: dict, evaluate: dict, faithfulness: dict) -> dict:
+        row["data"]["params"]["params.yaml"]["data"] = params
+        row["data"]["metrics"]["metrics/evaluate.json"]["data"] = evaluate
+        row["data"]["metrics"]["metrics/faithfulness.json"]["data"] = faithfulness
+        return row
+
+    (_, *first), *others = runs
+    fill(baseline, *first)
+    fill(workspace, *json.loads(json.dumps(first)))
+    baseline["experiments"] = []
+    for name, *contents in others:
+        experiment = json.loads(json.dumps(template))
+        row = fill(experiment["revs"][0], *contents)
+        experiment["name"] = row["name"] = name
+        row["rev"] = row["data"]["rev"] = experiment["executor"]["local"]["task_id"] = _rev(name)
+        baseline["experiments"].append(experiment)
+    return json.loads(json.dumps(real))
+
+
+def metrics_of(guidance: float, seed: int) -> tuple[dict, dict, dict]:
+    """params.yaml, evaluate.json and faithfulness.json of a demo run as the stages write them (lists
+    dropped, as `dvc exp show` drops them). Guidance leaves the unconditional samples as they are: evaluate's
+    FID and coverage depend on the training seed only; the report-conditioned set moves with guidance."""
+    params = {"sample": {"guidance_scale": guidance, "steps": 10, "seed": 0},
+              "train_ldm": {"lr": 0.0004, "seed": seed}}
+    wobble = 0.02 * (seed - 1)                                              # training runs differ
+    evaluate = {"fid_evaluator_cnn": {"value": 47.88 + 3 * seed, "low": 22.8, "high": 61.6, "resamples": 1000},
+                "fid_evaluator_cnn_blur_baseline": 112.1,
+                "prdc_evaluator_cnn": {"coverage": {"value": 0.623 - 0.01 * seed, "low": 0.49, "high": 0.74},
+                                       "precision": {"value": 0.98, "low": 0.95, "high": 1.0}, "k": 5},
+                "laterality": {"auroc_right_vs_left": {"value": 0.6 + 0.05 * guidance + wobble, "low": 0.5,
+                                                       "high": 0.95}, "n_left": 16},
+                "adherence_evaluator_cnn": {"prompt001": {"auroc_vs_null": {"value": 0.7 + 0.04 * guidance,
+                                                                            "low": 0.6, "high": 1.0}}},
+                "ms_ssim_samples": {"value": 0.677, "low": 0.659, "high": 0.692}}
+    synthetic = min(0.99, 0.6 + 0.06 * guidance + wobble)
+    faithfulness = {"mean_synthetic_auroc": synthetic, "mean_real_auroc": 0.97,
+                    "findings": {"Cardiomegaly": {"synthetic_auroc": {"value": synthetic, "low": synthetic - 0.08,
+                                                                      "high": min(1.0, synthetic + 0.07)},
+                                                  "real_auroc": {"value": 0.97, "low": 0.94, "high": 1.0}}},
+                    "all_studies": {"fid": {"value": 20 + 6 * guidance + 2 * seed, "low": 3.0 + 5 * guidance,
+                                            "high": 35 + 6 * guidance},
+                                    "coverage": {"value": 0.8 - 0.05 * guidance, "low": 0.6 - 0.05 * guidance,
+                                                 "high": 0.9 - 0.05 * guidance},
+                                    "precision": {"value": 0.79, "low": 0.67, "high": 0.89},
+                                    "recall": {"value": 0.79, "low": 0.69, "high": 0.89}}}
+    return params, evaluate, faithfulness
+
+
+def circles(chart: ET.Element) -> dict[str, tuple[float, float]]:
+    return {c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
+            for c in chart.iter(f"{SVG_NS}circle")}
+
+
+def chart_titled(text: str, title: str) -> ET.Element:
+    return next(chart for chart in svgs(text) if chart.find(f"{SVG_NS}title").text == title)
+
+
+def test_the_guidance_sweep_plots_the_fidelity_of_the_guided_images(tmp_path):
+    """`dvc exp run --queue -S sample.guidance_scale=1,2,5,7` on a commit at 3: evaluate.json's FID and
+    coverage are the same for every guidance (they measure the unconditional samples); the plotted FID and
+    coverage must be the report-conditioned set's, which guidance moves."""
+    guidance = {"main": 3.0, "exp-g1": 1.0, "exp-g2": 2.0, "exp-g5": 5.0, "exp-g7": 7.0}
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture([(name, *metrics_of(g, 0)) for name, g in guidance.items()])))
+    out = tmp_path / "metrics" / "guidance_sweep.html"
+    sweep.main(["--json", str(path), "--out", str(out)])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["swept_params"] == ["sample.guidance_scale"] and data["fidelity_sets"] == ["conditioned"]
+    assert [g["label"] for g in data["groups"]] == ["1", "2", "3", "5", "7"]
+    text = out.read_text()
+    assert_offline(text)
+    assert len(svgs(text)) == 4 and "FID (unconditional)" not in text.split('id="groups')[0]
+    for metric, fidelity in (("FID", lambda g: 20 + 6 * g), ("coverage", lambda g: 0.8 - 0.05 * g)):
+        points = circles(chart_titled(text, f"{metric} (report-conditioned) vs mean faithfulness AUROC"))
+        assert set(points) == {"1", "2", "3", "5", "7"}
+        xs = {float(k): x for k, (x, _) in points.items()}
+        # x follows the report-conditioned fidelity linearly: not one vertical line
+        (g0, x0), (g1, x1) = (1.0, xs[1.0]), (7.0, xs[7.0])
+        assert abs(x1 - x0) > 100
+        for g, x in xs.items():
+            assert x == pytest.approx(x0 + (x1 - x0) * (fidelity(g) - fidelity(g0)) / (fidelity(g1) - fidelity(g0)),
+                                      abs=0.2)
+
+
+def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
+    """`dvc exp run --queue -S train_ldm.seed=1,2` on a commit with seed 0: one recipe, three training runs."""
+    runs = [(name, *metrics_of(3.0, seed)) for name, seed in (("main", 0), ("seed-1", 1), ("seed-2", 2))]
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture(runs)))
+    out = tmp_path / "metrics" / "experiments.html"
+    experiments.main(["--json", str(path), "--out", str(out)])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["swept_params"] == [] and data["seed_params"] == ["train_ldm.seed"]
+    assert data["fidelity_sets"] == ["conditioned", "unconditional"]        # a training seed changes both sets
+    (group,) = data["groups"]
+    assert group["runs"] == ["main", "seed-1", "seed-2"]
+    values = [0.6 + 0.18 + 0.02 * (seed - 1) for seed in (0, 1, 2)]
+    faithfulness = group["metrics"]["faithfulness"]
+    assert faithfulness["mean"] == pytest.approx(sum(values) / 3) and faithfulness["n"] == 3
+    assert faithfulness["sd"] == pytest.approx(0.02) and faithfulness["min"] == pytest.approx(values[0])
+    assert faithfulness["max"] == pytest.approx(values[2])
+    ratio = group["metrics"]["faithfulness_ratio"]
+    assert ratio["mean"] == pytest.approx(sum(values) / 3 / 0.97)
+    for key in ("finding:Cardiomegaly", "laterality", "adherence", "conditioned_fid", "conditioned_coverage",
+                "unconditional_fid", "unconditional_coverage", "diversity_ms_ssim"):
+        assert group["metrics"][key]["n"] == 3, key
+    assert group["metrics"]["unconditional_fid"]["sd"] == pytest.approx(3.0)
+    text = out.read_text()
+    assert_offline(text)
+    # every run's value with its image interval, then the spread over runs, and what each is over
+    table = re.search(r'<section id="group-all-runs-every-run">(.*?)</section>', text, re.S)[1]
+    assert "<th>main</th><th>seed-1</th><th>seed-2</th><th>mean</th><th>sd</th>" in table
+    assert page.format_value({"value": values[1], "low": values[1] - 0.08, "high": values[1] + 0.07}) in table
+    assert "bootstrap intervals over images" in text and "differ only in train_ldm.seed" in text
+    assert "\u00b1 0.02 (" in text                                            # mean +- sd in the groups table
+    # the charts show each training run labelled by its seed, for both image sets
+    assert len(svgs(text)) == 6                  # FID and coverage of both sets; laterality, adherence vs the first
+    for title in ("FID (report-conditioned) vs laterality AUROC", "FID (unconditional) vs mean faithfulness AUROC"):
+        assert set(circles(chart_titled(text, title))) == {"seed 0", "seed 1", "seed 2"}
+    rows = list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))
+    assert [(r["name"], r["train_ldm.seed"], r["group"]) for r in rows] == \
+        [("main", "0", "all runs"), ("seed-1", "1", "all runs"), ("seed-2", "2", "all runs")]
+
+
+def test_a_sweep_over_training_seeds_draws_one_point_per_value_with_its_range(tmp_path):
+    runs = [("main", *metrics_of(3.0, 0))] + [(f"g{g:g}-s{s}", *metrics_of(g, s)) for g in (1.0, 3.0, 5.0)
+                                              for s in (0, 1, 2) if (g, s) != (3.0, 0)]
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture(runs)))
+    out = tmp_path / "sweep.html"
+    data = experiments.write_report(out, experiments.runs_from_exp_show(json.loads(path.read_text())))
+    assert data["swept_params"] == ["sample.guidance_scale"] and data["seed_params"] == ["train_ldm.seed"]
+    assert [(g["label"], len(g["runs"])) for g in data["groups"]] == [("1", 3), ("3", 3), ("5", 3)]
+    chart = chart_titled(out.read_text(), "FID (report-conditioned) vs mean faithfulness AUROC")
+    points = circles(chart)
+    assert set(points) == {"1 (n=3)", "3 (n=3)", "5 (n=3)"}                  # three labelled points, not nine
+    # each point sits at its group's mean, its vertical whisker spans the group's min to max
+    stats = {g["label"] + " (n=3)": g["metrics"]["faithfulness"] for g in data["groups"]}
+    (a, (_, ya)), (b, (_, yb)) = sorted(points.items())[0], sorted(points.items())[-1]
+    scale = (yb - ya) / (stats[b]["mean"] - stats[a]["mean"])
+    whiskers = [re.search(r"M([\d.]+) ([\d.]+)V([\d.]+)", p.get("d")).groups()
+                for p in chart.iter(f"{SVG_NS}path") if p.get("class") == "whisker"]
+    for name, (x, y) in points.items():
+        x_, low, high = next((float(v) for v in w) for w in whiskers if abs(float(w[0]) - x) < 0.05)
+        assert y == pytest.approx(ya + (stats[name]["mean"] - stats[a]["mean"]) * scale, abs=0.2)
+        assert low == pytest.approx(ya + (stats[name]["min"] - stats[a]["mean"]) * scale, abs=0.2)
+        assert high == pytest.approx(ya + (stats[name]["max"] - stats[a]["mean"]) * scale, abs=0.2)
+    assert len(list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))) == 9
+
+
+def test_the_real_capture_draws_no_unconditional_fidelity_for_guidance(tmp_path, capsys):
+    """The capture's faithfulness.json predates the report-conditioned set: the guidance sweep then draws no
+    fidelity at all rather than the unconditional one; runs and states are all in the tables and the CSV."""
     out = tmp_path / "metrics" / "guidance_sweep.html"
     sweep.main(["--json", str(DATA / "exp_show.json"), "--out", str(out)])
     text = out.read_text()
     assert_offline(text)
-    charts = svgs(text)
-    assert len(charts) == 2
-    for chart in charts:
-        labels = sorted(c.find(f"{SVG_NS}title").text.split(":")[0] for c in chart.iter(f"{SVG_NS}circle"))
-        assert labels == ["1", "2", "3", "5"]
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "metrics" / "guidance_sweep.csv").read_text())))
+    assert all(not list(chart.iter(f"{SVG_NS}circle")) for chart in svgs(text))
+    assert "no points with both FID (report-conditioned) and mean faithfulness AUROC" in text
+    rows = list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))
     assert [r["name"] for r in rows] == ["workspace", "main", "guid-5", "guid-1", "guid-7", "guid-bad"]
     by_name = {r["name"]: r for r in rows}
-    assert float(by_name["guid-5"]["fid"]) == pytest.approx(expected_sweep_point(5.0)[0], abs=1e-4)
-    assert by_name["guid-bad"]["fid"] == "" and by_name["guid-bad"]["state"] == "failed"
-    assert "6 rows, 4 plotted" in capsys.readouterr().out
+    assert float(by_name["guid-5"]["unconditional_fid"]) == pytest.approx(expected_sweep_point(5.0)[0], abs=1e-4)
+    assert by_name["guid-bad"]["unconditional_fid"] == "" and by_name["guid-bad"]["state"] == "failed"
+    assert by_name["guid-bad"]["group"] == "" and by_name["guid-5"]["group"] == "5"
+    assert "6 runs, 4 groups, swept sample.guidance_scale" in capsys.readouterr().out
+
+
+def test_the_evaluation_page_links_the_sweep_and_shows_the_spread(tmp_path, monkeypatch):
+    runs = [(name, *metrics_of(3.0, seed)) for name, seed in (("main", 0), ("seed-1", 1), ("seed-2", 2))]
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture(runs)))
+    experiments.main(["--json", str(path), "--out", str(tmp_path / "metrics" / "experiments")])
+    assert (tmp_path / "metrics" / "experiments.html").is_file()
+    text, _ = build(tmp_path, monkeypatch, images=False)
+    section = re.search(r'<section id="experiments-experiments">(.*?)</section>', text, re.S)[1]
+    assert '<a href="experiments.html">experiments.html</a>' in section
+    assert re.search(r"<th>mean faithfulness AUROC \(synthetic\)</th><td>0\.78 \u00b1 0\.02 \(0\.76 to 0\.8, n=3\)</td>",
+                     section)
+    assert "differ only in train_ldm.seed" in section
+    assert [u for u in audit(text).urls if not u[2].startswith(("#", "data:"))] == [("a", "href", "experiments.html")]
+    assert "guidance_sweep" not in text
 
 
 # -- a real browser, where one is installed --------------------------------------------------------------

@@ -1,0 +1,373 @@
+"""Experiments side by side: sweeps and seed replicates in one view, from `dvc exp show --json`.
+
+    dvc exp run --queue -S sample.guidance_scale=1,2,5,7 ; dvc queue start     # a sweep, or
+    dvc exp run --queue -S train_ldm.seed=0,1,2 ; dvc queue start              # seed replicates, or both
+    python -m cxrldm.report.experiments [--out metrics/experiments.html] [--json FILE] [--param P]
+                                        [any other option, passed on to `dvc exp show`, e.g. --all-commits]
+    (`python -m cxrldm.report.sweep` is the same command, with metrics/guidance_sweep.html as its page)
+
+Each row of `dvc exp show` (the workspace, each baseline commit and its experiments) is a run: its leaf
+params from params.yaml and its headline metrics, each (value, low, high) with the image interval the
+metrics file holds. Runs that differ only in seed params (any param whose leaf name is `seed`) are
+replicates of one recipe; the recipe is the values of the params that vary across runs other than seeds
+(the swept params, found unless --param names one). Each group gets the mean, standard deviation, min
+and max of every metric across its runs. Written: an offline HTML page (fidelity against faithfulness,
+laterality and adherence, one point per group with its spread; tables of every run and every group), a
+CSV of every run (same stem, .csv) and a JSON summary (same stem, .json) that the evaluation page shows.
+
+Which images the fidelity axis measures follows the swept param: guidance and the other sampling params
+(`sample.*`, `sample_reports.*`) leave the unconditional samples unchanged, so their fidelity is the
+report-conditioned set's (faithfulness.json `all_studies`); training params change both sets.
+
+Facts about `dvc exp show --json` (dvc 3.67, see tests/fixtures/exp_show.json) this relies on: a list of
+baseline rows (the first is "workspace"), each {"rev", "name", "data", "error", "experiments"}; an
+experiment is {"name", "executor", "revs": [row]}; a row's data holds "params" and "metrics" as
+{file: {"data": {...}}}. Lists and nulls inside metrics are dropped and NaN is written as a bare NaN.
+A failed experiment carries the metrics of the workspace it started from, a queued one none: rows whose
+run failed, is queued or still running get no metrics here. The workspace row is dropped when it repeats
+another row (after a plain `dvc exp run` it is that experiment's result)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from cxrldm.io import atomic_path
+from cxrldm.report import evaluation_page as page
+
+EVALUATE = "metrics/evaluate.json"
+FAITHFULNESS = "metrics/faithfulness.json"
+NO_METRICS_STATES = ("failed", "queued", "running")
+SAMPLING_SECTIONS = ("sample", "sample_reports")
+FIDELITY = ("fid", "coverage", "precision", "recall")
+SETS = {"conditioned": "report-conditioned", "unconditional": "unconditional"}
+SOURCES = {"conditioned": "report-conditioned images (faithfulness.json all_studies)",
+           "unconditional": "unconditional samples (evaluate.json)"}
+IMAGE_INTERVALS = "95% bootstrap intervals over images (studies for the report-conditioned set), within one run"
+
+# headline metrics in page order: key -> label; per-finding and per-prompt keys are "finding:<name>", "adherence:<id>"
+LABELS = {
+    "faithfulness": "mean faithfulness AUROC (synthetic)",
+    "faithfulness_ceiling": "mean AUROC on real images (ceiling)",
+    "faithfulness_ratio": "faithfulness / ceiling",
+    "laterality": "laterality AUROC (right vs left)",
+    "adherence": "mean adherence AUROC (prompt vs null)",
+    **{f"{s}_{m}": f"{m} ({label})" if m != "fid" else f"FID ({label})" for s, label in SETS.items() for m in FIDELITY},
+    "diversity_ms_ssim": "MS-SSIM between samples (diversity, lower is more diverse)",
+}
+SUMMARY_KEYS = ("faithfulness", "faithfulness_ratio", "laterality", "adherence", "conditioned_fid",
+                "conditioned_coverage", "unconditional_fid", "unconditional_coverage", "diversity_ms_ssim")
+
+
+def label(key: str) -> str:
+    kind, colon, name = key.partition(":")
+    if colon and kind in ("finding", "adherence"):
+        return f"{'synthetic' if kind == 'finding' else 'adherence'} AUROC, {name}"
+    return LABELS.get(key, key)
+
+
+# -- reading runs ------------------------------------------------------------------------------------
+
+def _file_data(files: dict | None, path: str) -> dict:
+    """The parsed content of `path` among a row's params or metrics files (matched by path, else by name)."""
+    files = files or {}
+    entry = files.get(path)
+    if entry is None:
+        entry = next((v for k, v in files.items() if Path(k).name == Path(path).name), None)
+    data = (entry or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _dict(x) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
+    """{key: (value, low, high)} of the headline metrics found (value finite; low/high None without interval)."""
+    out = {}
+
+    def put(key, x):
+        if page.interval_of(x)[0] is not None:
+            out[key] = page.interval_of(x)
+
+    findings = {name: entry for name, entry in _dict(faithfulness.get("findings")).items() if isinstance(entry, dict)}
+    for name, entry in findings.items():
+        put(f"finding:{name}", entry.get("synthetic_auroc"))
+    scored = [name for name in findings if f"finding:{name}" in out]
+    put("faithfulness", faithfulness.get("mean_synthetic_auroc",
+                                         _mean(out[f"finding:{name}"][0] for name in scored)))
+    put("faithfulness_ceiling", faithfulness.get("mean_real_auroc", _mean(
+        page.interval_of(findings[name].get("real_auroc"))[0] for name in scored)))
+    if "faithfulness" in out and out.get("faithfulness_ceiling", (0,))[0]:
+        put("faithfulness_ratio", out["faithfulness"][0] / out["faithfulness_ceiling"][0])
+    for metric in FIDELITY:
+        put(f"conditioned_{metric}", _dict(faithfulness.get("all_studies")).get(metric))
+    fid = next((evaluate[k] for k in sorted(evaluate) if k.startswith("fid_") and "baseline" not in k
+                and page.interval_of(evaluate[k])[0] is not None), None)
+    put("unconditional_fid", fid)
+    prdc = next((evaluate[k] for k in sorted(evaluate) if k.startswith("prdc_") and isinstance(evaluate[k], dict)), {})
+    for metric in FIDELITY[1:]:
+        put(f"unconditional_{metric}", prdc.get(metric))
+    put("laterality", _dict(evaluate.get("laterality")).get("auroc_right_vs_left"))
+    prompts = {name: entry for key in sorted(evaluate) if key.startswith("adherence_")
+               for name, entry in _dict(evaluate[key]).items() if isinstance(entry, dict)}
+    for name, entry in prompts.items():
+        put(f"adherence:{name}", entry.get("auroc_vs_null"))
+    put("adherence", _mean(out[f"adherence:{name}"][0] for name in prompts if f"adherence:{name}" in out))
+    put("diversity_ms_ssim", evaluate.get("ms_ssim_samples"))
+    return out
+
+
+def run_of(row: dict, kind: str, state: str | None) -> dict:
+    """{name, rev, kind, state, params: {dotted leaf: value}, metrics: {key: (value, low, high)}} of one row."""
+    data = row.get("data") or {}
+    state = "failed" if row.get("error") is not None else state or "done"
+    metrics = {} if state in NO_METRICS_STATES else data.get("metrics") or {}
+    params = {}
+    for file, entry in (data.get("params") or {}).items():
+        prefix = "" if Path(file).name == "params.yaml" else f"{file}:"
+        params.update({prefix + key: value for key, value in page.flatten((entry or {}).get("data") or {})})
+    return {"name": row.get("name") or row.get("rev"), "rev": row.get("rev"), "kind": kind, "state": state,
+            "params": params,
+            "metrics": headline_metrics(_file_data(metrics, EVALUATE), _file_data(metrics, FAITHFULNESS))}
+
+
+def runs_from_exp_show(data: list) -> list[dict]:
+    """One run per workspace / baseline / experiment row of `dvc exp show --json` output."""
+    runs = []
+    for baseline in data:
+        runs.append(run_of(baseline, "workspace" if baseline.get("rev") == "workspace" else "baseline", None))
+        for experiment in baseline.get("experiments") or []:
+            state = (experiment.get("executor") or {}).get("state")
+            runs += [run_of(row, "experiment", state) for row in experiment.get("revs") or []]
+    others = [(r["params"], r["metrics"]) for r in runs if r["kind"] != "workspace"]
+    return [r for r in runs if r["kind"] != "workspace" or (r["params"], r["metrics"]) not in others]
+
+
+def exp_show(extra_args: list[str]) -> list:
+    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", *extra_args],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc exp show failed: {result.stderr.strip() or result.stdout.strip()}")
+    return json.loads(result.stdout)
+
+
+# -- grouping replicates -----------------------------------------------------------------------------
+
+def is_seed(param: str) -> bool:
+    return param.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == "seed"
+
+
+def varying_params(runs: list[dict]) -> list[str]:
+    """Params whose value differs between the runs that have metrics, in params.yaml order."""
+    measured = [r for r in runs if r["metrics"]]
+    keys = list(dict.fromkeys(k for r in measured for k in r["params"]))
+    return [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in measured}) > 1]
+
+
+def stats(values: list[float]) -> dict:
+    """Mean, sample standard deviation (None for one value), min, max and n of the values."""
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def _text(value) -> str:
+    return page.format_number(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else page.format_number(value)
+
+
+def group_runs(runs: list[dict], param: str | None = None) -> tuple[list[str], list[str], list[dict]]:
+    """(swept params, seed params, groups). Runs with metrics that share the values of every varying param
+    other than seeds form one group {label, params, runs, metrics: {key: stats across its runs}}; groups come
+    in the order of the swept values. `param` goes first among the swept params (kept even if constant).
+    Sets each run's "group" to its group's label."""
+    varying = varying_params(runs)
+    seeds = [k for k in varying if is_seed(k)]
+    swept = ([param] if param else []) + [k for k in varying if not is_seed(k) and k != param]
+    groups: dict[str, dict] = {}
+    for run in runs:
+        if not run["metrics"]:
+            continue
+        values = {k: run["params"].get(k) for k in swept}
+        text = ", ".join(_text(v) if len(swept) == 1 else f"{k.rsplit('.', 1)[-1]}={_text(v)}"
+                         for k, v in values.items()) or "all runs"
+        group = groups.setdefault(json.dumps(values, sort_keys=True), {"label": text, "params": values, "runs": []})
+        group["runs"].append(run)
+        run["group"] = text
+    for group in groups.values():
+        members = group["runs"]
+        keys = dict.fromkeys(k for r in members for k in r["metrics"])
+        group["metrics"] = {k: stats([r["metrics"][k][0] for r in members if k in r["metrics"]]) for k in keys}
+        group["runs"] = [r["name"] for r in members]
+    order = lambda g: [(0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in g["params"].values()]
+    return swept, seeds, sorted(groups.values(), key=order)
+
+
+def fidelity_sets(swept: list[str]) -> list[str]:
+    """The image sets whose fidelity the swept params move: sampling params only the report-conditioned
+    set, anything else (training params; seeds alone) both."""
+    if swept and all(p.split(".", 1)[0] in SAMPLING_SECTIONS for p in swept):
+        return ["conditioned"]
+    return ["conditioned", "unconditional"]
+
+
+def summary(runs: list[dict], param: str | None = None) -> dict:
+    """Everything the page, the JSON file and the evaluation page show (plain JSON types)."""
+    swept, seeds, groups = group_runs(runs, param)
+    keys = list(dict.fromkeys(k for g in groups for k in g["metrics"]))
+    across = ("over the runs of a group, which differ only in " + ", ".join(seeds)) if seeds else \
+        "(none here: every group has one run)"
+    return {"swept_params": swept, "seed_params": seeds, "fidelity_sets": fidelity_sets(swept),
+            "intervals": {"image": IMAGE_INTERVALS,
+                          "across_runs": f"mean, standard deviation (n - 1), min and max {across}"},
+            "headline": [k for k in SUMMARY_KEYS if k in keys], "labels": {k: label(k) for k in keys},
+            "groups": groups,
+            "runs": [{"name": r["name"], "rev": r["rev"], "kind": r["kind"], "state": r["state"],
+                      "group": r.get("group"), "params": {k: r["params"].get(k) for k in swept + seeds},
+                      "metrics": {k: dict(zip(page.INTERVAL_KEYS, v)) for k, v in r["metrics"].items()}}
+                     for r in runs]}
+
+
+# -- the page ----------------------------------------------------------------------------------------
+
+def points(data: dict) -> list[tuple[str, dict]]:
+    """(label, {metric: (value, low, high)}) per plotted point: a group of several runs is its mean with the
+    range across runs, a single run its value with its image interval. When all runs are one group (seed
+    replicates only), every run is a point, labelled with its seeds."""
+    runs = {r["name"]: r for r in data["runs"]}
+    own = lambda name: {k: tuple(v[i] for i in page.INTERVAL_KEYS) for k, v in runs[name]["metrics"].items()}
+    groups = data["groups"]
+    if len(groups) == 1 and len(groups[0]["runs"]) > 1:
+        seeds = data["seed_params"]
+        name = (lambda k: k) if len(seeds) > 1 else (lambda k: k.rsplit(".", 1)[-1])
+        return [(", ".join(f"{name(k)} {_text(runs[n]['params'][k])}" for k in seeds) or n, own(n))
+                for n in groups[0]["runs"]]
+    out = []
+    for g in groups:
+        if len(g["runs"]) == 1:
+            out.append((g["label"], own(g["runs"][0])))
+        else:
+            spread = {k: (stat["mean"], stat["min"], stat["max"]) for k, stat in g["metrics"].items()}
+            out.append((f"{g['label']} (n={len(g['runs'])})", spread))
+    return out
+
+
+def charts(data: dict) -> str:
+    """Fidelity of the images the swept params change (x) against faithfulness (y): FID and coverage of each
+    image set; laterality and adherence (y) against the first set's FID."""
+    pts = points(data)
+    ceiling = _mean(g["metrics"]["faithfulness_ceiling"]["mean"] for g in data["groups"]
+                    if "faithfulness_ceiling" in g["metrics"])
+    first = data["fidelity_sets"][0]
+    pairs = [(f"{s}_{m}", "faithfulness") for s in data["fidelity_sets"] for m in ("fid", "coverage")]
+    pairs[1:1] = [(f"{first}_fid", "laterality"), (f"{first}_fid", "adherence")]
+    svgs = []
+    for x_key, y_key in pairs:
+        if not any(y_key in metrics for _, metrics in pts):
+            continue
+        none = (None, None, None)
+        xy = [(m.get(x_key, none), m.get(y_key, none), text) for text, m in pts]
+        y_label = label(y_key).split(" (")[0]
+        svgs.append(page.svg_scatter([(x[0], y[0], text, x[1], x[2], y[1], y[2]) for x, y, text in xy],
+                                     label(x_key), y_label, f"{label(x_key)} vs {y_label}",
+                                     connect=len(data["groups"]) > 1,
+                                     reference_y=ceiling if y_key == "faithfulness" else None))
+    return f'<div class="charts">{"".join(svgs)}</div>'
+
+
+def group_table(group: dict, data: dict) -> str:
+    """Metrics x (each run's value [image interval], then mean, sd, min, max and n across the runs) of a group."""
+    runs = {r["name"]: r["metrics"] for r in data["runs"]}
+    cell = lambda m: page.format_value(m) if m["low"] is not None else page.format_number(m["value"])
+    rows = [[label(key), *(cell(runs[name][key]) if key in runs[name] else "\u2013" for name in group["runs"]),
+             *(page.format_number(stat[k]) for k in ("mean", "sd", "min", "max", "n"))]
+            for key, stat in group["metrics"].items()]
+    return page.grid_table(["metric", *group["runs"], "mean", "sd", "min", "max", "n runs"], rows)
+
+
+def write_report(out: Path, runs: list[dict], param: str | None = None) -> dict:
+    """Write the page (`.html` added if missing), a CSV of the runs and the JSON summary (same stem); return
+    the summary."""
+    out = html_path(out)
+    data = summary(runs, param)
+    swept, seeds = data["swept_params"], data["seed_params"]
+    sources = " and ".join(SOURCES[s] for s in data["fidelity_sets"])
+    replicates_only = len(data["groups"]) == 1 and len(data["groups"][0]["runs"]) > 1
+    points_are = ("Each point is one run, labelled with its seeds, its whiskers its image intervals." if replicates_only
+                  else "A point with (n=...) is the mean of that many runs, its whiskers the range across them; a "
+                       "single run's whiskers are its image interval.")
+    note = (f"Swept: {', '.join(swept) or 'nothing'}; "
+            f"{'replicates differ only in ' + ', '.join(seeds) if seeds else 'no seed param varies'}. "
+            f"Fidelity is measured on the {sources}: sampling params such as guidance do not change the "
+            f"unconditional samples. {points_are} The dashed line is the real-image ceiling of faithfulness.")
+    intervals = (f"Image intervals, in brackets: {IMAGE_INTERVALS}. Across-run spread: "
+                 f"{data['intervals']['across_runs']}. Failed, queued and running experiments have no metrics "
+                 f"and belong to no group.")
+    title = ", ".join(swept) or ("seed replicates" if seeds else "one recipe")
+    page.write_page(out, f"Experiments: {title}", [
+        ("Fidelity against faithfulness", charts(data) + f'<p class="note">{html.escape(note)}</p>'),
+        ("Groups: mean and spread across runs",
+         page.experiments_table(data) + f'<p class="note">{html.escape(intervals)}</p>'),
+        *((f"Group {g['label']}: every run", group_table(g, data)) for g in data["groups"]),
+        ("Runs", page.grid_table(["run", "state", "group", *swept, *seeds],
+                                 [[str(r["name"]), r["state"], r["group"] or "\u2013",
+                                   *(_text(r["params"].get(k)) for k in swept + seeds)] for r in data["runs"]]))])
+    write_csv(out.with_suffix(".csv"), runs, swept + seeds)
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, allow_nan=False, default=str), encoding="utf-8")
+    return data
+
+
+def write_csv(path: Path, runs: list[dict], params: list[str]) -> None:
+    keys = list(dict.fromkeys(k for r in runs for k in r["metrics"]))
+    columns = ["name", "rev", "kind", "state", "group", *params,
+               *(f"{k}{suffix}" for k in keys for suffix in ("", "_low", "_high"))]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        for r in runs:
+            row = {"name": r["name"], "rev": r["rev"], "kind": r["kind"], "state": r["state"],
+                   "group": r.get("group") or "", **{k: r["params"].get(k, "") for k in params}}
+            for k, values in r["metrics"].items():
+                row.update({f"{k}{suffix}": "" if v is None else v for suffix, v in zip(("", "_low", "_high"), values)})
+            writer.writerow(row)
+
+
+def html_path(out) -> Path:
+    """`out` with `.html` added unless it already ends in .html or .htm, so that it opens in a browser."""
+    out = Path(out)
+    return out if out.suffix.lower() in (".html", ".htm") else out.with_name(out.name + ".html")
+
+
+def main(argv=None, default_out: str = "metrics/experiments.html") -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(default_out),
+                        help="the page (.html added if missing); the CSV and the JSON summary get its stem")
+    parser.add_argument("--json", type=Path, help="read this saved `dvc exp show --json` output instead of running it")
+    parser.add_argument("--param", help="the swept param (dotted, in params.yaml); default: every param that varies "
+                                        "across runs, other than seeds")
+    args, extra = parser.parse_known_args(argv)
+    try:
+        data = json.loads(args.json.read_text(encoding="utf-8")) if args.json else exp_show(extra)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise SystemExit(f"error: {error}")
+    runs = runs_from_exp_show(data)
+    out = html_path(args.out)
+    result = write_report(out, runs, args.param)
+    print(f"wrote {out}, {out.with_suffix('.csv')} and {out.with_suffix('.json')}: {len(runs)} runs, "
+          f"{len(result['groups'])} groups, swept {', '.join(result['swept_params']) or 'nothing'}")
+
+
+if __name__ == "__main__":
+    main()
