@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from cxrldm.models import DEID_MARKERS, PRECISIONS
+from cxrldm.models import DEID_MARKERS, PRECISIONS, PROMPT_RULES
 from cxrldm.sampling import SAMPLERS
 
 
@@ -123,6 +123,8 @@ RULES: dict[str, Rule] = {
     "train_ldm.weight_decay": WEIGHT, "train_ldm.warmup_steps": COUNT, "train_ldm.grad_clip": WEIGHT,
     "train_ldm.ema_decay": number(0, 0.99999), "train_ldm.batch_size": POSITIVE, "train_ldm.epochs": POSITIVE,
     "train_ldm.max_sentences": POSITIVE, "train_ldm.deid_markers": choice(*DEID_MARKERS),
+    "train_ldm.whole_report_share": number(0, 1), "text_encoder.windows": POSITIVE,
+    "sample_reports.prompt": choice(*PROMPT_RULES), "faithfulness.min_ceiling": number(0, 1),
     "train_ldm.deid_word": text(empty=True), "train_ldm.condition_dropout": number(0, 1),
     "train_ldm.prompt_pool": COUNT, "train_ldm.precision": PRECISION, "train_ldm.val_every": POSITIVE,
     "train_ldm.sample_every": POSITIVE, "train_ldm.sample_prompts": items(text(), 0),

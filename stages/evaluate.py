@@ -76,6 +76,10 @@ def main():
     results[f"{fid}_blur_baseline"] = frechet_distance(network.features(blurred), real)
     results[f"kid_{network.name}"] = fidelity_scores.pop("kid")
     results[f"prdc_{network.name}"] = fidelity_scores
+    if results[f"{fid}_blur_baseline"] <= results[fid]["value"]:
+        results["feature_network_note"] = (f"blurred test images are as close to the real ones as the samples under "
+                                           f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
+                                           f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur")
 
     classifier = networks.load_network(p["classifier"], p["xrv_cache_dir"], paths.EVALUATOR)
     null_probabilities = classifier.probabilities(samples)

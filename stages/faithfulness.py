@@ -77,6 +77,10 @@ def main():
     for finding, column, target in zip(findings, columns, targets.T):
         entry = {"synthetic_auroc": classification.auroc_interval(synthetic_probability[:, column], target, **options),
                  "real_auroc": classification.auroc_interval(real_probability[:, column], target, **options)}
+        note = classification.ceiling_note(entry["real_auroc"], p["min_ceiling"])
+        entry["informative"] = note is None
+        if note:
+            entry["uninformative_because"] = note
         positive = (target == 1).nonzero().flatten()
         entry["n_positive"], entry["n_uncertain"] = len(positive), int(target.isnan().sum())
         if len(positive) >= max(p["min_studies"], 3):
@@ -90,6 +94,10 @@ def main():
             shown = positive[:8]
             grids[finding] = grid(torch.cat([synthetic[shown], real[shown]]), len(shown))
     results["mean_synthetic_auroc"] = mean_of(results["findings"], "synthetic_auroc")
+    informative = {f: entry for f, entry in results["findings"].items() if entry["informative"]}
+    results["uninformative_findings"] = sorted(set(results["findings"]) - set(informative))
+    results["mean_synthetic_auroc_informative"] = mean_of(informative, "synthetic_auroc") if informative else None
+    results["mean_real_auroc_informative"] = mean_of(informative, "real_auroc") if informative else None
     results["mean_real_auroc"] = mean_of(results["findings"], "real_auroc")
     results["all_studies"] = fidelity.fidelity(real_features, synthetic_features, e["prdc_k"],
                                             kid_subsets=e["kid_subsets"], **options)

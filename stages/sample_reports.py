@@ -11,8 +11,8 @@ import torch
 
 from cxrldm import paths
 from cxrldm.data.images import save_png
-from cxrldm.io import atomic_dir, write_csv
-from cxrldm.models.prompts import draw_prompt, treat_deid_markers
+from cxrldm.io import atomic_dir, write_csv, write_json
+from cxrldm.models.prompts import report_prompt, treat_deid_markers
 from cxrldm.sampling.generation import generate_images, load_models
 from stages.common import load_params, progress, run
 
@@ -47,7 +47,7 @@ def main():
             for _ in range(copies):
                 jobs.append({"purpose": purpose, "subject_id": row.subject_id, "study_id": row.study_id,
                              "source_dicom_id": row.dicom_id, "source_path": row.path,
-                             "prompt": draw_prompt(sentences, rule["max_sentences"], generator)})
+                             "prompt": report_prompt(sentences, p["prompt"], rule["max_sentences"], 0.0, generator)})
     for k, job in enumerate(jobs):                                   # one distinct seed per image
         job["seed"] = p["seed"] * 1_000_000 + k
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
@@ -64,6 +64,9 @@ def main():
                                              steps=sampling["steps"])
         write_csv(tmp / "manifest.csv", manifest)
     counts = manifest.purpose.value_counts().to_dict()
+    write_json(paths.metrics("sample_reports"), {"prompt": p["prompt"], "images": counts,
+               "text_truncation": {purpose: models.encoder.truncation(list(manifest.prompt[manifest.purpose == purpose]))
+                                   for purpose in counts}})
     print(f"{len(jobs)} report-conditioned images: {counts.get('test', 0)} test studies, "
           f"{counts.get('train', 0)} from training reports; {int((manifest.prompt == '').sum())} with the null prompt")
 

@@ -12,7 +12,7 @@ from cxrldm import paths
 from cxrldm.io import file_sha256, write_json
 from cxrldm.models import latents, networks
 from cxrldm.models.diffusion import DiffusionConfig, train_diffusion
-from cxrldm.models.prompts import Conditioner, draw_prompt, treat_deid_markers
+from cxrldm.models.prompts import Conditioner, treat_deid_markers, whole_report
 from cxrldm.models.text import TextEncoder
 from cxrldm.models.training import (
     NonFiniteLoss,
@@ -60,12 +60,15 @@ def main():
     scale_factor = json.loads(paths.SCALE_FACTOR.read_text())["scale_factor"]
     train, val = latents.load_latents(LATENTS, "train"), latents.load_latents(LATENTS, "validate")
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
-                          runtime.device)
-    conditioner = Conditioner(encoder, report_sentences("train", cfg.deid_markers, cfg.deid_word), cfg.max_sentences,
-                              cfg.condition_dropout, cfg.prompt_pool, cfg.seed, progress=progress)
+                          runtime.device, windows=text["windows"])
+    sentences = report_sentences("train", cfg.deid_markers, cfg.deid_word)
+    conditioner = Conditioner(encoder, sentences, cfg.max_sentences, cfg.condition_dropout, cfg.prompt_pool, cfg.seed,
+                              progress=progress, whole_share=cfg.whole_report_share)
     val_generator = torch.Generator().manual_seed(cfg.seed)
-    val_prompts = [draw_prompt(s, cfg.max_sentences, val_generator)
+    val_prompts = [conditioner.prompt(s, val_generator)
                    for s in report_sentences("validate", cfg.deid_markers, cfg.deid_word)]
+    text_counts = {"whole_reports": encoder.truncation([whole_report(s) for s in sentences]),
+                   "training_prompts": getattr(conditioner, "truncation", None)}
     val_contexts = torch.cat([encoder.encode(val_prompts[i:i + 256]).cpu() for i in range(0, len(val_prompts), 256)])
     autoencoder, _ = networks.load_model(paths.AUTOENCODER, runtime.device)
     latent_shape = list(train["mu"].shape[1:])
@@ -105,7 +108,8 @@ def main():
                           "beta_end": cfg.beta_end, "prediction_type": cfg.prediction_type}})
         write_json(paths.metrics("train_ldm"), {
             "n_params": networks.n_params(model), "epochs": cfg.epochs,
-            "train_loss": round(metrics["train_loss"], 5), "val_loss": round(metrics["val_loss"], 5)})
+            "train_loss": round(metrics["train_loss"], 5), "val_loss": round(metrics["val_loss"], 5),
+            "text_truncation": text_counts})
         write_timing("train_ldm", metrics["seconds"])
 
 

@@ -26,6 +26,20 @@ def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
     return image_left - image_right
 
 
+def ceiling_note(real_auroc: dict, min_ceiling: float) -> str | None:
+    """None when the classifier separates a finding on the real films clearly above chance (the lower end
+    of its AUROC interval above `min_ceiling`); otherwise why its results for that finding (faithfulness,
+    adherence, utility, edit success) carry no information."""
+    value, low, high = real_auroc.get("value"), real_auroc.get("low"), real_auroc.get("high")
+    if value is None or low is None:
+        return "the real films lack one of the classes, so the classifier's ceiling is unknown"
+    if low > min_ceiling:
+        return None
+    return (f"the classifier's AUROC on the real films is {value:.2f} [{low:.2f}, {high:.2f}], not clearly above "
+            f"{min_ceiling}: it cannot tell this finding apart, so neither can its score of the synthetic images; "
+            f"use a pretrained classifier (evaluate.classifier: xrv) or train the evaluator longer")
+
+
 def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes."""
     pos, neg = scores[positive.bool()], scores[~positive.bool()]

@@ -54,6 +54,7 @@ class DiffusionConfig:
     batch_size: int
     epochs: int
     max_sentences: int
+    whole_report_share: float
     deid_markers: str
     deid_word: str
     condition_dropout: float

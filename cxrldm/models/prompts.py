@@ -6,7 +6,7 @@ import re
 
 import torch
 
-from cxrldm.models import DEID_MARKERS
+from cxrldm.models import DEID_MARKERS, PROMPT_RULES
 from cxrldm.models.text import NULL_PROMPT, TextEncoder
 
 _MARKER = re.compile(r"_{2,}")        # MIMIC's de-identified text: "___"
@@ -35,6 +35,23 @@ def draw_prompt(sentences: list[str], max_sentences: int, generator: torch.Gener
     return " ".join(sentences[i] for i in order.tolist())
 
 
+def whole_report(sentences: list[str]) -> str:
+    """The report's whole text (findings, then impression): what faithfulness is scored on."""
+    return " ".join(sentences)
+
+
+def report_prompt(sentences: list[str], rule: str, max_sentences: int, whole_share: float = 0.0,
+                  generator: torch.Generator | None = None) -> str:
+    """The one report-to-prompt rule of training and sampling. `rule` "whole": the whole report; "drawn":
+    1 to `max_sentences` random sentences (the seed's training rule), or with probability `whole_share` the
+    whole report (no random number is drawn for that when `whole_share` is 0)."""
+    if rule == "whole" or (whole_share > 0 and float(torch.rand(1, generator=generator)) < whole_share):
+        return whole_report(sentences)
+    if rule not in PROMPT_RULES:
+        raise ValueError(f"a prompt rule is one of {PROMPT_RULES}, got {rule!r}")
+    return draw_prompt(sentences, max_sentences, generator)
+
+
 class Conditioner:
     """Context embeddings for training rows: each row's prompt drawn from its report sentences, replaced
     by the null prompt with probability `dropout` (classifier-free guidance training).
@@ -44,19 +61,23 @@ class Conditioner:
     `pool == 0` every step draws and encodes fresh prompts, as the seed does."""
 
     def __init__(self, encoder: TextEncoder, sentences: list[list[str]], max_sentences: int, dropout: float,
-                 pool: int = 0, seed: int = 0, batch_size: int = 256, progress=None):
+                 pool: int = 0, seed: int = 0, batch_size: int = 256, progress=None, whole_share: float = 0.0):
         self.encoder, self.sentences = encoder, sentences
-        self.max_sentences, self.dropout, self.pool = max_sentences, dropout, pool
+        self.max_sentences, self.dropout, self.pool, self.whole_share = max_sentences, dropout, pool, whole_share
         self.null = encoder.null_condition().cpu()
         if pool:
             generator = torch.Generator().manual_seed(seed)
-            drawn = [[draw_prompt(s, max_sentences, generator) for _ in range(pool)] for s in sentences]
+            drawn = [[self.prompt(s, generator) for _ in range(pool)] for s in sentences]
             unique = sorted({p for row in drawn for p in row})
+            self.truncation = encoder.truncation(unique)
             position = {p: i for i, p in enumerate(unique)}
             self.pool_index = torch.tensor([[position[p] for p in row] for row in drawn])
             batches = range(0, len(unique), batch_size)
             self.table = torch.cat([encoder.condition(unique[i:i + batch_size]).cpu()
                                     for i in (progress(batches, desc="encoding prompts") if progress else batches)])
+
+    def prompt(self, sentences: list[str], generator: torch.Generator | None) -> str:
+        return report_prompt(sentences, "drawn", self.max_sentences, self.whole_share, generator)
 
     def __call__(self, rows: torch.Tensor, generator: torch.Generator | None = None,
                  part: slice = slice(None)) -> torch.Tensor:
@@ -67,6 +88,6 @@ class Conditioner:
             choice = torch.randint(0, self.pool, (len(rows),), generator=generator)
             context = self.table[self.pool_index[rows, choice]][part]
         else:
-            prompts = [draw_prompt(self.sentences[r], self.max_sentences, generator) for r in rows.tolist()]
+            prompts = [self.prompt(self.sentences[r], generator) for r in rows.tolist()]
             context = self.encoder.condition(prompts[part]).cpu()
         return torch.where(keep[part, None, None], context, self.null)

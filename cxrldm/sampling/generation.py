@@ -92,7 +92,8 @@ def load_models(models_dir: str | Path = "models", precision: str = "auto", devi
     autoencoder, autoencoder_description = networks.load_model(models_dir / "autoencoder.safetensors", runtime.device)
     text = description["text_encoder"]
     encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
-                          runtime.device, null_token_ids=description.get("null_token_ids"))
+                          runtime.device, null_token_ids=description.get("null_token_ids"),
+                          windows=text.get("windows", 1))
     scale_factor = json.loads((models_dir / "scale_factor.json").read_text())["scale_factor"]
     return Models(unet, autoencoder, encoder, scale_factor, description["latent_shape"], description["scheduler"], runtime,
                   autoencoder_description["image_size"])
