@@ -49,10 +49,11 @@ def cpu_peak_gib(reset: bool = False) -> float | None:
     return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2**20
 
 
-def timed(step, steps: int, device: torch.device) -> tuple[float, float | None]:
-    """(seconds per call after one warm-up call, peak memory in GiB: allocated on the GPU, or the process's
-    resident set on the CPU, model and optimiser state included)."""
-    step()
+def timed(step, steps: int, device: torch.device, warmup=None) -> tuple[float, float | None]:
+    """(seconds per call after one warm-up call (of `warmup` when given, e.g. a shorter run of the same work),
+    peak memory in GiB: allocated on the GPU, or the process's resident set on the CPU, model and optimiser
+    state included)."""
+    (warmup or step)()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -91,17 +92,20 @@ def diffusion_case(params, runtime, batch, width):
     return step
 
 
-def sampling_case(params, runtime, batch, width, sample_steps):
-    cfg = DiffusionConfig(**params["train_ldm"])
+def sampling_case(params, runtime, batch, width, sample_steps, cfg: DiffusionConfig | None = None):
+    """generate() of `batch` images; the returned step takes another number of DDIM steps too. `cfg`: the
+    UNet's (default: the profile's train_ldm)."""
+    cfg = cfg or DiffusionConfig(**params["train_ldm"])
     ae = AutoencoderConfig(**params["train_aekl"])
     autoencoder = networks.build("AutoencoderKL", ae.autoencoder_kwargs()).to(runtime.device).eval()
     unet = networks.build("DiffusionModelUNet", cfg.unet_kwargs(ae.latent_channels, width)).to(runtime.device).eval()
     context = torch.randn(batch, params["text_encoder"]["max_length"], width)
     shape = networks.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
-    return lambda: generate(unet, autoencoder, make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end,
-                                                              cfg.prediction_type),
-                            context, torch.zeros(1, *context.shape[1:]), list(range(batch)), shape, 0.3,
-                            sample_steps, params["sample"]["guidance_scale"], runtime)
+    def step(steps=sample_steps):
+        scheduler = make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end, cfg.prediction_type)
+        return generate(unet, autoencoder, scheduler, context, torch.zeros(1, *context.shape[1:]), list(range(batch)),
+                        shape, 0.3, steps, params["sample"]["guidance_scale"], runtime)
+    return step
 
 
 def main():

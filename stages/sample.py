@@ -65,7 +65,7 @@ def main():
         for group in dict.fromkeys(job[0] for job in jobs):
             chosen = torch.stack([im for job, im in zip(jobs, images) if job[0] == group][:16])
             name = UNCONDITIONAL if group == UNCONDITIONAL else f"prompt{group:03d}_{slug(prompts[group]['text'])}"
-            Image.fromarray(grid(chosen, 8, gap=0, fill=0)).save(tmp / f"{name}.png")
+            Image.fromarray(grid(chosen, min(8, len(chosen)), gap=0, fill=0)).save(tmp / f"{name}.png")
     print(f"{len(rows)} images ({len(prompts)} prompts x {p['n_per_prompt']}, {p['n_unconditional']} unconditional)")
 
 

@@ -11,6 +11,7 @@ from cxrldm.demo import dataset as demo
 from cxrldm.data import layout
 from cxrldm.data.labels import CHEXPERT_LABELS
 from cxrldm.data.reports import parse_report
+from cxrldm.io import file_sha256
 
 
 def test_layout_and_columns(demo_root):
@@ -46,7 +47,7 @@ def test_reports_zip_and_checksums_match_the_files(demo_root):
             assert archive.read(name).decode() == (demo_root / name).read_text()
     sums = dict(line.split(" ")[::-1] for line in (demo_root / layout.CHECKSUMS).read_text().splitlines())
     assert layout.METADATA_CSV in sums and any(path.endswith(".jpg") for path in sums)
-    assert sums[layout.METADATA_CSV] == demo.sha256(demo_root / layout.METADATA_CSV)
+    assert sums[layout.METADATA_CSV] == file_sha256(demo_root / layout.METADATA_CSV)
 
 
 def test_labels_agree_with_reports(demo_root):

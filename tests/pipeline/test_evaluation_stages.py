@@ -185,7 +185,7 @@ def test_evaluate_and_memorisation_take_a_hugging_face_feature_network_from_a_di
     PRDC, KID and the memorisation audit come out under its name; adherence stays the classifier's."""
     import stages.evaluate
     import stages.memorisation
-    from test_hf_features import save_dinov2
+    from tiny_models import save_dinov2
     model_dir = project / "models" / "rad-dino-tiny"
     save_dinov2(model_dir)
     p = params(project)

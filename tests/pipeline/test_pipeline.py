@@ -55,6 +55,9 @@ CHANGES = {
     "sample_reports.seed": 5,
     "faithfulness.min_studies": 2,
     "memorisation.percentile": 10.0,
+    "memorisation.pixel_size": 8,              # memorisation and edit (its identity check uses the same space)
+    "text_encoder.windows": 1,
+    "sample_reports.prompt": "drawn",
     "edit.strength": 0.3,
     "extract_reports.template": "{findings} Nothing else.",
     "data.labels": "manifest.csv",             # every stage that reads labels: the prompts and the evaluation
@@ -64,6 +67,7 @@ READERS = {
     "train_ldm.deid_markers": {"train_ldm", "sample_reports"},
     "train_evaluator.lr": {"train_evaluator", "utility"},
     "sample.guidance_scale": {"sample", "sample_reports"},
+    "memorisation.pixel_size": {"memorisation", "edit"},
     "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit"},
     "data.labels": {"extract_reports", "train_evaluator", "faithfulness", "utility", "edit"},
 }
