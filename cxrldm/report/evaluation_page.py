@@ -392,9 +392,11 @@ def faithfulness_bars(faithfulness: dict) -> tuple[str, list[str]]:
         bars = [(name, *interval_of(entry[key])) for key, name in (("synthetic_auroc", "synthetic"),
                                                                       ("real_auroc", "real (ceiling)"))
                 if key in entry]
-        groups.append((finding, bars))
+        groups.append((finding if entry.get("informative", True) else f"{finding} (uninformative)", bars))
         if entry.get("skipped"):
             notes.append(f"{finding}: skipped ({entry['skipped']})")
+        if entry.get("uninformative_because"):
+            notes.append(f"{finding}: uninformative, {entry['uninformative_because']}")
     svg = svg_bars(groups, "Faithfulness: AUROC per finding", x_range=(0.0, 1.0), x_label="AUROC (95% interval)",
                    reference=0.5)
     return svg, notes
@@ -468,6 +470,8 @@ def summary_html(metrics: dict[str, dict]) -> str:
     rows = headline_rows(metrics.get("evaluate") or {})
     if rows:
         parts.append("<h3>Fidelity and diversity</h3>" + grid_table(["metric", "value [95% interval] (n)"], rows))
+    if (metrics.get("evaluate") or {}).get("feature_network_note"):
+        parts.append(f'<p class="note">{_esc(metrics["evaluate"]["feature_network_note"])}</p>')
     svg, notes = faithfulness_bars(metrics.get("faithfulness") or {})
     if svg:
         parts.append(f'<h3>Faithfulness</h3><div class="charts">{svg}</div>')

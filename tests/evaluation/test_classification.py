@@ -1,0 +1,42 @@
+"""A finding's classifier-based results count only where the classifier separates it on the real films:
+its real-image AUROC interval must lie above faithfulness.min_ceiling."""
+
+import torch
+
+from cxrldm.evaluation.classification import auroc_interval, ceiling_note
+from cxrldm.report.evaluation_page import faithfulness_bars
+
+
+def real_auroc(separation: float, n: int = 60, seed: int = 0) -> dict:
+    """The AUROC interval of a classifier whose scores move `separation` with the label, over n films."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = (torch.arange(n) % 2).float()
+    scores = torch.rand(n, generator=generator) + separation * targets
+    return auroc_interval(scores, targets, resamples=500, seed=seed)
+
+
+def test_a_classifier_at_chance_is_marked_uninformative_and_a_good_one_is_not():
+    for seed in range(5):
+        chance = real_auroc(0.0, seed=seed)
+        assert chance["low"] < 0.6
+        assert "not clearly above 0.6" in ceiling_note(chance, 0.6)
+        assert ceiling_note(real_auroc(1.0, seed=seed), 0.6) is None
+
+
+def test_the_threshold_is_the_interval_s_lower_end_not_the_value():
+    interval = {"value": 0.7, "low": 0.55, "high": 0.85}
+    assert ceiling_note(interval, 0.6) is not None         # value above, interval not clearly above
+    assert ceiling_note(interval, 0.5) is None
+    assert "unknown" in ceiling_note({"value": None, "low": None, "high": None}, 0.6)
+
+
+def test_the_page_marks_uninformative_findings_and_says_why():
+    faithfulness = {"findings": {
+        "Edema": {"synthetic_auroc": {"value": 0.8, "low": 0.7, "high": 0.9}, "real_auroc": {"value": 0.95, "low": 0.9,
+                  "high": 1.0}, "informative": True},
+        "Pneumothorax": {"synthetic_auroc": {"value": 0.87, "low": 0.7, "high": 0.95},
+                         "real_auroc": {"value": 0.51, "low": 0.3, "high": 0.7}, "informative": False,
+                         "uninformative_because": "the classifier's AUROC on the real films is 0.51"}}}
+    svg, notes = faithfulness_bars(faithfulness)
+    assert "Pneumothorax (uninformative)" in svg and "Edema (uninformative)" not in svg
+    assert notes == ["Pneumothorax: uninformative, the classifier's AUROC on the real films is 0.51"]
