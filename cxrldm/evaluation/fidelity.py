@@ -16,14 +16,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from monai.metrics import FIDMetric
 
 from cxrldm.evaluation.intervals import basic_interval, bootstrap_interval
 
 
+def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(matrix)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+
+
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two sets of feature vectors (N, D) (MONAI's FID)."""
-    return float(FIDMetric()(features_a.double(), features_b.double()))
+    """Frechet distance between Gaussians fitted to two sets of feature vectors (N, D): |mu_a - mu_b|^2 +
+    tr(S_a + S_b - 2 (S_a S_b)^1/2), the FID formula (MONAI's FIDMetric computes the same). The trace of the
+    matrix square root is taken as that of the symmetric S_a^1/2 S_b S_a^1/2, whose eigenvalues are real and
+    non-negative: a general square root (scipy's sqrtm) turns complex on the rank-deficient covariances of
+    small sets and bootstrap resamples, and MONAI then refuses."""
+    a, b = features_a.double(), features_b.double()
+    mean_term = float(((a.mean(0) - b.mean(0)) ** 2).sum())
+    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
+    root_a = _psd_sqrt(cov_a)
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return max(0.0, mean_term + float(torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross))
 
 
 def fidelity(real: torch.Tensor, fake: torch.Tensor, k: int = 5, resamples: int = 1000, seed: int = 0,

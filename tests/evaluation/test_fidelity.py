@@ -244,3 +244,20 @@ def test_fidelity_reports_the_basic_fid_interval_and_keeps_real_and_generated_ap
     assert result["precision"]["value"] > 0.9 and 0.4 < result["recall"]["value"] < 0.6
     assert 0.4 < result["coverage"]["value"] < 0.6 and result["precision"]["n"] == [120, 60]
     assert result["kid"]["value"] > 0 and result["kid"]["low"] <= result["kid"]["high"]
+
+
+def test_frechet_distance_agrees_with_monai_and_stays_real_on_rank_deficient_sets():
+    """The same number as MONAI's FIDMetric on well-conditioned sets; on a set with fewer samples than
+    dimensions and duplicated rows (a bootstrap resample of a small subgroup), where a general matrix square
+    root turns complex and MONAI refuses, a finite, non-negative distance."""
+    from monai.metrics import FIDMetric
+
+    from cxrldm.evaluation.fidelity import frechet_distance
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200, 8, generator=generator), torch.randn(150, 8, generator=generator) * 1.5 + 0.3
+    assert frechet_distance(a, b) == pytest.approx(float(FIDMetric()(a.double(), b.double())), rel=1e-6)
+    small = torch.randn(6, 32, generator=generator)
+    resample = small[torch.tensor([0, 0, 1, 2, 2, 3])]
+    value = frechet_distance(resample, small * 0.9 + 0.1)
+    assert value == value and value >= 0
+    assert frechet_distance(small, small) == pytest.approx(0.0, abs=1e-5)
