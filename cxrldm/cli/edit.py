@@ -2,7 +2,13 @@
 cxrldm.sampling.editing).
 
     python -m cxrldm.cli.edit --image IN.png --prompt "Large right pleural effusion." --out DIR \\
-        [--strength 0.5] [--edit-mask EDIT.png] [--keep-mask KEEP.png]
+        [--strength 0.5] [--edit-mask EDIT.png] [--keep-mask KEEP.png] [--dicom [--keep-patient]] [--burn-label]
+
+The image and masks may be DICOM files (displayed as their headers say, cxrldm.data.dicom). --dicom also
+writes the edited film as a DICOM Secondary Capture marked "edited by a generative model"
+(cxrldm.data.dicom_output): a new patient (SYNTHETIC) and study unless --keep-patient copies the source's
+patient and study; a DICOM source is referenced in SourceImageSequence. --burn-label draws "SYNTHETIC" into
+the edited film's pixels (PNG and DICOM).
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pydicom.uid import generate_uid
 
+from cxrldm.data import dicom, dicom_output
 from cxrldm.data.images import save_gray
-from cxrldm.io import atomic_path
+from cxrldm.io import atomic_path, file_sha256
 from cxrldm.sampling.editing import (
     ZONES,
     EditError,
@@ -31,13 +39,20 @@ from cxrldm.sampling.editing import (
 )
 
 MANIFEST_COLUMNS = ["input", "prompt", "edit_mask", "keep_mask", "strength", "guidance", "steps", "seed",
-                    "feather_px", "edited", "difference"]
+                    "feather_px", "edited", "difference", "dicom"]
+
+
+def mask_words(spec: str | None, default: str) -> str:
+    """A mask as the DICOM comments record it: its zone, or a file by its hash (a file name may identify)."""
+    if not spec:
+        return default
+    return spec if spec in ZONES else f"file sha256 {file_sha256(spec)}"
 
 
 def main(argv=None) -> None:
     from tqdm import tqdm
 
-    from cxrldm.cli.generate import read_manifest
+    from cxrldm.cli.generate import model_hash, read_manifest
     from cxrldm.sampling.generation import load_models
 
     parser = argparse.ArgumentParser(description="Edit a chest X-ray towards a report text.")
@@ -53,8 +68,15 @@ def main(argv=None) -> None:
     parser.add_argument("--feather", type=float, default=2.0, help="paste-back border width in model pixels")
     parser.add_argument("--models", default="models", help="directory with the trained models")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dicom", action="store_true", help="also write the edited film as a DICOM file marked edited")
+    parser.add_argument("--keep-patient", action="store_true",
+                        help="with --dicom and a DICOM input: the edited film keeps the source's patient and study")
+    parser.add_argument("--burn-label", action="store_true", help='draw "SYNTHETIC" into the edited pixels')
     args = parser.parse_args(argv)
     try:
+        source = dicom.read_dataset(args.image, pixels=False) if dicom.is_dicom(args.image) else None
+        if args.keep_patient and (source is None or not args.dicom):
+            raise EditError("--keep-patient needs --dicom and a DICOM --image (it copies the source's patient)")
         pixels = read_grayscale(args.image)
         height, width = pixels.shape
         edit_full = mask_from(args.edit_mask, height, width, 1.0)
@@ -63,7 +85,7 @@ def main(argv=None) -> None:
             raise EditError(f"{args.edit_mask}: the edit mask selects no pixel")
         start_index(args.strength, args.steps)
         models = load_models(args.models, device=args.device)
-    except (EditError, FileNotFoundError) as error:
+    except (EditError, dicom.DicomError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     top, left, side = square_crop_box(height, width)
     scale = models.image_size / side
@@ -86,8 +108,23 @@ def main(argv=None) -> None:
     stem = f"{Path(args.image).stem}_seed{args.seed}"
     names = {"edited": f"{stem}_edited.png", "difference": f"{stem}_difference.png"}
     difference = difference_map(torch.from_numpy(edited / 255.0), torch.from_numpy(pixels / 255.0))
+    changed = int((edited != pixels).sum())
+    if args.burn_label:
+        edited = dicom_output.burn_label(edited)
     save_gray(edited, out / names["edited"])
     save_gray((difference * 255).round().byte().numpy(), out / names["difference"])
+    names["dicom"] = f"{stem}_edited.dcm" if args.dicom else ""
+    if args.dicom:
+        model = model_hash(args.models)
+        comments = ("EDITED BY A GENERATIVE MODEL (cxrldm): a radiograph changed towards a text by a diffusion model; "
+                    f"it is not a faithful image of anyone. prompt: {args.prompt} | seed: {args.seed} | "
+                    f"strength: {args.strength} | guidance: {args.guidance} | steps: {args.steps} | "
+                    f"edit mask: {mask_words(args.edit_mask, 'whole')} | keep mask: {mask_words(args.keep_mask, 'none')} | "
+                    f"source sha256: {file_sha256(args.image)} | model sha256: {model}")
+        dicom_output.write(dicom_output.secondary_capture(
+            edited, "EDITED BY A GENERATIVE MODEL", comments, generate_uid(),
+            generate_uid(), 1, source=source, keep_patient=args.keep_patient,
+            burned_in=args.burn_label, software=f"cxrldm model {model[:16]}"), out / names["dicom"])
     rows = read_manifest(out / "manifest.csv")
     rows.append({"input": str(args.image), "prompt": args.prompt, "edit_mask": args.edit_mask or "",
                  "keep_mask": args.keep_mask or "", "strength": args.strength, "guidance": args.guidance,
@@ -96,7 +133,6 @@ def main(argv=None) -> None:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    changed = int((edited != pixels).sum())
     print(f"wrote {out / names['edited']} and its difference map: {changed} of {edited.size} pixels changed")
 
 

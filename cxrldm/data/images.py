@@ -1,4 +1,5 @@
-"""The one image loader: 8-bit grayscale radiographs, resized by their shortest side."""
+"""The one image loader: 8-bit grayscale radiographs, resized by their shortest side. DICOM files (.dcm or the
+DICM preamble) are displayed by cxrldm.data.dicom (modality and VOI LUTs, MONOCHROME1, padding); others by PIL."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cxrldm.data import dicom
 from cxrldm.io import atomic_path
 
 RESAMPLE = Image.Resampling.LANCZOS
@@ -20,24 +22,37 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def load_resized(path: str | Path, short_side: int, draft: bool = True) -> Image.Image:
-    """Decode a JPEG/PNG as 8-bit grayscale with its shortest side resized to `short_side`.
+    """Decode a JPEG/PNG/DICOM as 8-bit grayscale with its shortest side resized to `short_side`.
 
     With `draft`, a JPEG is decoded at a reduced DCT scale (1/2, 1/4, 1/8) that still leaves at least
     twice the target size, so the final Lanczos resample sees enough pixels to stay sharp; it is
     several times faster on 2500-3000 px originals. Raises OSError (PIL's UnidentifiedImageError is
-    one) for unreadable or truncated files.
+    one) or ValueError (dicom.DicomError is one) for unreadable or truncated files.
     """
+    return load_resized_display(path, short_side, draft)[0]
+
+
+def load_resized_display(path: str | Path, short_side: int,
+                         draft: bool = True) -> tuple[Image.Image, dicom.Display | None]:
+    """load_resized's image, and for a DICOM file how it was displayed (None for other files)."""
+    if dicom.is_dicom(path):
+        shown = dicom.read_display(path)
+        image = Image.fromarray(shown.pixels)
+        size = target_size(image.width, image.height, short_side)
+        return (image.resize(size, RESAMPLE) if image.size != size else image), shown
     with Image.open(path) as image:
         size = target_size(image.width, image.height, short_side)
         if draft and image.format == "JPEG":
             image.draft("L", (2 * size[0], 2 * size[1]))
         image = image.convert("L") if image.mode != "L" else image
         image.load()
-        return image.resize(size, RESAMPLE) if image.size != size else image.copy()
+        return (image.resize(size, RESAMPLE) if image.size != size else image.copy()), None
 
 
 def load_array(path: str | Path) -> np.ndarray:
-    """A grayscale image as a uint8 array (height, width)."""
+    """A grayscale image (or a DICOM file's display image) as a uint8 array (height, width)."""
+    if dicom.is_dicom(path):
+        return dicom.read_display(path).pixels
     with Image.open(path) as image:
         return np.asarray(image.convert("L"))
 

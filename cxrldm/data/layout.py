@@ -29,6 +29,14 @@ def image_path(subject_id: int, study_id: int, dicom_id: str) -> str:
     return f"{subject_dir(subject_id)}/s{int(study_id)}/{dicom_id}.jpg"
 
 
+def find_image(root: str | Path, subject_id: int, study_id: int, dicom_id: str) -> str:
+    """image_path's .jpg (MIMIC-CXR-JPG), or the .dcm beside it where only that exists (MIMIC-CXR's DICOM
+    release, same folders and names)."""
+    jpg = image_path(subject_id, study_id, dicom_id)
+    dcm = jpg[:-len(".jpg")] + ".dcm"
+    return dcm if not (Path(root) / jpg).is_file() and (Path(root) / dcm).is_file() else jpg
+
+
 def report_path(subject_id: int, study_id: int) -> str:
     return f"{subject_dir(subject_id)}/s{int(study_id)}.txt"
 

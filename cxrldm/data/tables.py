@@ -82,8 +82,9 @@ def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Pa
         counts["not_in_split_file"] = counts["view_images"] - len(pa)
     else:
         pa = pa.assign(split=pa.subject_id.map(patient_split(pa.subject_id, fractions, seed)))
-    if "path" not in pa:    # MIMIC's layout; a manifest brings its own paths
-        pa = pa.assign(path=[layout.image_path(*row) for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)])
+    if "path" not in pa:    # MIMIC's layout (.jpg, or MIMIC-CXR's .dcm); a manifest brings its own paths
+        pa = pa.assign(path=[layout.find_image(root, *row)
+                             for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)])
     present = np.array([(Path(root) / p).is_file() for p in pa.path], dtype=bool)
     counts["missing_on_disk"] = int((~present).sum())
     pa = pa[present].assign(sha256=lambda t: [checksums.get(p, "") for p in t.path])

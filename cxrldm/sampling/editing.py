@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cxrldm.data import dicom
 from cxrldm.models.training import unwrap
 from cxrldm.sampling.generation import decode, denoise, initial_noise
 from cxrldm.sampling.schedulers import make_scheduler
@@ -52,9 +53,15 @@ def zone_mask(zone: str, height: int, width: int) -> torch.Tensor:
 
 
 def read_grayscale(path: str | Path) -> np.ndarray:
-    """An image file as a uint8 (H, W) array. 16-bit and 32-bit grayscale are scaled to 8 bits by their
-    maximum; RGB(A) whose three channels are equal is taken as grayscale; a colour image is refused."""
+    """An image file as a uint8 (H, W) array. A DICOM file is displayed as its header says
+    (cxrldm.data.dicom). 16-bit and 32-bit grayscale are scaled to 8 bits by their maximum; RGB(A) whose three
+    channels are equal is taken as grayscale; a colour image is refused."""
     path = Path(path)
+    if dicom.is_dicom(path):
+        try:
+            return dicom.read_display(path).pixels
+        except dicom.DicomError as error:
+            raise EditError(str(error)) from None
     try:
         with Image.open(path) as image:
             image.load()

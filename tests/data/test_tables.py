@@ -34,6 +34,17 @@ def test_keeps_only_pa_and_counts_missing_images(tmp_path):
     assert list(pa.columns) == tables.PA_COLUMNS
 
 
+def test_mimic_cxrs_dicom_release_is_found_where_there_is_no_jpeg(tmp_path):
+    meta = metadata(ROWS[:1] + ROWS[3:4])
+    touch_images(tmp_path, meta[meta.dicom_id == "a"])
+    dcm = tmp_path / "files/p10/p10000002/s50000003/d.dcm"                # MIMIC-CXR 2.0.0: same folders, .dcm
+    dcm.parent.mkdir(parents=True)
+    dcm.write_bytes(b"dcm")
+    pa, counts = tables.select_pa(meta, meta.assign(split="train"), tmp_path, {})
+    assert list(pa.path) == ["files/p10/p10000001/s50000001/a.jpg", "files/p10/p10000002/s50000003/d.dcm"]
+    assert counts["missing_on_disk"] == 0
+
+
 def test_images_absent_from_the_split_file_are_dropped_and_counted(tmp_path):
     meta = metadata(ROWS)
     touch_images(tmp_path, meta)

@@ -222,7 +222,7 @@ def test_generate_cli_writes_images_and_manifest(tiny_project, tmp_path):
     assert result.returncode == 0, result.stderr
     manifest = pd.read_csv(out / "manifest.csv")
     assert list(manifest.seed) == [10, 11, 12, 13] and manifest.file.is_unique
-    assert list(manifest.columns) == ["prompt", "seed", "guidance", "sampler", "steps", "file"]
+    assert list(manifest.columns) == ["prompt", "seed", "guidance", "sampler", "steps", "file", "dicom"]
     assert all((out / f).is_file() for f in manifest.file)
     again = [sys.executable, "-m", "cxrldm.cli.generate", "--models", str(tiny_project / "models"), "--prompt", "No effusion.",
              "--n", "2", "--steps", "2", "--out", str(out)]

@@ -1,0 +1,128 @@
+"""A manifest from a folder of DICOM files (python -m cxrldm.cli.dicom_manifest): several patients, views,
+sexes and ages become a manifest that read_manifest accepts, with the id mapping beside it; unreadable
+files are listed with the reason and counted, never fatal; the demo's films as DICOM studies (12-bit,
+MONOCHROME1, windowed) go through filter_pa, resize and extract_reports to the same resized images as the
+demo's JPEGs."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydicom.dataset import Dataset
+
+from cxrldm.cli import dicom_manifest
+from cxrldm.data.manifest import read_manifest
+from dicom_files import radiograph, save
+from pipeline_project import make_project, ran_stages, run, set_param
+
+STUDY_ROOT = "1.2.826.0.1.3680043.10.543."
+
+
+def view_code(meaning: str) -> list[Dataset]:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "R-10214", "SRT", meaning
+    return [code]
+
+
+def film(folder, relative, patient, study, **attributes):
+    ds = radiograph(np.full((8, 6), 100, np.uint8), PatientID=patient, StudyInstanceUID=STUDY_ROOT + study,
+                    **attributes)
+    for absent in ("PatientAge", "PatientBirthDate", "PatientSex", "ViewPosition"):
+        if attributes.get(absent) is None and absent in ds:
+            del ds[absent]
+    (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+    return save(ds, folder / relative)
+
+
+def test_a_folder_of_dicom_studies_becomes_a_manifest_with_its_id_mapping_and_unreadable_files(tmp_path, capsys):
+    root = tmp_path / "export"
+    film(root, "A/1/pa.dcm", "MRN-A", "1", ViewPosition="PA", PatientSex="F", PatientAge="067Y")
+    film(root, "A/1/lat.dcm", "MRN-A", "1", ViewPosition="LATERAL", PatientSex="F", PatientAge="067Y")
+    film(root, "A/2/frontal.dcm", "MRN-A", "2", ViewCodeSequence=view_code("postero-anterior"), PatientSex="F",
+         PatientAge="068Y")
+    film(root, "B/3/IM0001", "MRN-B", "3", ViewPosition="AP", PatientSex="M", PatientBirthDate="19600701",
+         StudyDate="20150630")                                                   # no suffix: the DICM preamble
+    film(root, "C/4/odd.dcm", "MRN-C", "4", ViewPosition="XYZ", PatientAge="006M")
+    bad = radiograph(np.zeros((8, 6), np.uint8))
+    del bad.PatientID
+    save(bad, root / "C/4/anonymous.dcm")
+    (root / "C/4/broken.dcm").write_bytes(b"not a dicom file")
+    shutil.copy(root / "A/1/pa.dcm", root / "C/4/copy.dcm")
+    (root / "A/1.txt").write_text("FINDINGS: none.")                              # a report: ignored
+    dicom_manifest.main([str(root)])
+    out = capsys.readouterr()
+    assert "5 images of 3 patients in 4 studies (1 with no known view); 3 unreadable" in out.out
+    assert "1 other files ignored" in out.out and len(out.err.strip().splitlines()) == 3
+    manifest = read_manifest(root / "manifest.csv")
+    rows = manifest.set_index("path")
+    assert rows.loc["A/1/pa.dcm", ["subject_id", "study_id", "view", "sex", "age"]].tolist() == [1, 1, "PA", "F", 67]
+    assert rows.loc["A/1/lat.dcm", "view"] == "LATERAL" and rows.loc["A/2/frontal.dcm", "view"] == "PA"
+    assert rows.loc["B/3/IM0001", ["subject_id", "view", "sex", "age"]].tolist() == [2, "AP", "M", 54]
+    assert rows.loc["C/4/odd.dcm", ["view", "sex", "age"]].tolist() == ["", "", 0]
+    assert rows.loc["B/3/IM0001", "dicom_id"] == "IM0001" and rows.loc["A/1/pa.dcm", "dicom_id"] == "pa"
+    ids = pd.read_csv(root / "manifest_ids.csv", dtype=str)
+    patients = dict(zip(ids[ids.column == "subject_id"].original, ids[ids.column == "subject_id"].id.astype(int)))
+    assert patients == {"MRN-A": 1, "MRN-B": 2, "MRN-C": 3}
+    studies = ids[ids.column == "study_id"]
+    assert dict(zip(studies.original, studies.id.astype(int)))[STUDY_ROOT + "3"] == rows.loc["B/3/IM0001", "study_id"]
+    unreadable = pd.read_csv(root / "manifest_unreadable.csv").set_index("path").reason
+    assert set(unreadable.index) == {"C/4/anonymous.dcm", "C/4/broken.dcm", "C/4/copy.dcm"}
+    assert "no PatientID" in unreadable["C/4/anonymous.dcm"] and "A/1/pa.dcm" in unreadable["C/4/copy.dcm"]
+
+
+def test_integer_patient_ids_are_kept_and_repeated_file_names_give_sop_instance_uids(tmp_path):
+    root = tmp_path / "export"
+    first = film(root, "s1/IM0001.dcm", "10000032", "7", ViewPosition="PA")
+    film(root, "s2/IM0001.dcm", "10000764", "8", ViewPosition="PA")
+    dicom_manifest.main([str(root), "--out", str(tmp_path / "m.csv")])
+    manifest = read_manifest(tmp_path / "m.csv")
+    assert manifest.subject_id.tolist() == [10000032, 10000764]
+    from pydicom import dcmread
+    assert manifest.dicom_id[0] == dcmread(first).SOPInstanceUID and (tmp_path / "m_unreadable.csv").is_file()
+
+
+def test_a_folder_without_usable_dicom_files_is_one_line(tmp_path, capsys):
+    (tmp_path / "broken.dcm").write_bytes(b"x")
+    with pytest.raises(SystemExit, match="no usable DICOM radiograph \\(1 unreadable, 0 other files\\)"):
+        dicom_manifest.main([str(tmp_path)])
+
+
+@pytest.mark.pipeline
+def test_the_demo_as_dicom_studies_gives_the_data_stages_the_same_images_as_its_jpegs(tmp_path):
+    from PIL import Image
+    project = make_project(tmp_path / "project")
+    set_param(project, "resize.draft", False)          # a JPEG decoded in full, as the DICOM files hold it
+    run(project, "repro", "resize")
+    reference = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str})
+    shutil.copytree(project / "data/resized", tmp_path / "jpeg_resized")
+    demo = pd.read_csv(project / "data/demo/manifest.csv", dtype={"dicom_id": str})
+    root = project / "data/dicom"                       # beside the DVC outputs, as a hospital export would be
+    for row in demo.itertuples():
+        pixels = np.asarray(Image.open(project / "data/demo" / row.path).convert("L"))
+        stored = 16 * (255 - pixels.astype(np.uint16)) + 8       # shown as `pixels` by the window and MONOCHROME1
+        view = {"ViewPosition": row.view} if row.view == "PA" else {"ViewCodeSequence": view_code("lateral")}
+        ds = radiograph(stored, 12, "MONOCHROME1", WindowCenter="2048.5", WindowWidth="4081",
+                        PatientID=str(row.subject_id), StudyInstanceUID=STUDY_ROOT + str(row.study_id),
+                        PatientSex=row.sex, PatientAge=f"{int(row.age):03d}Y", **view)
+        target = root / row.path.replace(".jpg", ".dcm")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save(ds, target)
+    dicom_manifest.main([str(root)])
+    for dotted, value in {"data.format": "manifest", "data.root": "data/dicom", "data.index": "manifest.csv",
+                          "data.labels": "manifest.csv", "data.checksums": "manifest.csv",
+                          "data.reports": "data/dicom/manifest.csv", "filter_pa.split": "by_patient",
+                          "filter_pa.split_file": "manifest.csv", "filter_pa.train_fraction": 0.6,
+                          "filter_pa.validate_fraction": 0.2, "filter_pa.test_fraction": 0.2,
+                          "extract_reports.prompt": "template",
+                          "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
+        set_param(project, dotted, value)
+    ran = ran_stages(run(project, "repro", "resize", "extract_reports").stdout)
+    assert {"filter_pa", "resize", "extract_reports"} <= set(ran)
+    images = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str}, keep_default_na=False)
+    assert sorted(images.dicom_id) == sorted(reference.dicom_id)               # the same PA films, no more
+    assert set(images.window) == {"LINEAR center 2048.5 width 4081"} and set(images.inverted) == {"yes"}
+    for relative in reference.path:
+        assert (project / "data/resized" / relative).read_bytes() == (tmp_path / "jpeg_resized" / relative).read_bytes()
+    reports = pd.read_csv(project / "data/reports.csv")
+    assert all(" year old " in s for s in reports.sentences)
