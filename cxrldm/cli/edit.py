@@ -14,16 +14,16 @@ the edited film's pixels (PNG and DICOM).
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydicom.uid import generate_uid
 
 from cxrldm.data import dicom, dicom_output
 from cxrldm.data.images import save_gray
-from cxrldm.io import atomic_path, file_sha256
+from cxrldm.io import file_sha256, write_csv
 from cxrldm.sampling.editing import (
     ZONES,
     EditError,
@@ -129,10 +129,7 @@ def main(argv=None) -> None:
     rows.append({"input": str(args.image), "prompt": args.prompt, "edit_mask": args.edit_mask or "",
                  "keep_mask": args.keep_mask or "", "strength": args.strength, "guidance": args.guidance,
                  "steps": args.steps, "seed": args.seed, "feather_px": args.feather, **names})
-    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
     print(f"wrote {out / names['edited']} and its difference map: {changed} of {edited.size} pixels changed")
 
 

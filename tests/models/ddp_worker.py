@@ -30,7 +30,7 @@ AE = AutoencoderConfig(
 LDM = DiffusionConfig(
     seed=0, channels=[8, 8], attention_levels=[False, True], num_head_channels=[0, 8], num_res_blocks=1,
     norm_num_groups=8, num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0205, prediction_type="v_prediction",
-    lr=1e-3, weight_decay=0.01, warmup_steps=1, grad_clip=1.0, ema_decay=0.0, batch_size=4, epochs=1, max_sentences=5,
+    lr=1e-3, weight_decay=0.01, warmup_steps=1, grad_clip=1.0, ema_decay=0.0, batch_size=4, epochs=1, max_sentences=5, whole_report_share=0.0,
     deid_markers="keep", deid_word="", condition_dropout=0.5, prompt_pool=2, precision="fp32", val_every=1, sample_every=1, sample_prompts=[],
     sample_steps=1, sample_guidance=1.0)
 

@@ -25,16 +25,22 @@ PROMPT = "There is a large right pleural effusion."
 
 
 @pytest.fixture(scope="module")
-def models(tiny_project):
-    from cxrldm.sampling.generation import load_models
-    return load_models(tiny_project / "models", precision="fp32")
+def project(tiny_project, tmp_path_factory):
+    """The tiny run as committed: tests of other modules may have changed the shared project's workspace."""
+    return pristine_copy(tiny_project, tmp_path_factory.mktemp("edit") / "project")
 
 
 @pytest.fixture(scope="module")
-def films(tiny_project, models):
+def models(project):
+    from cxrldm.sampling.generation import load_models
+    return load_models(project / "models", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def films(project, models):
     from cxrldm.data.datasets import load_images
-    table = pd.read_csv(tiny_project / "data/resized/images.csv").head(3)
-    return load_images(tiny_project / "data/resized", table.path, models.image_size)
+    table = pd.read_csv(project / "data/resized/images.csv").head(3)
+    return load_images(project / "data/resized", table.path, models.image_size)
 
 
 def run_edit(models, images, strength=0.8, seeds=None, **kwargs):
@@ -152,9 +158,9 @@ def cli(*args, cwd):
                           env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
 
 
-def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(tiny_project, tmp_path):
-    table = pd.read_csv(tiny_project / "data/resized/images.csv")
-    source = np.asarray(Image.open(tiny_project / "data/resized" / table.path[0]).convert("L"))
+def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(project, tmp_path):
+    table = pd.read_csv(project / "data/resized/images.csv")
+    source = np.asarray(Image.open(project / "data/resized" / table.path[0]).convert("L"))
     image = np.ascontiguousarray(np.pad(source, ((0, 0), (7, 0)), mode="edge")[:, :source.shape[1] - 3])
     Image.fromarray(image).save(tmp_path / "film.png")                 # non-square, another size than the model's
     mask = np.zeros(image.shape, np.uint8)
@@ -162,7 +168,7 @@ def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(tin
     Image.fromarray(mask[::2, ::2]).save(tmp_path / "edit_mask.png")   # half the resolution, same aspect
     out = tmp_path / "out"
     common = ["--image", str(tmp_path / "film.png"), "--prompt", PROMPT, "--out", str(out), "--steps", "6",
-              "--models", str(tiny_project / "models")]
+              "--models", str(project / "models")]
     masked = cli(*common, "--edit-mask", str(tmp_path / "edit_mask.png"), "--strength", "0.9", cwd=tmp_path)
     assert masked.returncode == 0, masked.stderr
     edited = np.asarray(Image.open(out / "film_seed0_edited.png"))
@@ -187,11 +193,11 @@ def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(tin
     (["--edit-mask", "empty.png"], "error: empty.png: the edit mask selects no pixel"),
     (["--edit-mask", "lungs"], "error: lungs: neither a mask file nor a zone (whole, right_lower"),
 ])
-def test_bad_cli_input_is_one_line(tiny_project, tmp_path, extra, message):
+def test_bad_cli_input_is_one_line(project, tmp_path, extra, message):
     Image.fromarray(np.full((40, 30), 100, np.uint8)).save(tmp_path / "film.png")
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "square.png")
     Image.fromarray(np.zeros((40, 30), np.uint8)).save(tmp_path / "empty.png")
-    result = cli("--image", "film.png", "--prompt", PROMPT, "--out", "out", "--models", str(tiny_project / "models"),
+    result = cli("--image", "film.png", "--prompt", PROMPT, "--out", "out", "--models", str(project / "models"),
                  *extra, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip().startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
