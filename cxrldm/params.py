@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from cxrldm.evaluation import COPY_KINDS
 from cxrldm.models import DEID_MARKERS, PRECISIONS, PROMPT_RULES
 from cxrldm.sampling import SAMPLERS
 
@@ -83,6 +84,14 @@ def _edit(v) -> bool:
             and (v.get("keep") is None or isinstance(v["keep"], str)))
 
 
+def _copy(v) -> bool:
+    kind, _, magnitude = str(v).partition(":")
+    try:
+        return isinstance(v, str) and kind in COPY_KINDS and (not magnitude or math.isfinite(float(magnitude)))
+    except ValueError:
+        return False
+
+
 SEED, PRECISION = integer(0), choice(*PRECISIONS)
 POSITIVE, COUNT = integer(1), integer(0)
 RATE, WEIGHT = number(above=0), number(0)
@@ -149,7 +158,15 @@ RULES: dict[str, Rule] = {
     "faithfulness.findings": items(text()), "faithfulness.min_studies": integer(3),
     "faithfulness.subgroups": items(text(), 0), "faithfulness.age_bands": items(integer(1), 0),
     "memorisation.percentile": number(0, 100), "memorisation.pixel_size": integer(4),
-    "memorisation.top_pairs": POSITIVE,
+    "memorisation.top_pairs": POSITIVE, "memorisation.planted_count": POSITIVE,
+    "memorisation.spaces": items(choice("features", "pixels", "copy_detector")),
+    "memorisation.reidentification": BOOLEAN,
+    "memorisation.copy_views": items(Rule("kind[:magnitude] with kind one of " + ", ".join(COPY_KINDS), _copy), 0),
+    "memorisation.planted": items(Rule("kind[:magnitude] with kind one of " + ", ".join(COPY_KINDS), _copy), 0),
+    "privacy.seed": SEED, "privacy.image_size": integer(16), "privacy.width": POSITIVE,
+    "privacy.embed_dim": POSITIVE, "privacy.temperature": number(above=0), "privacy.epochs": POSITIVE,
+    "privacy.reid_epochs": POSITIVE, "privacy.batch_size": integer(2), "privacy.lr": RATE,
+    "privacy.precision": PRECISION,
     "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,
     "edit.feather_px": WEIGHT, "edit.images_per_edit": integer(2), "edit.threshold": number(0, 1),
     "edit.batch_size": POSITIVE, "edit.precision": PRECISION,

@@ -18,6 +18,8 @@ AUTOENCODER = MODELS / "autoencoder.safetensors"
 DIFFUSION = MODELS / "diffusion.safetensors"
 SCALE_FACTOR = MODELS / "scale_factor.json"
 EVALUATOR = MODELS / "evaluator.safetensors"
+COPY_DETECTOR = MODELS / "copy_detector.safetensors"     # train_privacy: the copy detection space
+REIDENTIFIER = MODELS / "reidentifier.safetensors"       # train_privacy: patient re-identification
 
 SAMPLE_GRIDS = METRICS / "sample_grids"
 FINDING_GRIDS = METRICS / "finding_grids"

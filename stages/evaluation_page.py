@@ -13,7 +13,8 @@ from stages.common import run
 METRICS = paths.METRICS
 OUTPUT = METRICS / "evaluation.html"
 EXPERIMENTS = ("experiments", "guidance_sweep")   # pages of python -m cxrldm.report.experiments / .sweep
-FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "train_aekl", "train_ldm", "train_evaluator")
+FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "train_aekl", "train_ldm", "train_evaluator",
+         "train_privacy")
 
 
 def read_metrics(folder: Path = METRICS) -> dict[str, dict]:

@@ -1,11 +1,19 @@
-"""Stage memorisation: does the model copy training patients?
+"""Stage memorisation: does the model copy training films, or draw the patient behind them?
 
-Images generated from training-split reports are each matched to their nearest training image, in the
-feature network's space and in a low-resolution pixel space. The null distribution is the same
-nearest-training-neighbour distance for the real test images (new patients); a synthetic image closer
-than the null's `percentile`-th percentile is flagged. Also counted: how often the nearest training image
-is the very image whose report made the prompt. Written to metrics/memorisation.json, with the closest
-pairs of each space in metrics/memorisation_pairs.png (synthetic above, training below)."""
+Images generated from training-split reports are each matched to their nearest training film in every
+space of `memorisation.spaces`: the feature network's, a low-resolution pixel space and the copy
+detector's (stage train_privacy). The null distribution is the same nearest-training distance for the real
+test films (new patients); a synthetic image closer than the null's `percentile`-th percentile is flagged
+in that space, and flagged by the audit when any space flags it (the union). The copy detector matches
+each training film in several poses as well (`memorisation.copy_views`: small shifts, crop, rotations). Counted too: how often the
+nearest training film is the prompt's own image, or any film of the prompt's patient.
+
+Planted-copy check: transformed copies of training films (`memorisation.planted`) go through the same
+spaces and thresholds; the table says how many each space and the union flag. Re-identification: the
+re-identifier scores each synthetic image against every training film, and the prompt's patient is
+ranked among all training patients (AUROC, top-1); the same network on the real test patients who have
+several films is its ceiling. Written to metrics/memorisation.json, with the closest pairs of each space in
+metrics/memorisation_pairs.png (synthetic above, training below)."""
 
 
 import numpy as np
@@ -14,50 +22,124 @@ from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data.datasets import load_images, read_split
-from cxrldm.evaluation import memorisation, networks, samples
+from cxrldm.evaluation import memorisation, networks, privacy, samples
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.io import atomic_path, write_json
+from cxrldm.models import networks as nets
 from stages.common import load_params, progress, run
 
 SAMPLES, RESIZED, PAIRS = paths.REPORT_SAMPLES, paths.RESIZED, paths.MEMORISATION_PAIRS
+
+
+def learned_space(path):
+    model, description = nets.load_model(path)
+    return lambda images: privacy.embed(model, images, description["image_size"])
+
+
+def audit_spaces(names: list[str], p: dict, e: dict) -> dict:
+    """{space name: (images -> (N, D) embedding, the poses its training films are matched in)} for the
+    spaces named in memorisation.spaces; the copy detector matches the films in memorisation.copy_views."""
+    spaces = {}
+    for name in names:
+        if name == "features":
+            network = networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
+            spaces[network.name] = network.features, []
+        elif name == "pixels":
+            spaces[f"pixels_{p['pixel_size']}"] = lambda x: memorisation.pixel_space(x, p["pixel_size"]), []
+        elif name == "copy_detector":
+            spaces["copy_detector"] = learned_space(paths.COPY_DETECTOR), p["copy_views"]
+        else:
+            raise ValueError(f"memorisation.spaces: unknown space {name!r}, expected features, pixels or copy_detector")
+    return spaces
 
 
 def main():
     params = load_params()
     p, e = params["memorisation"], params["evaluate"]
     manifest, synthetic = samples.report_samples(SAMPLES, "train")
-    size = synthetic.shape[-1]
     training, test = read_split(RESIZED, "train"), read_split(RESIZED, "test")
-    training_images = load_images(RESIZED, training.path, size, progress)
-    test_images = load_images(RESIZED, test.path, size, progress)
-    network = networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
-    spaces = {network.name: network.features,
-              f"pixels_{p['pixel_size']}": lambda images: memorisation.pixel_space(images, p["pixel_size"])}
-    source = torch.tensor(manifest.source_path.map({path: i for i, path in enumerate(training.path)}).to_numpy())
+    training_images = load_images(RESIZED, training.path, synthetic.shape[-1], progress)
+    test_images = load_images(RESIZED, test.path, synthetic.shape[-1], progress)
+    source = manifest.source_path.map({path: i for i, path in enumerate(training.path)})
+    # the planted copies are of the prompts' own source films (then other training films, where too few)
+    planted_ids = list(dict.fromkeys(source.dropna().astype(int).tolist() + list(range(len(training)))))
+    source = torch.tensor(source.fillna(-1).astype(int).to_numpy())
+    training_patients = torch.tensor(training.subject_id.to_numpy())
+    prompt_patients = torch.tensor(manifest.subject_id.to_numpy())
+    planted_films = training_images[planted_ids[:p["planted_count"]]]
+    planted = privacy.planted_copies(planted_films, p["planted"], seed=e["seed"])
+
+    def fraction(flags):
+        return mean_interval(flags.double(), e["resamples"], e["seed"])
 
     results = {"n_synthetic": len(manifest), "n_training": len(training), "n_null": len(test),
-               "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], "spaces": {}}
-    rows = []
-    for space, embed in spaces.items():
-        reference = embed(training_images)
+               "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], "spaces": {},
+               "planted": {spec: {"n": len(planted_films)} for spec in planted}}
+    flags, null_flags, rows = [], [], []
+    planted_flags = {spec: [] for spec in planted}
+    for space, (embed, views) in audit_spaces(p["spaces"], p, e).items():
+        reference = embed(privacy.gallery_views(training_images, views))
         distances, nearest = memorisation.nearest_neighbours(embed(synthetic), reference)
+        nearest = nearest % len(training_images)
         null, _ = memorisation.nearest_neighbours(embed(test_images), reference)
         report = memorisation.audit(distances, null, p["percentile"], nearest, top_k=p["top_pairs"])
-        flagged = (distances < report["threshold"]).double()
-        report["flagged_fraction"] = mean_interval(flagged, e["resamples"], e["seed"])
-        report["nearest_is_source_fraction"] = mean_interval((nearest == source).double(), e["resamples"], e["seed"])
+        flags.append(distances < report["threshold"])
+        null_flags.append(null < report["threshold"])
+        report["flagged_fraction"] = fraction(flags[-1])
+        report["nearest_is_source_fraction"] = fraction(nearest == source)
+        report["nearest_is_source_patient_fraction"] = fraction(training_patients[nearest] == prompt_patients)
+        for spec, copies in planted.items():
+            copy_distances, _ = memorisation.nearest_neighbours(embed(copies), reference)
+            planted_flags[spec].append(copy_distances < report["threshold"])
+            results["planted"][spec][space] = int(planted_flags[spec][-1].sum())
         results["spaces"][space] = report
         rows.append(memorisation.pairs_grid(synthetic[report["closest_synthetic"]],
                                             training_images[report["closest_training"]]))
+    union = torch.stack(flags).any(0)
+    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": fraction(union),
+                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
+    for spec, per_space in planted_flags.items():
+        results["planted"][spec]["union"] = int(torch.stack(per_space).any(0).sum())
+    if p["reidentification"]:
+        results["reidentification"] = reidentify(synthetic, training_images, test_images, prompt_patients,
+                                                 training_patients, test, e)
+
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 6), (0, width - r.shape[1])), constant_values=255) for r in rows]
     with atomic_path(PAIRS) as tmp:
         Image.fromarray(np.concatenate(rows)[:-6]).save(tmp, format="PNG")
     write_json(paths.metrics("memorisation"), results)
+    report_lines(results, len(manifest))
+
+
+def reidentify(synthetic, training_images, test_images, prompt_patients, training_patients, test, e) -> dict:
+    """The re-identifier's ranking of the prompt's patient among the training patients, and its ceiling:
+    test films ranked against the other test films and all training films (new patients only)."""
+    embed = learned_space(paths.REIDENTIFIER)
+    gallery = embed(training_images)
+    test_embedded = embed(test_images)
+    test_patients = torch.tensor(test.subject_id.to_numpy())
+    return {"synthetic_vs_source": privacy.reidentification(embed(synthetic), gallery, prompt_patients,
+                                                            training_patients, e["resamples"], e["seed"]),
+            "real_test_patients": privacy.reidentification(test_embedded, torch.cat([test_embedded, gallery]),
+                                                           test_patients, torch.cat([test_patients, training_patients]),
+                                                           e["resamples"], e["seed"], queries_lead_gallery=True)}
+
+
+def report_lines(results: dict, n: int) -> None:
     for space, report in results["spaces"].items():
-        print(f"{space}: {report['flagged_count']} of {len(manifest)} flagged below {report['threshold']:.4g} "
-              f"(null's p{p['percentile']}); nearest is the prompt's own image for "
-              f"{report['nearest_is_source_fraction']['value']:.3f}")
+        print(f"{space}: {report['flagged_count']} of {n} flagged below {report['threshold']:.4g} "
+              f"(null's p{results['percentile']}); nearest is the prompt's own image for "
+              f"{report['nearest_is_source_fraction']['value']:.3f}, its patient's for "
+              f"{report['nearest_is_source_patient_fraction']['value']:.3f}")
+    print(f"union of spaces: {results['union']['flagged_count']} of {n} flagged; real test films flagged "
+          f"{results['union']['null_flagged_fraction']:.3f}")
+    for spec, counts in results["planted"].items():
+        print(f"planted {spec}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for name, r in results.get("reidentification", {}).items():
+        if r["n_queries"]:
+            print(f"re-identification, {name}: AUROC {r['auroc']['value']:.3f}, top-1 {r['top1']['value']:.3f} "
+                  f"(chance {r['chance_top1']:.4f}, {r['n_queries']} queries)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,34 @@ from cxrldm.io import atomic_path
 from cxrldm.models.training import unwrap
 
 
+def conv_trunk(width: int) -> tuple[nn.Sequential, int]:
+    """Four levels of two 3x3 convolutions (batch norm, ReLU) and a 2x max-pool: (trunk, out channels)."""
+    layers, channels = [], 1
+    for out in (width, width * 2, width * 4, width * 4):
+        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
+        channels = out
+    return nn.Sequential(*layers), channels
+
+
+class EmbeddingCNN(nn.Module):
+    """The privacy audit's networks (copy detector, re-identifier): the evaluator's trunk, average and max
+    pooled, projected to `embed_dim` and scaled to unit length."""
+
+    def __init__(self, width: int = 16, embed_dim: int = 64):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.features, channels = conv_trunk(width)
+        self.project = nn.Sequential(nn.Linear(2 * channels, 2 * channels), nn.ReLU(inplace=True),
+                                     nn.Linear(2 * channels, embed_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = self.features((images - 0.5) / 0.25)
+        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], 1)
+        return F.normalize(self.project(pooled).float(), dim=1)
+
+
 class EvaluatorCNN(nn.Module):
     """A small multi-label chest X-ray classifier. Its `embed_dim`-d embedding (a linear projection of the
     pooled convolutional features) serves for the Frechet distance: small enough that a few hundred
@@ -24,13 +52,7 @@ class EvaluatorCNN(nn.Module):
     def __init__(self, labels: list[str], width: int = 32, embed_dim: int = 32):
         super().__init__()
         self.labels = list(labels)
-        layers, channels = [], 1
-        for out in (width, width * 2, width * 4, width * 4):
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                       nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
-            channels = out
-        self.features = nn.Sequential(*layers)
+        self.features, channels = conv_trunk(width)
         self.project = nn.Linear(channels, embed_dim)
         self.classifier = nn.Linear(embed_dim, len(labels))
 
@@ -43,7 +65,8 @@ class EvaluatorCNN(nn.Module):
 
 
 BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
-            "PatchDiscriminator": PatchDiscriminator, "EvaluatorCNN": EvaluatorCNN}
+            "PatchDiscriminator": PatchDiscriminator, "EvaluatorCNN": EvaluatorCNN,
+            "EmbeddingCNN": EmbeddingCNN}
 
 
 def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,

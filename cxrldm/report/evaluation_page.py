@@ -415,13 +415,45 @@ def subgroup_rows(faithfulness: dict) -> list[list[str]]:
 
 
 def memorisation_rows(memorisation: dict) -> list[list[str]]:
-    """[space, threshold, flagged fraction, nearest is the prompt's own image] for each space (feature,
-    pixel, ...) that has a flagged fraction, at the top level or under "spaces"."""
+    """[space, threshold, flagged fraction, real test films flagged, nearest is the prompt's own image,
+    nearest is its patient's] for each space (feature, pixel, ...) that has a flagged fraction, at the top
+    level or under "spaces", then the union of the spaces where there is one."""
     spaces = memorisation.get("spaces") if isinstance(memorisation.get("spaces"), dict) else memorisation
-    return [[space, format_value(entry.get("threshold")), format_value(entry.get("flagged_fraction")),
-             format_value(entry.get("nearest_is_source_fraction"))]
+    rows = [[space, format_value(entry.get("threshold")), format_value(entry.get("flagged_fraction")),
+             format_value(entry.get("null_flagged_fraction")), format_value(entry.get("nearest_is_source_fraction")),
+             format_value(entry.get("nearest_is_source_patient_fraction"))]
             for space, entry in spaces.items()
             if isinstance(entry, dict) and "flagged_fraction" in entry]
+    union = memorisation.get("union")
+    if rows and isinstance(union, dict):
+        rows.append(["any space (union)", "", format_value(union.get("flagged_fraction")),
+                     format_value(union.get("null_flagged_fraction")), "", ""])
+    return rows
+
+
+def planted_rows(memorisation: dict) -> tuple[list[str], list[list[str]]]:
+    """The planted-copy check as (header, rows): per planted copy, 'flagged / planted' in each space and
+    in the union."""
+    planted = memorisation.get("planted") if isinstance(memorisation, dict) else None
+    if not isinstance(planted, dict) or not planted:
+        return [], []
+    columns = list(dict.fromkeys(k for counts in planted.values() if isinstance(counts, dict) for k in counts
+                                 if k != "n"))
+    rows = [[spec, *(f"{counts[c]} / {counts.get('n', '?')}" if c in counts else "\u2013" for c in columns)]
+            for spec, counts in planted.items() if isinstance(counts, dict)]
+    return ["planted copy", *columns], rows
+
+
+def reidentification_rows(memorisation: dict) -> list[list[str]]:
+    """[comparison, AUROC, top-1, chance top-1, queries] for each re-identification entry."""
+    reid = memorisation.get("reidentification") if isinstance(memorisation, dict) else None
+    if not isinstance(reid, dict):
+        return []
+    names = {"synthetic_vs_source": "synthetic image vs its prompt's patient (training films)",
+             "real_test_patients": "real test film vs its patient's other films (ceiling)"}
+    return [[names.get(name, name), format_value(r.get("auroc")), format_value(r.get("top1")),
+             format_value(r.get("chance_top1")), format_value(r.get("n_queries"))]
+            for name, r in reid.items() if isinstance(r, dict)]
 
 
 def utility_table(utility: dict) -> str:
@@ -480,10 +512,19 @@ def summary_html(metrics: dict[str, dict]) -> str:
     if rows:
         parts.append("<h3>Faithfulness and fidelity per subgroup</h3>" + grid_table(
             ["subgroup", "studies", "mean AUROC, synthetic", "mean AUROC, real (ceiling)", "FID"], rows))
-    rows = memorisation_rows(metrics.get("memorisation") or {})
+    memorisation = metrics.get("memorisation") or {}
+    rows = memorisation_rows(memorisation)
     if rows:
-        header = ["space", "threshold", "flagged fraction", "nearest is the prompt's own image"]
+        header = ["space", "threshold", "flagged fraction", "real test films flagged",
+                  "nearest is the prompt's own image", "nearest is its patient's film"]
         parts.append("<h3>Memorisation</h3>" + grid_table(header, rows))
+    header, rows = planted_rows(memorisation)
+    if rows:
+        parts.append("<h3>Planted copies of training films: flagged</h3>" + grid_table(header, rows))
+    rows = reidentification_rows(memorisation)
+    if rows:
+        parts.append("<h3>Patient re-identification</h3>" + grid_table(
+            ["comparison", "AUROC (per query, mean)", "top-1 is the patient's", "chance top-1", "queries"], rows))
     table = utility_table(metrics.get("utility") or {})
     if table:
         parts.append("<h3>Utility: downstream classifier AUROC</h3>" + table)

@@ -19,15 +19,16 @@ REPORTS = {"sample_reports", "faithfulness", "memorisation", "utility", "evaluat
 UPSTREAM_OF_MODELS = {"sample", "evaluate", "edit"} | REPORTS
 DOWNSTREAM = {
     "demo_data": {"filter_pa", "resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm",
-                  "train_evaluator"} | UPSTREAM_OF_MODELS,
-    "filter_pa": {"resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm", "train_evaluator"}
-                 | UPSTREAM_OF_MODELS,
-    "resize": {"train_aekl", "scale_factor", "train_ldm", "train_evaluator"} | UPSTREAM_OF_MODELS,
+                  "train_evaluator", "train_privacy"} | UPSTREAM_OF_MODELS,
+    "filter_pa": {"resize", "extract_reports", "train_aekl", "scale_factor", "train_ldm", "train_evaluator",
+                  "train_privacy"} | UPSTREAM_OF_MODELS,
+    "resize": {"train_aekl", "scale_factor", "train_ldm", "train_evaluator", "train_privacy"} | UPSTREAM_OF_MODELS,
     "extract_reports": {"train_ldm"} | UPSTREAM_OF_MODELS,
     "train_aekl": {"scale_factor", "train_ldm"} | UPSTREAM_OF_MODELS,
     "scale_factor": {"train_ldm"} | UPSTREAM_OF_MODELS,
     "train_ldm": UPSTREAM_OF_MODELS,
     "train_evaluator": {"evaluate", "edit"} | REPORTS - {"sample_reports"},
+    "train_privacy": {"memorisation", "evaluation_page"},
     "sample": {"evaluate", "evaluation_page"},
     "evaluate": {"evaluation_page"},
     "sample_reports": REPORTS - {"sample_reports"},
@@ -55,6 +56,8 @@ CHANGES = {
     "sample_reports.seed": 5,
     "faithfulness.min_studies": 2,
     "memorisation.percentile": 10.0,
+    "privacy.epochs": 2,
+    "memorisation.planted": ["mirror"],
     "memorisation.pixel_size": 8,              # memorisation and edit (its identity check uses the same space)
     "text_encoder.windows": 1,
     "sample_reports.prompt": "drawn",
@@ -87,7 +90,7 @@ def test_repro_writes_every_output_and_metric(project):
     images = pd.read_csv(project / "data/resized/images.csv")
     assert (images[["width", "height"]].min(axis=1) == 64).all()
     assert set(pd.read_csv(project / "data/reports.csv").study_id) == set(images.study_id)
-    for name in ("autoencoder", "diffusion", "evaluator"):
+    for name in ("autoencoder", "diffusion", "evaluator", "copy_detector", "reidentifier"):
         assert (project / f"models/{name}.safetensors").is_file() and (project / f"models/{name}.json").is_file()
     factor = json.loads((project / "models/scale_factor.json").read_text())
     assert factor["scale_factor"] == pytest.approx(1 / factor["latent_std"])

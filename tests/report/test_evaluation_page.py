@@ -572,6 +572,26 @@ def test_page_renders_in_a_headless_browser(tmp_path, monkeypatch):
 def test_memorisation_rows_read_the_stage_s_spaces():
     interval = {"value": 0.02, "low": 0.0, "high": 0.05, "n": 150, "resamples": 1000}
     rows = page.memorisation_rows({"n_synthetic": 150, "spaces": {
-        "evaluator_cnn": {"threshold": 0.7155, "flagged_fraction": interval, "nearest_is_source_fraction": interval}}})
-    assert rows == [["evaluator_cnn", page.format_value(0.7155), page.format_value(interval),
-                     page.format_value(interval)]]
+        "evaluator_cnn": {"threshold": 0.7155, "flagged_fraction": interval, "nearest_is_source_fraction": interval,
+                          "null_flagged_fraction": 0.0164, "nearest_is_source_patient_fraction": interval}},
+        "union": {"flagged_fraction": interval, "null_flagged_fraction": 0.03}})
+    assert rows == [["evaluator_cnn", page.format_value(0.7155), page.format_value(interval), "0.0164",
+                     page.format_value(interval), page.format_value(interval)],
+                    ["any space (union)", "", page.format_value(interval), "0.03", "", ""]]
+
+
+def test_the_planted_copy_table_and_re_identification_rows():
+    memorisation = {"planted": {"shift:2": {"n": 20, "evaluator_cnn": 1, "pixels_32": 0, "copy_detector": 19, "union": 19},
+                                "mirror": {"n": 20, "evaluator_cnn": 0, "copy_detector": 20, "union": 20}},
+                    "reidentification": {"real_test_patients": {"n_queries": 24, "auroc": {"value": 0.9, "low": 0.8,
+                                                                                          "high": 0.95, "n": 24},
+                                                                "top1": {"value": 0.5, "low": 0.3, "high": 0.7, "n": 24},
+                                                                "chance_top1": 0.004}}}
+    header, rows = page.planted_rows(memorisation)
+    assert header == ["planted copy", "evaluator_cnn", "pixels_32", "copy_detector", "union"]
+    assert rows == [["shift:2", "1 / 20", "0 / 20", "19 / 20", "19 / 20"],
+                    ["mirror", "0 / 20", "\u2013", "20 / 20", "20 / 20"]]
+    [row] = page.reidentification_rows(memorisation)
+    assert row[0].startswith("real test film") and row[3] == "0.004" and row[4] == "24"
+    html = page.summary_html({"memorisation": memorisation})
+    assert "Planted copies" in html and "19 / 20" in html and "Patient re-identification" in html
