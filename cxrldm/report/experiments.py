@@ -169,11 +169,24 @@ def is_seed(param: str) -> bool:
     return param.rsplit(".", 1)[-1].rsplit(":", 1)[-1] == "seed"
 
 
+def same_value_key(value) -> str:
+    """A key under which equal param values are equal: `-S x=3` stores 3, params.yaml's 3.0 is 3.0."""
+    def canonical(v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, list):
+            return [canonical(x) for x in v]
+        if isinstance(v, dict):
+            return {k: canonical(x) for k, x in v.items()}
+        return v
+    return json.dumps(canonical(value), sort_keys=True)
+
+
 def varying_params(runs: list[dict]) -> list[str]:
     """Params whose value differs between the runs that have metrics, in params.yaml order."""
     measured = [r for r in runs if r["metrics"]]
     keys = list(dict.fromkeys(k for r in measured for k in r["params"]))
-    return [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in measured}) > 1]
+    return [k for k in keys if len({same_value_key(r["params"].get(k)) for r in measured}) > 1]
 
 
 def stats(values: list[float]) -> dict:
@@ -202,7 +215,7 @@ def group_runs(runs: list[dict], param: str | None = None) -> tuple[list[str], l
         values = {k: run["params"].get(k) for k in swept}
         text = ", ".join(_text(v) if len(swept) == 1 else f"{k.rsplit('.', 1)[-1]}={_text(v)}"
                          for k, v in values.items()) or "all runs"
-        group = groups.setdefault(json.dumps(values, sort_keys=True), {"label": text, "params": values, "runs": []})
+        group = groups.setdefault(same_value_key(values), {"label": text, "params": values, "runs": []})
         group["runs"].append(run)
         run["group"] = text
     for group in groups.values():

@@ -490,6 +490,16 @@ def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
         [("main", "0", "all runs"), ("seed-1", "1", "all runs"), ("seed-2", "2", "all runs")]
 
 
+def test_a_value_queued_as_3_joins_the_baseline_s_3_point_0(tmp_path):
+    """`dvc exp run -S sample.guidance_scale=3` stores the int 3; params.yaml holds 3.0. One recipe, one
+    group (as the demo's sweep queued them)."""
+    runs = [("main", *metrics_of(3.0, 0)), ("g3-s1", *metrics_of(3, 1)), ("g5-s1", *metrics_of(5, 1))]
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture(runs)))
+    data = experiments.write_report(tmp_path / "sweep.html", experiments.runs_from_exp_show(json.loads(path.read_text())))
+    assert [(g["label"], g["runs"]) for g in data["groups"]] == [("3", ["main", "g3-s1"]), ("5", ["g5-s1"])]
+
+
 def test_a_sweep_over_training_seeds_draws_one_point_per_value_with_its_range(tmp_path):
     runs = [("main", *metrics_of(3.0, 0))] + [(f"g{g:g}-s{s}", *metrics_of(g, s)) for g in (1.0, 3.0, 5.0)
                                               for s in (0, 1, 2) if (g, s) != (3.0, 0)]
