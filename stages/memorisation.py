@@ -3,8 +3,11 @@
 Images generated from training-split reports are each matched to their nearest training film in every
 space of `memorisation.spaces`: the feature network's, a low-resolution pixel space and the copy
 detector's (stage train_privacy). The null distribution is the same nearest-training distance for the real
-test films (new patients); a synthetic image closer than the null's `percentile`-th percentile is flagged
-in that space, and flagged by the audit when any space flags it (the union). The copy detector matches
+test films (new patients); a synthetic image closer than the null's q-th percentile is flagged in that
+space, and flagged by the audit when any space flags it (the union). One level q for every space, the
+largest up to `memorisation.percentile` at which the union flags at most `percentile`% of the real test
+films (`space_percentile` in the metrics): calibrating each space alone would let the union flag up to
+one such share per space. The copy detector matches
 each training film in several poses as well (`memorisation.copy_views`: small shifts, crop, rotations). Counted too: how often the
 nearest training film is the prompt's own image, or any film of the prompt's patient.
 
@@ -75,31 +78,36 @@ def main():
     results = {"n_synthetic": len(manifest), "n_training": len(training), "n_null": len(test),
                "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], "spaces": {},
                "planted": {spec: {"n": len(planted_films)} for spec in planted}}
-    flags, null_flags, rows = [], [], []
-    planted_flags = {spec: [] for spec in planted}
+    measured = {}
     for space, (embed, views) in audit_spaces(p["spaces"], p, e).items():
         reference = embed(privacy.gallery_views(training_images, views))
         distances, nearest = memorisation.nearest_neighbours(embed(synthetic), reference)
-        nearest = nearest % len(training_images)
         null, _ = memorisation.nearest_neighbours(embed(test_images), reference)
-        report = memorisation.audit(distances, null, p["percentile"], nearest, top_k=p["top_pairs"])
+        planted_distances = {spec: memorisation.nearest_neighbours(embed(copies), reference)[0]
+                             for spec, copies in planted.items()}
+        measured[space] = distances, nearest % len(training_images), null, planted_distances
+    # one level for all spaces, so that the union flags at most `percentile`% of the new patients' films
+    level = memorisation.joint_percentile([null for _, _, null, _ in measured.values()], p["percentile"])
+    results["space_percentile"] = level
+    flags, null_flags, rows = [], [], []
+    for space, (distances, nearest, null, planted_distances) in measured.items():
+        report = memorisation.audit(distances, null, level, nearest, top_k=p["top_pairs"])
         flags.append(distances < report["threshold"])
         null_flags.append(null < report["threshold"])
         report["flagged_fraction"] = fraction(flags[-1])
         report["nearest_is_source_fraction"] = fraction(nearest == source)
         report["nearest_is_source_patient_fraction"] = fraction(training_patients[nearest] == prompt_patients)
-        for spec, copies in planted.items():
-            copy_distances, _ = memorisation.nearest_neighbours(embed(copies), reference)
-            planted_flags[spec].append(copy_distances < report["threshold"])
-            results["planted"][spec][space] = int(planted_flags[spec][-1].sum())
+        for spec, copy_distances in planted_distances.items():
+            results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
         results["spaces"][space] = report
         rows.append(memorisation.pairs_grid(synthetic[report["closest_synthetic"]],
                                             training_images[report["closest_training"]]))
     union = torch.stack(flags).any(0)
     results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": fraction(union),
                         "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
-    for spec, per_space in planted_flags.items():
-        results["planted"][spec]["union"] = int(torch.stack(per_space).any(0).sum())
+    for spec in planted:
+        caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
+        results["planted"][spec]["union"] = int(caught.any(0).sum())
     if p["reidentification"]:
         results["reidentification"] = reidentify(synthetic, training_images, test_images, prompt_patients,
                                                  training_patients, test, e)
@@ -129,7 +137,7 @@ def reidentify(synthetic, training_images, test_images, prompt_patients, trainin
 def report_lines(results: dict, n: int) -> None:
     for space, report in results["spaces"].items():
         print(f"{space}: {report['flagged_count']} of {n} flagged below {report['threshold']:.4g} "
-              f"(null's p{results['percentile']}); nearest is the prompt's own image for "
+              f"(null's p{results['space_percentile']:.3g}); nearest is the prompt's own image for "
               f"{report['nearest_is_source_fraction']['value']:.3f}, its patient's for "
               f"{report['nearest_is_source_patient_fraction']['value']:.3f}")
     print(f"union of spaces: {results['union']['flagged_count']} of {n} flagged; real test films flagged "

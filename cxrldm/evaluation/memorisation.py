@@ -90,6 +90,23 @@ def calibrated_threshold(null_distances: torch.Tensor, percentile: float) -> flo
     return float(np.percentile(null, percentile))
 
 
+def joint_percentile(nulls, percentile: float, steps: int = 200) -> float:
+    """The largest level q in [0, percentile] (on a grid of `steps`) such that flagging a held-out image
+    when any space's distance is below that space's q-th null percentile flags at most `percentile`% of
+    the held-out images. `nulls`: one (N,) tensor of distances per space, the same N images in each; at
+    q = 0 the threshold is each space's smallest null distance, which flags none of them."""
+    nulls = [np.asarray(torch.as_tensor(n).detach().cpu().double()) for n in nulls]
+    if not nulls or any(len(n) != len(nulls[0]) for n in nulls):
+        raise ValueError("one null distance per held-out image in every space")
+    for q in np.linspace(percentile, 0.0, steps + 1):
+        flagged = np.zeros(len(nulls[0]), dtype=bool)
+        for null in nulls:
+            flagged |= null < calibrated_threshold(torch.as_tensor(null), float(q))
+        if flagged.mean() <= percentile / 100 + 1e-12:
+            return float(q)
+    return 0.0
+
+
 def audit(synthetic_distances: torch.Tensor, null_distances: torch.Tensor, percentile: float,
           synthetic_neighbours: torch.Tensor | None = None, quantiles=DEFAULT_QUANTILES, top_k: int = 8) -> dict:
     """Flag synthetic images whose nearest-training distance is below the null's `percentile`-th

@@ -1,6 +1,6 @@
 """Any collection through one manifest (data.format: manifest): the demo's manifest gives the data stages
 the same outputs as its MIMIC layout; bad manifests get one line naming the column and a row; prompts from
-a template over labels and metadata; a label-only manifest trains through the whole tiny pipeline."""
+a template over labels and metadata; a label-only manifest trains, samples and evaluates through the tiny pipeline."""
 
 import json
 import shutil
@@ -81,7 +81,7 @@ def test_the_demo_manifest_gives_the_same_data_stage_outputs_as_its_mimic_layout
 
 
 @pytest.mark.pipeline
-def test_a_label_only_manifest_trains_the_whole_tiny_pipeline_with_template_prompts(tiny_project, tmp_path):
+def test_a_label_only_manifest_trains_and_samples_the_tiny_pipeline_with_template_prompts(tiny_project, tmp_path):
     project = pristine_copy(tiny_project, tmp_path / "project")
     manifest = pd.read_csv(project / "data/demo/manifest.csv").drop(columns=["report"])
     # data/demo is demo_data's output, which DVC checks out afresh: the manifest lives beside it
@@ -92,8 +92,9 @@ def test_a_label_only_manifest_trains_the_whole_tiny_pipeline_with_template_prom
                           "extract_reports.prompt": "template",
                           "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
         set_param(project, dotted, value)
-    ran = ran_stages(run(project, "repro").stdout)
-    assert {"filter_pa", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate", "edit"} <= set(ran)
+    # through training, sampling and evaluation (the report-sample stages read the same reports.csv)
+    ran = ran_stages(run(project, "repro", "evaluate").stdout)
+    assert {"filter_pa", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate"} <= set(ran)
     reports = pd.read_csv(project / "data/reports.csv")
     prompts = [json.loads(s) for s in reports.sentences]
     assert all(len(p) == 1 and " year old " in p[0] for p in prompts)

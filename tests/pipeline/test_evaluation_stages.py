@@ -119,6 +119,33 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
                if g["real_mean_auroc"]["value"] is not None), "nor in a subgroup"
 
 
+def test_a_classifier_at_chance_gets_its_findings_marked_uninformative(project, monkeypatch):
+    """The evaluator with its output layer zeroed scores every film 0.5: its real-image AUROC is chance, so
+    faithfulness marks every finding it scores as uninformative and says why, and the page shows it."""
+    import stages.faithfulness
+    from cxrldm.models import networks as nets
+    from cxrldm.report import evaluation_page as page
+    table, images = resized(project, image_size(project))
+    rows = table.assign(purpose="test", source_path=table.path)[["purpose", "subject_id", "study_id", "source_path"]]
+    monkeypatch.chdir(project)
+    plant_report_samples(project, rows, images)
+    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    torch.nn.init.zeros_(model.classifier.weight)
+    torch.nn.init.zeros_(model.classifier.bias)
+    nets.save_model(model, "EvaluatorCNN", description["kwargs"], Path("models/evaluator.safetensors"),
+                    {"image_size": description["image_size"]})
+    stages.faithfulness.main()
+    results = json.loads(Path("metrics/faithfulness.json").read_text())
+    scored = [f for f, e in results["findings"].items() if e["real_auroc"]["value"] is not None]
+    assert scored, "the planted studies must hold both classes of some finding"
+    for finding in scored:
+        entry = results["findings"][finding]
+        assert entry["real_auroc"]["value"] == 0.5
+        assert "not clearly above" in entry["uninformative_because"], finding
+    assert set(scored) <= set(results["uninformative_findings"])
+    assert "uninformative" in page.summary_html({"faithfulness": results})
+
+
 def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeypatch):
     """Among the synthetic images: exact copies and lightly perturbed copies of training images, and real
     test images (new patients). The copies are flagged in both spaces, with their own training image as
