@@ -100,7 +100,8 @@ def copy_transform(images: torch.Tensor, kind: str, magnitude: float = 0.0, seed
 def random_copies(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image under a random mix of the copy transformations (the copy detector's training views):
     mirror (p 0.5), rotation up to 8 degrees, shift up to 4 px, crop down to 80% of the side, blur
-    (p 0.4, sigma up to 1.5 px), noise (p 0.4, sd up to 0.05) and a contrast gamma in [0.7, 1.4]."""
+    (p 0.4: a blend toward a sigma-1 px Gaussian blur, up to all of it), noise (p 0.4, sd up to 0.05)
+    and a contrast gamma in [0.7, 1.4]."""
     n, size = len(images), images.shape[-1]
     u = torch.rand(9, n, generator=generator)
     angle = (u[0] * 2 - 1) * math.radians(8)
@@ -112,7 +113,7 @@ def random_copies(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     out = torch.where((u[4] < 0.5)[:, None, None, None], out.flip(-1), out)
     blurred = gaussian_blur(out, 1.0)
     blur_share = torch.where(u[5] < 0.4, u[5] / 0.4, torch.zeros(n))[:, None, None, None]
-    out = out + blur_share * (blurred - out)          # between no blur and about sigma 1.5 px
+    out = out + blur_share * (blurred - out)          # between no blur and sigma 1 px
     noise = torch.randn(out.shape, generator=generator) * (0.05 * u[6])[:, None, None, None]
     out = out + torch.where((u[7] < 0.4)[:, None, None, None], noise, torch.zeros_like(noise))
     gamma = (0.7 + 0.7 * u[8])[:, None, None, None]
