@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from cxrldm.evaluation import COPY_KINDS
+from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.models import DEID_MARKERS, PRECISIONS, PROMPT_RULES
 from cxrldm.sampling import SAMPLERS
 
@@ -85,9 +85,8 @@ def _edit(v) -> bool:
 
 
 def _copy(v) -> bool:
-    kind, _, magnitude = str(v).partition(":")
     try:
-        return isinstance(v, str) and kind in COPY_KINDS and (not magnitude or math.isfinite(float(magnitude)))
+        return bool(parse_copy(v))
     except ValueError:
         return False
 
@@ -146,6 +145,7 @@ RULES: dict[str, Rule] = {
     "sample.prompts_file": optional(text(empty=True)), "sample.n_per_prompt": POSITIVE,
     "sample.n_unconditional": POSITIVE, "sample.sampler": choice(*SAMPLERS), "sample.steps": POSITIVE,
     "sample.guidance_scale": WEIGHT, "sample.batch_size": POSITIVE, "sample.precision": PRECISION,
+    "sample.dicom": BOOLEAN,
     "sample_reports.seed": SEED, "sample_reports.test_studies": COUNT, "sample_reports.train_studies": COUNT,
     "sample_reports.seeds_per_prompt": POSITIVE,
     "evaluate.feature_network": Rule("xrv, evaluator_cnn or hf:<hub id or directory>",
@@ -169,7 +169,7 @@ RULES: dict[str, Rule] = {
     "privacy.precision": PRECISION,
     "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,
     "edit.feather_px": WEIGHT, "edit.images_per_edit": integer(2), "edit.threshold": number(0, 1),
-    "edit.batch_size": POSITIVE, "edit.precision": PRECISION,
+    "edit.batch_size": POSITIVE, "edit.precision": PRECISION, "edit.dicom": BOOLEAN,
     "edit.edits": items(Rule("{name, prompt, finding, target: present/absent, source: normal/any/<finding>, "
                              "mask: <zone or PNG>, keep (optional), side (optional): left/right}", _edit)),
 }

@@ -13,7 +13,9 @@ measures, with counts and 95% bootstrap intervals over the films:
   network's space (which a finding-trained network organises by finding) and in memorisation's
   32 x 32 standardised pixel space.
 Written to metrics/edit.json; edited images and a manifest to data/edits; a grid per edit (original |
-edited | difference, four films a row) to metrics/edit_grids."""
+edited | difference, four films a row) to metrics/edit_grids. With edit.dicom each edited film is also a
+DICOM Secondary Capture marked "edited by a generative model" (cxrldm.data.dicom_output), with no patient
+module of the film it came from (the resized PNG, whose hash it records)."""
 
 
 import pandas as pd
@@ -21,6 +23,7 @@ import torch
 from PIL import Image
 
 from cxrldm import paths
+from cxrldm.data import dicom_output
 from cxrldm.data.datasets import load_images, read_split
 from cxrldm.data.images import save_png
 from cxrldm.data.labels import read_labels
@@ -28,7 +31,7 @@ from cxrldm.evaluation import classification, networks
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.evaluation.memorisation import nearest_neighbours, pixel_space
 from cxrldm.evaluation.similarity import ms_ssim
-from cxrldm.io import atomic_dir, write_csv, write_json
+from cxrldm.io import atomic_dir, file_sha256, write_csv, write_json
 from cxrldm.models.autoencoder import reconstruct
 from cxrldm.report.grids import grid
 from cxrldm.sampling.editing import difference_map, edit_images, mask_from
@@ -68,6 +71,9 @@ def main():
     original_features, original_pixels = network.features(originals), pixel_space(originals, pixel_size)
 
     results, rows, grids, contrasts, k = {"edits": {}}, [], {}, {}, 0
+    if p["dicom"]:
+        model = dicom_output.model_hash(paths.MODELS)
+        study = dicom_output.stable_uid("edit", model, p["seed"])
     with atomic_dir(OUT) as tmp:
         for spec in p["edits"]:
             films = source_films(test, labels, spec["source"], p["images_per_edit"])
@@ -133,6 +139,15 @@ def main():
                              "keep": spec.get("keep") or "", "strength": p["strength"], "seed": seed, "file": name,
                              "probability_before": float(probability_before[i]),
                              "probability_after": float(probability_after[i])})
+                if p["dicom"]:
+                    rows[-1]["dicom"] = name.replace(".png", ".dcm")
+                    comments = dicom_output.edited_comments(spec["prompt"], {
+                        "seed": seed, "strength": p["strength"], "guidance": p["guidance_scale"], "steps": p["steps"],
+                        "edit mask": spec["mask"], "keep mask": spec.get("keep") or "none",
+                        "source sha256": file_sha256(RESIZED / row.path)}, model)
+                    dicom_output.write_stage_film((result.edited[i][0].clamp(0, 1) * 255).round().byte().numpy(),
+                                                  tmp / rows[-1]["dicom"], dicom_output.EDITED, comments, study,
+                                                  len(rows), model)
             shown = slice(0, 2 * GRID_FILMS)
             triples = torch.stack([before[shown], result.edited[shown], difference_map(result.edited, before)[shown]], 1)
             grids[spec["name"]] = grid(triples.flatten(0, 1), 3 * GRID_FILMS)

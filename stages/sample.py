@@ -1,5 +1,6 @@
 """Stage sample: images for each prompt and unconditional ones (the null condition), every image with its
-own recorded seed, a manifest, and a grid per prompt for `dvc plots`."""
+own recorded seed, a manifest, and a grid per prompt for `dvc plots`. With sample.dicom each image is also
+a DICOM Secondary Capture marked synthetic (cxrldm.data.dicom_output), listed in the manifest's dicom column."""
 
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 from PIL import Image
 
 from cxrldm import paths
+from cxrldm.data import dicom_output
 from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv
 from cxrldm.report.grids import grid
@@ -54,12 +56,21 @@ def main():
     images = generate_images(models, [job[1] for job in jobs], seeds, p["sampler"], p["steps"],
                              p["guidance_scale"], p["batch_size"], progress)
     rows = []
+    if p["dicom"]:
+        model = dicom_output.model_hash(paths.MODELS)
+        study = dicom_output.stable_uid("sample", model, p["seed"])
     with atomic_dir(OUT) as tmp:
-        for (group, text, finding, side), seed, image in zip(jobs, seeds, images):
+        for number, ((group, text, finding, side), seed, image) in enumerate(zip(jobs, seeds, images), 1):
             name = f"{group if group == UNCONDITIONAL else f'prompt{group:03d}'}_seed{seed}.png"
             save_png(image, tmp / name)
-            rows.append({"group": group, "prompt": text, "finding": finding or "", "side": side or "", "seed": seed,
-                         "guidance": p["guidance_scale"], "sampler": p["sampler"], "steps": p["steps"], "file": name})
+            settings = {"seed": seed, "guidance": p["guidance_scale"], "sampler": p["sampler"], "steps": p["steps"]}
+            rows.append({"group": group, "prompt": text, "finding": finding or "", "side": side or "", **settings,
+                         "file": name})
+            if p["dicom"]:
+                rows[-1]["dicom"] = name.replace(".png", ".dcm")
+                dicom_output.write_stage_film(
+                    (image[0].clamp(0, 1) * 255).round().byte().numpy(), tmp / rows[-1]["dicom"],
+                    dicom_output.GENERATED, dicom_output.generated_comments(text, settings, model), study, number, model)
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
     with atomic_dir(GRIDS) as tmp:
         for group in dict.fromkeys(job[0] for job in jobs):

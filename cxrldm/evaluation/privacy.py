@@ -26,24 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from cxrldm.data.augmentation import warp
-from cxrldm.evaluation import COPY_KINDS
+from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.models.networks import EmbeddingCNN
 
 # What a kind's magnitude means: blur sigma (px), shift (px, right and down), crop (side kept, rescaled
 # back), rotate (degrees), noise (standard deviation, [0, 1] images), contrast (gamma).
-
-
-def parse_copy(spec: str) -> tuple[str, float]:
-    """'shift:2' -> ('shift', 2.0); 'mirror' -> ('mirror', 0.0). One line naming the spec when wrong."""
-    kind, _, magnitude = str(spec).partition(":")
-    if kind not in COPY_KINDS:
-        raise ValueError(f"memorisation.planted: unknown copy {spec!r}, expected one of {COPY_KINDS} "
-                         f"(with :magnitude)")
-    try:
-        return kind, float(magnitude) if magnitude else 0.0
-    except ValueError:
-        raise ValueError(f"memorisation.planted: {spec!r} has a magnitude that is not a number") from None
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """A manifest from a folder of DICOM files (python -m cxrldm.cli.dicom_manifest): several patients, views,
 sexes and ages become a manifest that read_manifest accepts, with the id mapping beside it; unreadable
-files are listed with the reason and counted, never fatal; the demo's films as DICOM studies (12-bit,
-MONOCHROME1, windowed) go through filter_pa, resize and extract_reports to the same resized images as the
-demo's JPEGs."""
+files are listed with the reason and counted, never fatal; the tiny demo's films as DICOM studies (12-bit,
+MONOCHROME1, windowed), with labels joined and no report text, give the same resized images as the demo's
+JPEGs and train, sample and evaluate the whole tiny pipeline."""
 
+import json
 import shutil
 
 import numpy as np
@@ -14,7 +15,7 @@ from pydicom.dataset import Dataset
 from cxrldm.cli import dicom_manifest
 from cxrldm.data.manifest import read_manifest
 from dicom_files import radiograph, save
-from pipeline_project import make_project, ran_stages, run, set_param
+from pipeline_project import pristine_copy, ran_stages, run, set_param
 
 STUDY_ROOT = "1.2.826.0.1.3680043.10.543."
 
@@ -89,14 +90,14 @@ def test_a_folder_without_usable_dicom_files_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.pipeline
-def test_the_demo_as_dicom_studies_gives_the_data_stages_the_same_images_as_its_jpegs(tmp_path):
+def test_the_demo_as_a_dicom_export_trains_samples_and_evaluates_through_a_label_only_manifest(tiny_project, tmp_path):
     from PIL import Image
-    project = make_project(tmp_path / "project")
+    project = pristine_copy(tiny_project, tmp_path / "project")
     set_param(project, "resize.draft", False)          # a JPEG decoded in full, as the DICOM files hold it
     run(project, "repro", "resize")
     reference = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str})
     shutil.copytree(project / "data/resized", tmp_path / "jpeg_resized")
-    demo = pd.read_csv(project / "data/demo/manifest.csv", dtype={"dicom_id": str})
+    demo = pd.read_csv(project / "data/demo/manifest.csv")
     root = project / "data/dicom"                       # beside the DVC outputs, as a hospital export would be
     for row in demo.itertuples():
         pixels = np.asarray(Image.open(project / "data/demo" / row.path).convert("L"))
@@ -109,6 +110,11 @@ def test_the_demo_as_dicom_studies_gives_the_data_stages_the_same_images_as_its_
         target.parent.mkdir(parents=True, exist_ok=True)
         save(ds, target)
     dicom_manifest.main([str(root)])
+    # the hospital joins its labels to the files; no report text: prompts come from a template
+    manifest = pd.read_csv(root / "manifest.csv", dtype={"dicom_id": str})
+    labels = demo.drop(columns=["subject_id", "study_id", "view", "split", "sex", "age", "report"])
+    manifest = manifest.merge(labels.assign(path=labels.path.str.replace(".jpg", ".dcm")), on="path", validate="1:1")
+    manifest.to_csv(root / "manifest.csv", index=False)
     for dotted, value in {"data.format": "manifest", "data.root": "data/dicom", "data.index": "manifest.csv",
                           "data.labels": "manifest.csv", "data.checksums": "manifest.csv",
                           "data.reports": "data/dicom/manifest.csv", "filter_pa.split": "by_patient",
@@ -117,12 +123,16 @@ def test_the_demo_as_dicom_studies_gives_the_data_stages_the_same_images_as_its_
                           "extract_reports.prompt": "template",
                           "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
         set_param(project, dotted, value)
-    ran = ran_stages(run(project, "repro", "resize", "extract_reports").stdout)
-    assert {"filter_pa", "resize", "extract_reports"} <= set(ran)
+    ran = ran_stages(run(project, "repro", "evaluate").stdout)
+    assert {"filter_pa", "resize", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate"} <= set(ran)
     images = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str}, keep_default_na=False)
     assert sorted(images.dicom_id) == sorted(reference.dicom_id)               # the same PA films, no more
     assert set(images.window) == {"LINEAR center 2048.5 width 4081"} and set(images.inverted) == {"yes"}
     for relative in reference.path:
         assert (project / "data/resized" / relative).read_bytes() == (tmp_path / "jpeg_resized" / relative).read_bytes()
     reports = pd.read_csv(project / "data/reports.csv")
-    assert all(" year old " in s for s in reports.sentences)
+    prompts = [json.loads(s) for s in reports.sentences]
+    first = manifest.drop_duplicates("study_id").set_index("study_id").loc[reports.study_id[0]]
+    assert all(len(p) == 1 and " year old " in p[0] for p in prompts)
+    assert prompts[0][0].startswith(f"{first.age} year old {first.sex}. ")
+    assert json.loads((project / "metrics/evaluate.json").read_text())["fid_evaluator_cnn"]["value"] > 0

@@ -1,8 +1,8 @@
 """Any collection through one manifest (data.format: manifest): the demo's manifest gives the data stages
 the same outputs as its MIMIC layout; bad manifests get one line naming the column and a row; prompts from
-a template over labels and metadata; a label-only manifest trains, samples and evaluates through the tiny pipeline."""
+a template over labels and metadata (a label-only manifest through the whole tiny pipeline:
+tests/cli/test_dicom_manifest.py)."""
 
-import json
 import shutil
 
 import numpy as np
@@ -78,29 +78,6 @@ def test_the_demo_manifest_gives_the_same_data_stage_outputs_as_its_mimic_layout
     assert len(images) > 10
     for relative in images.path:
         assert (project / "data/resized" / relative).read_bytes() == (tmp_path / "mimic/data/resized" / relative).read_bytes()
-
-
-@pytest.mark.pipeline
-def test_a_label_only_manifest_trains_and_samples_the_tiny_pipeline_with_template_prompts(tiny_project, tmp_path):
-    project = pristine_copy(tiny_project, tmp_path / "project")
-    manifest = pd.read_csv(project / "data/demo/manifest.csv").drop(columns=["report"])
-    # data/demo is demo_data's output, which DVC checks out afresh: the manifest lives beside it
-    manifest.assign(path="demo/" + manifest.path).to_csv(project / "data/labels_only.csv", index=False)
-    for dotted, value in {**MANIFEST_DATA, "data.root": "data", "data.index": "labels_only.csv",
-                          "data.labels": "labels_only.csv", "data.checksums": "labels_only.csv",
-                          "data.reports": "data/labels_only.csv", "filter_pa.split_file": "labels_only.csv",
-                          "extract_reports.prompt": "template",
-                          "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
-        set_param(project, dotted, value)
-    # through training, sampling and evaluation (the report-sample stages read the same reports.csv)
-    ran = ran_stages(run(project, "repro", "evaluate").stdout)
-    assert {"filter_pa", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate"} <= set(ran)
-    reports = pd.read_csv(project / "data/reports.csv")
-    prompts = [json.loads(s) for s in reports.sentences]
-    assert all(len(p) == 1 and " year old " in p[0] for p in prompts)
-    first = manifest.drop_duplicates("study_id").set_index("study_id").loc[reports.study_id[0]]
-    assert prompts[0][0].startswith(f"{first.age} year old {first.sex}. ")
-    assert json.loads((project / "metrics/evaluate.json").read_text())["fid_evaluator_cnn"]["value"] > 0
 
 
 @pytest.mark.pipeline

@@ -13,7 +13,7 @@ import yaml
 
 from cxrldm.demo import phantoms
 from cxrldm.demo.findings import Findings
-from cxrldm.evaluation import memorisation, privacy
+from cxrldm.evaluation import memorisation, parse_copy, privacy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,12 +59,11 @@ def test_blur_is_a_normalised_gaussian_of_the_given_width():
 
 
 def test_copy_specs_parse_and_bad_ones_say_which():
-    assert privacy.parse_copy("shift:2") == ("shift", 2.0)
-    assert privacy.parse_copy("mirror") == ("mirror", 0.0)
-    with pytest.raises(ValueError, match="'smear:2'"):
-        privacy.parse_copy("smear:2")
-    with pytest.raises(ValueError, match="'blur:x'"):
-        privacy.parse_copy("blur:x")
+    assert parse_copy("shift:2") == ("shift", 2.0)
+    assert parse_copy("mirror") == ("mirror", 0.0)
+    for bad in ("smear:2", "blur:x", "blur:inf", "shift:nan"):
+        with pytest.raises(ValueError, match=f"'{bad}'"):
+            parse_copy(bad)
 
 
 def test_gallery_views_keep_each_film_at_its_row_modulo_n():
