@@ -170,6 +170,7 @@ RULES: dict[str, Rule] = {
     "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,
     "edit.feather_px": WEIGHT, "edit.images_per_edit": integer(2), "edit.threshold": number(0, 1),
     "edit.batch_size": POSITIVE, "edit.precision": PRECISION, "edit.dicom": BOOLEAN,
+    "reader_study.answers": text(),
     "edit.edits": items(Rule("{name, prompt, finding, target: present/absent, source: normal/any/<finding>, "
                              "mask: <zone or PNG>, keep (optional), side (optional): left/right}", _edit)),
 }

@@ -1,5 +1,5 @@
 """Stage evaluation_page: every evaluation and training metric and the sample, finding and memorisation
-image grids and the edits on one offline HTML page, metrics/evaluation.html (no scripts, no external references: the
+image grids, the edits and the reader study on one offline HTML page, metrics/evaluation.html (no scripts, no external references: the
 images are embedded and the charts are inline SVG). Whatever input is missing is left out; it reads no
 params."""
 
@@ -13,8 +13,8 @@ from stages.common import run
 METRICS = paths.METRICS
 OUTPUT = METRICS / "evaluation.html"
 EXPERIMENTS = ("experiments", "guidance_sweep")   # pages of python -m cxrldm.report.experiments / .sweep
-FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "train_aekl", "train_ldm", "train_evaluator",
-         "train_privacy")
+FILES = ("evaluate", "faithfulness", "memorisation", "utility", "edit", "reader_study", "train_aekl", "train_ldm",
+         "train_evaluator", "train_privacy")
 
 
 def read_metrics(folder: Path = METRICS) -> dict[str, dict]:

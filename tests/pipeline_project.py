@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ["cxrldm", "stages", "configs", "scripts", "dvc.yaml", ".dvcignore", ".gitignore"]
+COPIED = ["cxrldm", "stages", "configs", "scripts", "reader_study", "dvc.yaml", ".dvcignore", ".gitignore"]
 
 
 def env() -> dict:

@@ -495,9 +495,30 @@ def edit_summary(edit: dict) -> str:
     return "".join(html_parts)
 
 
+def reader_study_html(study: dict) -> str:
+    """Pooled and per-reader results of the blinded reader study (stage reader_study), or a line saying
+    there are no answers yet."""
+    if not isinstance(study, dict) or "n_answers" not in study:
+        return ""
+    if not study["n_answers"]:
+        return ('<p class="note">No answers yet: run a study with the app (docs/app.md) and export its answers '
+                'to reader_study/answers.csv.</p>')
+    columns = (("accuracy", "accuracy (real vs synthetic)"), ("auroc_confidence", "AUROC of the confidence"),
+               ("synthetic_called_real", "synthetic films called real"))
+    pooled = study.get("pooled") or {}
+    rows = [["all readers (interval over films)", str(study["n_answers"]),
+             *(format_value(pooled.get(key)) for key, _ in columns)]]
+    rows += [[f"{reader} (interval over its films)", str(r.get("answers")), *(format_value(r.get(key)) for key, _ in columns)]
+             for reader, r in (study.get("readers") or {}).items() if isinstance(r, dict)]
+    kappa = (study.get("agreement") or {}).get("mean_kappa")
+    note = (f'<p class="note">{study["n_readers"]} readers, {study["n_films"]} films; mean Cohen\'s kappa between '
+            f'readers {_esc(format_value(kappa))}. Accuracy 0.5 is chance.</p>')
+    return grid_table(["readers", "answers", *(label for _, label in columns)], rows) + note
+
+
 def summary_html(metrics: dict[str, dict]) -> str:
     """The Summary section from whichever of the metrics files were read (keys: evaluate, faithfulness,
-    memorisation, utility, edit); parts whose data is missing are left out."""
+    memorisation, utility, edit, reader_study); parts whose data is missing are left out."""
     parts = []
     rows = headline_rows(metrics.get("evaluate") or {})
     if rows:
@@ -531,6 +552,9 @@ def summary_html(metrics: dict[str, dict]) -> str:
     edits = edit_summary(metrics.get("edit") or {})
     if edits:
         parts.append("<h3>Text-guided edits of test films</h3>" + edits)
+    study = reader_study_html(metrics.get("reader_study") or {})
+    if study:
+        parts.append("<h3>Blinded reader study: real or synthetic?</h3>" + study)
     return "\n".join(parts) or '<p class="note">No evaluation metrics found.</p>'
 
 

@@ -36,6 +36,7 @@ DOWNSTREAM = {
     "memorisation": {"evaluation_page"},
     "utility": {"evaluation_page"},
     "edit": {"evaluation_page"},
+    "reader_study": {"evaluation_page"},
     "evaluation_page": set(),
 }
 # Representative leaf params, each with a new value: every stage's own, and params read by several stages.
@@ -71,7 +72,7 @@ READERS = {
     "train_evaluator.lr": {"train_evaluator", "utility"},
     "sample.guidance_scale": {"sample", "sample_reports"},
     "memorisation.pixel_size": {"memorisation", "edit"},
-    "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit"},
+    "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit", "reader_study"},
     "data.labels": {"extract_reports", "train_evaluator", "faithfulness", "utility", "edit"},
 }
 
@@ -110,6 +111,10 @@ def test_repro_writes_every_output_and_metric(project):
         assert 0 < metric["low"] <= metric["value"] <= metric["high"] < 1
     shown = run(project, "metrics", "show", "--json").stdout
     assert "val_ms_ssim" in shown and "fid_evaluator_cnn" in shown
+    # the committed answers file holds only its header: the reader study says so, on the page too
+    assert json.loads((project / "metrics/reader_study.json").read_text()) == {"n_answers": 0, "n_films": 0,
+                                                                               "n_readers": 0}
+    assert "No answers yet" in (project / "metrics/evaluation.html").read_text()
 
 
 def test_plots_page_renders_offline(project):
