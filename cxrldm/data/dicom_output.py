@@ -45,17 +45,21 @@ def model_hash(models_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
+def provenance(prompt: str, settings: dict, model: str) -> str:
+    """'prompt: ... | seed: ... | ... | model sha256: ...' for ImageComments."""
+    return " | ".join(f"{key}: {value}" for key, value in {"prompt": prompt, **settings, "model sha256": model}.items())
+
+
 def generated_comments(prompt: str, settings: dict, model: str) -> str:
-    """ImageComments of a generated film: what it is, then the prompt, each setting and the model's hash."""
-    made = " | ".join(f"{key}: {value}" for key, value in {"prompt": prompt, **settings, "model sha256": model}.items())
-    return f"SYNTHETIC IMAGE made by a text-to-image diffusion model (cxrldm); it shows no patient. {made}"
+    """ImageComments of a generated film: what it is, then how it was made."""
+    return ("SYNTHETIC IMAGE made by a text-to-image diffusion model (cxrldm); it shows no patient. "
+            + provenance(prompt, settings, model))
 
 
 def edited_comments(prompt: str, settings: dict, model: str) -> str:
-    """ImageComments of an edited film: what it is, then the prompt, each setting and the model's hash."""
-    made = " | ".join(f"{key}: {value}" for key, value in {"prompt": prompt, **settings, "model sha256": model}.items())
+    """ImageComments of an edited film: what it is, then how it was made."""
     return ("EDITED BY A GENERATIVE MODEL (cxrldm): a radiograph changed towards a text by a diffusion model; "
-            f"it is not a faithful image of anyone. {made}")
+            "it is not a faithful image of anyone. " + provenance(prompt, settings, model))
 
 
 def stable_uid(*parts) -> str:
