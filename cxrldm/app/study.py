@@ -106,10 +106,9 @@ def draw(project: str | Path, study_dir: str | Path, n_real: int, n_synthetic: i
     if n_real < 0 or n_synthetic < 0 or n_real + n_synthetic == 0 or n_readers < 1:
         raise StudyError("need --real and --synthetic >= 0 (not both 0) and --readers >= 1")
     params = project_params(project)
-    findings = [f for f in params.get("faithfulness", {}).get("findings", FINDINGS) if f in FINDINGS] or FINDINGS
     data = dict(params["data"])
     data["root"] = str(project / data["root"])
-    labels = read_labels(data, list(findings))
+    labels = read_labels(data, list(FINDINGS))
     real, synthetic = candidates(project)
     for name, table, n in (("real test films", real, n_real), ("test report samples", synthetic, n_synthetic)):
         if n > len(table):
@@ -128,7 +127,7 @@ def draw(project: str | Path, study_dir: str | Path, n_real: int, n_synthetic: i
     for film_id, (truth, row) in zip(ids, chosen):
         films.append({"id": film_id, "truth": truth, "source": str(Path(row.file).relative_to(project)),
                       "study_id": int(row.study_id),
-                      "findings_truth": positive_findings(labels, int(row.study_id), findings)})
+                      "findings_truth": positive_findings(labels, int(row.study_id), FINDINGS)})
     films.sort(key=lambda f: f["id"])                     # written in id order, never class order
     (study_dir / FILMS).mkdir(parents=True, exist_ok=True)
     for film in films:
@@ -205,7 +204,7 @@ def main(argv=None) -> None:
         else:
             out = args.out or str(Path(args.study) / ANSWERS_CSV)
             print(f"wrote {export(args.study, out, args.database)} answers to {out}")
-    except (StudyError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:        # StudyError, and read_labels' one line
         raise SystemExit(f"error: {error}") from None
 
 
