@@ -20,7 +20,15 @@ class Jobs:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxrldm-job")
         self.lock = threading.Lock()
         self.jobs: dict[str, dict] = {}
-        self._models = None
+        self._models, self.loading = None, "loading"
+        self.executor.submit(self._warm)                 # load the models at start, not on the first click
+
+    def _warm(self):
+        try:
+            self.models()
+            self.loading = "ready"
+        except Exception as error:                       # e.g. no trained models: the jobs will say so
+            self.loading = f"error: {str(error).splitlines()[0]}"
 
     def models(self):
         """The trained models, loaded on first use (FileNotFoundError names what is missing)."""

@@ -116,6 +116,10 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
             raise one_line_error(404, "unknown job")
         return job
 
+    @app.get("/api/status")
+    def status():
+        return {"models": jobs.loading, "models_dir": str(models_dir)}
+
     @app.get("/api/jobs/{job_id}")
     def job_state(job_id: str):
         return public(job_of(job_id))
