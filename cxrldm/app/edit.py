@@ -43,8 +43,8 @@ def check_image(data: bytes, what: str, max_pixels: int) -> tuple[str, Image.Ima
             raise one_line_error(413, f"{what}: {image.width}x{image.height} pixels, over the limit of "
                                       f"{max_pixels:,} pixels")
         image.load()
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise one_line_error(400, f"{what}: not a readable {kind[0]} image ({error})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise one_line_error(400, f"{what}: not a readable {kind[0]} image (truncated or corrupt)") from None
     return kind[1], image
 
 

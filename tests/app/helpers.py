@@ -96,7 +96,10 @@ def upload(url: str, filename: str, data: bytes) -> tuple[int, dict]:
 def answer(url: str, token: str, film: str, given: str = "real", confidence: int = 3, findings=None):
     status, _, reply = http("POST", f"{url}/study/{token}/answer",
                             json_body={"film": film, "answer": given, "confidence": confidence, "findings": findings})
-    return status, json.loads(reply)
+    try:
+        return status, json.loads(reply)
+    except ValueError:                       # e.g. a 500's plain text
+        return status, reply.decode(errors="replace")
 
 
 def state(url: str, token: str) -> dict:

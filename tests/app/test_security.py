@@ -2,6 +2,7 @@
 
 import io
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -29,8 +30,8 @@ def snapshot(folder):
 
 
 def refused(status, body, code, words):
+    assert status == code, (status, body[:200])
     message = json.loads(body)["detail"]
-    assert status == code, (status, message)
     assert isinstance(message, str) and "\n" not in message and words in message, message
 
 
@@ -118,4 +119,14 @@ def test_a_body_larger_than_the_limit_is_refused_before_it_is_read(served):
     body, content_type = multipart({}, {"file": ("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(400_000))})
     status, _, reply = http("POST", server.url + "/api/films", body, content_type)
     refused(status, reply, 413, "over the upload limit")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:   # 10 GB announced, none sent
+        connection.sendall(f"POST /api/films HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                           f"Content-Length: 10000000000\r\n\r\n".encode())
+        head = b""
+        while b"upload limit" not in head and (chunk := connection.recv(4096)):
+            head += chunk
+        head = head.decode(errors="replace")
+    assert head.startswith("HTTP/1.1 413") and "over the upload limit" in head, head
+    status, _, reply = http("POST", server.url + "/api/films", b"", "multipart/form-data; boundary=x")
+    assert status == 422 or status == 400, reply                               # an empty form: no file
     assert snapshot(folder) == before
