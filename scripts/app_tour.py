@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import sys
 import tempfile
@@ -21,10 +22,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "app")]
 
 
 def main() -> None:
+    from PIL import Image
     from playwright.sync_api import sync_playwright
 
     from cxrldm.app.study import draw, export
-    from helpers import Server
+    from helpers import Server, http
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default=".", help="the pipeline's folder (models/, data/, params.yaml)")
@@ -40,8 +42,6 @@ def main() -> None:
     study = draw(project, work / "study", args.films // 2, args.films - args.films // 2, 1)
     server = Server("--models", models, "--study", work / "study", "--work", work / "jobs", log=work / "server.log")
     server.start()
-    import json
-    from helpers import http
     while json.loads(http("GET", server.url + "/api/status")[2])["models"] == "loading":   # time the work, not the load
         time.sleep(0.2)
     shots = Path(args.shots) if args.shots else work
@@ -64,7 +64,8 @@ def main() -> None:
             generate_s = time.monotonic() - start
             page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
 
-            film = next(f for f in study["films"] if f["truth"] == "real" and "Pleural Effusion" not in f["findings_truth"])
+            film = next(f for f in study["films"]
+                        if f["truth"] == "real" and "Pleural Effusion" not in f["findings_truth"])
             page.goto(server.url + "/edit")
             page.set_input_files("#file", str(project / film["source"]))
             page.wait_for_selector("#painter:not(.hidden)")
@@ -113,7 +114,9 @@ def main() -> None:
     with open(work / "answers.csv", newline="") as f:
         right = sum(r["truth"] == r["answer"] for r in csv.DictReader(f))
     print(f"| generate 4 images, 50 DDIM steps, click to images shown | {generate_s:.1f} s |")
-    print(f"| edit one {Path(film['source']).name[:8]} film (strength 0.6 of 50 steps), click to images shown | {edit_s:.1f} s |")
+    with Image.open(project / film["source"]) as image:
+        size = f"{image.width} x {image.height}"
+    print(f"| edit one {size} film (strength 0.6 of 50 steps), click to images shown | {edit_s:.1f} s |")
     print(f"reader session: {rows} answers exported to {work / 'answers.csv'} ({right} right, a scripted reader)")
     print(f"screenshots in {shots}")
 

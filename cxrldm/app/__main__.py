@@ -10,7 +10,8 @@ def main(argv=None) -> None:
 
     from cxrldm.app.server import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 
-    parser = argparse.ArgumentParser(description="Generate, edit and run a reader study in the browser.")
+    parser = argparse.ArgumentParser(prog="python -m cxrldm.app",
+                                     description="Generate, edit and run a reader study in the browser.")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--models", default="models", help="directory with the trained models")

@@ -43,7 +43,8 @@ def watch_status(page):
 
 
 def images_loaded(page, selector):
-    page.wait_for_function(f"""() => [...document.querySelectorAll('{selector}')].every(i => i.complete && i.naturalWidth > 0)""")
+    page.wait_for_function(f"""() => [...document.querySelectorAll('{selector}')]
+                                      .every(i => i.complete && i.naturalWidth > 0)""")
 
 
 def test_generate_in_the_browser_and_the_download_reproduces_it(served, browser, tmp_path, monkeypatch, tiny_project):

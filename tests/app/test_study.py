@@ -16,7 +16,7 @@ from cxrldm.app import answers
 from cxrldm.app.study import (CSV_COLUMNS, DISPLAY_SIZE, FINDINGS, STUDY_JSON, StudyError, database_url, draw,
                               export, main)
 from cxrldm.data.datasets import load_square
-from helpers import answer, http, state
+from helpers import http
 
 
 def chunks(data: bytes) -> list[str]:
@@ -68,7 +68,8 @@ def fake_project(root: Path, n: int = 12) -> Path:
     labels, images, samples = [], [], []
     for k in range(n):
         study = 50000000 + k
-        labels.append({"subject_id": k, "study_id": study, **{f: float(k % 2 == j % 2) for j, f in enumerate(FINDINGS)}})
+        positive = {f: float(k % 2 == j % 2) for j, f in enumerate(FINDINGS)}
+        labels.append({"subject_id": k, "study_id": study, **positive})
         width, height = int(rng.integers(80, 130)), int(rng.integers(90, 150))
         ramp = np.linspace(60, 220, width)[None, :].repeat(height, 0)
         path = Path("files") / f"real{k}.png"
@@ -76,7 +77,8 @@ def fake_project(root: Path, n: int = 12) -> Path:
         Image.fromarray(ramp.astype(np.uint8)).save(root / "data" / "resized" / path)
         images.append({"dicom_id": f"d{k}", "subject_id": k, "study_id": study, "split": "test", "path": str(path)})
         (root / "data" / "report_samples").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 90, (48, 48), dtype=np.uint8)).save(root / "data" / "report_samples" / f"s{k}.png")
+        noise = rng.integers(0, 90, (48, 48), dtype=np.uint8)
+        Image.fromarray(noise).save(root / "data" / "report_samples" / f"s{k}.png")
         samples.append({"purpose": "test", "study_id": study, "file": f"s{k}.png"})
     import pandas as pd
     pd.DataFrame(labels).to_csv(root / "data" / "demo" / "labels.csv", index=False)
