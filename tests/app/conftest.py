@@ -5,15 +5,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import Server  # noqa: E402
+from helpers import Server, draw_study  # noqa: E402
 
 LIMITS = ["--max-upload-bytes", "300000", "--max-pixels", "250000"]   # small, so the tests can exceed them cheaply
-
-
-def draw_study(project: Path, folder: Path, readers: int = 4):
-    from cxrldm.app.study import draw
-
-    return draw(project, folder, 3, 3, readers)
 
 
 @pytest.fixture(scope="session")

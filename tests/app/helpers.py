@@ -16,6 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def draw_study(project: Path, folder: Path, readers: int = 4) -> dict:
+    """A study of 3 real and 3 synthetic films (all the tiny project's test films) for `readers` readers."""
+    from cxrldm.app.study import draw
+
+    return draw(project, folder, 3, 3, readers)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

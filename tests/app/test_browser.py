@@ -47,7 +47,7 @@ def images_loaded(page, selector):
                                       .every(i => i.complete && i.naturalWidth > 0)""")
 
 
-def test_generate_in_the_browser_and_the_download_reproduces_it(served, browser, tmp_path, monkeypatch, tiny_project):
+def test_generate_in_the_browser_and_the_download_reproduces_it(browser, served, tmp_path, monkeypatch, tiny_project):
     server, _, _ = served
     page = browser.new_page()
     page.goto(server.url + "/generate")
@@ -77,7 +77,7 @@ def test_generate_in_the_browser_and_the_download_reproduces_it(served, browser,
     page.close()
 
 
-def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(served, browser, tmp_path,
+def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(browser, served, tmp_path,
                                                                                monkeypatch, tiny_project):
     server, _, _ = served
     film = next((tiny_project / "data" / "resized" / "files").rglob("*.png"))
@@ -126,7 +126,7 @@ def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(s
     page.close()
 
 
-def test_a_reader_session_to_the_end_resumes_where_it_stopped(served, browser):
+def test_a_reader_session_to_the_end_resumes_where_it_stopped(browser, served):
     server, study, folder = served
     reader = study["readers"][0]
     link = f"{server.url}/study/{reader['token']}"

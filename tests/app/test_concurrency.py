@@ -7,15 +7,13 @@ import threading
 import pytest
 
 from cxrldm.app.study import export
-from helpers import Server, answer, state
+from helpers import Server, answer, draw_study, state
 
 pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture
 def study_server(tiny_project, tmp_path):
-    from conftest import draw_study
-
     study = draw_study(tiny_project, tmp_path / "study", readers=4)
     server = Server("--study-only", "--study", tmp_path / "study", log=tmp_path / "server.log")
     yield server, study, tmp_path
