@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   builds the virtualenv if needed, then runs the whole pipeline on the demo dataset
 #   make test   builds the virtualenv if needed, then runs the test suite
+#   make app    builds the virtualenv if needed, then serves the web app (docs/app.md); APP_ARGS adds options
 # VENV may point outside the clone (e.g. a CI cache keyed by the hash of requirements.txt).
 
 VENV ?= .venv
@@ -12,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test lint clean-venv mutation
+.PHONY: setup demo test app lint clean-venv mutation
 
 setup:
 	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
@@ -29,6 +30,9 @@ demo: setup
 
 test: setup lint
 	python -m pytest
+
+app: setup
+	python -m cxrldm.app $(APP_ARGS)
 
 lint: setup
 	check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

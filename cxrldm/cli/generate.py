@@ -31,6 +31,35 @@ def read_manifest(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], guidance: float, steps: int,
+                 sampler: str, dicom: bool = False, burn_label: bool = False, progress=None) -> list[dict]:
+    """Generate one image per (prompt, seed) as the command line does (it and the web app both call this):
+    writes seedN.png (and seedN.dcm) into `out` and adds the rows to out/manifest.csv; returns all its rows."""
+    out = Path(out)
+    rows = read_manifest(out / "manifest.csv")
+    images = generate_images(models, prompts, seeds, sampler, steps, guidance, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
+    for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
+        name = f"seed{seed}.png"
+        pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()
+        if burn_label:
+            pixels = dicom_output.burn_label(pixels)
+        save_gray(pixels, out / name)
+        row = {"prompt": prompt, "seed": seed, "guidance": guidance, "sampler": sampler,
+               "steps": steps, "file": name, "dicom": ""}
+        if dicom:
+            row["dicom"] = f"seed{seed}.dcm"
+            comments = dicom_output.generated_comments(prompt, {"seed": seed, "guidance": guidance,
+                                                                "sampler": sampler, "steps": steps}, model)
+            dicom_output.write(dicom_output.secondary_capture(
+                pixels, dicom_output.GENERATED, comments, study, series, number,
+                burned_in=burn_label, software=f"cxrldm model {model[:16]}"), out / row["dicom"])
+        rows.append(row)
+    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Generate chest X-rays from report text.")
     parser.add_argument("--prompt", action="append", required=True, help="report text; repeat for several prompts")
@@ -60,28 +89,10 @@ def main(argv=None) -> None:
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
     try:
-        images = generate_images(models, prompts, seeds, args.sampler, args.steps, args.guidance, progress=tqdm)
+        rows = generate_run(models, args.models, out, prompts, seeds, args.guidance, args.steps, args.sampler,
+                            args.dicom, args.burn_label, progress=tqdm)
     except ValueError as error:                        # e.g. ddpm with fewer steps than training timesteps
         raise SystemExit(f"error: {error}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(args.models)
-    for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
-        name = f"seed{seed}.png"
-        pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()
-        if args.burn_label:
-            pixels = dicom_output.burn_label(pixels)
-        save_gray(pixels, out / name)
-        row = {"prompt": prompt, "seed": seed, "guidance": args.guidance, "sampler": args.sampler,
-               "steps": args.steps, "file": name, "dicom": ""}
-        if args.dicom:
-            row["dicom"] = f"seed{seed}.dcm"
-            comments = dicom_output.generated_comments(prompt, {"seed": seed, "guidance": args.guidance,
-                                                                "sampler": args.sampler, "steps": args.steps}, model)
-            dicom_output.write(dicom_output.secondary_capture(
-                pixels, dicom_output.GENERATED, comments, study, series, number,
-                burned_in=args.burn_label, software=f"cxrldm model {model[:16]}"), out / row["dicom"])
-        rows.append(row)
-    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
     print(f"wrote {len(prompts)} images to {out}; manifest.csv lists {len(rows)}")
 
 

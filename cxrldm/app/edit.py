@@ -1,0 +1,158 @@
+"""The Edit page's API: upload a film, send the painted masks, edit through the command line's own code
+path (cxrldm.cli.edit.edit_film), and hand back the edited film, masks, manifest row and command."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse
+from PIL import Image
+
+from cxrldm.cli.edit import MANIFEST_COLUMNS, check_inputs, edit_film
+from cxrldm.io import write_csv
+from cxrldm.sampling.editing import EditError, start_index
+
+FORMATS = {b"\x89PNG\r\n\x1a\n": ("PNG", ".png"), b"\xff\xd8\xff": ("JPEG", ".jpg")}
+FILM_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def image_format(data: bytes) -> tuple[str, str] | None:
+    """(PIL format, suffix) by the file's magic bytes: PNG or JPEG only."""
+    return next((v for magic, v in FORMATS.items() if data.startswith(magic)), None)
+
+
+def check_image(data: bytes, what: str, max_pixels: int) -> tuple[str, Image.Image]:
+    """A PNG/JPEG's suffix and decoded image; refuses other files, unreadable ones and ones over max_pixels
+    (checked from the header, before decoding)."""
+    from cxrldm.app.server import one_line_error
+
+    kind = image_format(data)
+    if kind is None:
+        raise one_line_error(415, f"{what}: not a PNG or JPEG image")
+    try:
+        image = Image.open(io.BytesIO(data), formats=[kind[0]])
+        if image.width * image.height > max_pixels:
+            raise one_line_error(413, f"{what}: {image.width}x{image.height} pixels, over the limit of "
+                                      f"{max_pixels:,} pixels")
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise one_line_error(400, f"{what}: not a readable {kind[0]} image (truncated or corrupt)") from None
+    return kind[1], image
+
+
+def safe_stem(name: str | None) -> str:
+    """A file name's stem reduced to letters, digits, '-' and '_' (the edited film's name is built on it)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name or "film").stem).strip("_")[:60]
+    return stem or "film"
+
+
+def binary_mask(data: bytes, what: str, max_pixels: int) -> Image.Image:
+    """A painted mask (PNG from the page's canvas, any size) as an 8-bit 0/255 image (>= 128 selects)."""
+    _, image = check_image(data, what, max_pixels)
+    grey = np.asarray(image.convert("L"))
+    return Image.fromarray(np.where(grey >= 128, 255, 0).astype(np.uint8))
+
+
+def command(film: str, prompt: str, settings: dict, masks: dict, models_arg: str) -> str:
+    """The command line that writes the same edited film and manifest row, run in the downloaded folder."""
+    parts = ["python -m cxrldm.cli.edit", "--image", shlex.quote(film), "--prompt", shlex.quote(prompt),
+             "--out", "edits"]
+    for option, name in masks.items():
+        if name:
+            parts += [option, name]
+    for key in ("strength", "guidance", "steps", "seed", "feather"):
+        parts += [f"--{key}", str(settings[key])]
+    return " ".join(parts + ["--models", shlex.quote(models_arg)])
+
+
+def router(jobs, models_arg: str, max_bytes: int, max_pixels: int) -> APIRouter:
+    from cxrldm.app.server import one_line_error
+
+    api = APIRouter()
+    uploads = jobs.work_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+
+    def uploaded(film_id: str) -> Path:
+        if not FILM_ID.fullmatch(film_id) or not (uploads / film_id).is_dir():
+            raise one_line_error(404, "unknown film: upload it again")
+        return next((uploads / film_id).iterdir())
+
+    @api.post("/api/films")
+    def upload(file: UploadFile = File(...)):
+        data = file.file.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise one_line_error(413, f"{file.filename}: over the upload limit of {max_bytes:,} bytes")
+        suffix, _ = check_image(data, file.filename or "upload", max_pixels)
+        with tempfile.TemporaryDirectory(dir=jobs.work_dir) as staging:
+            path = Path(staging) / f"{safe_stem(file.filename)}{suffix}"
+            path.write_bytes(data)
+            try:
+                pixels, *_ = check_inputs(path, None, None, 0.5, 50)     # the CLI's checks: colour is refused
+            except EditError as error:
+                raise one_line_error(400, str(error).replace(str(path), file.filename or "upload")) from None
+            film_id = secrets.token_hex(12)
+            (uploads / film_id).mkdir()
+            shutil.move(path, uploads / film_id / path.name)
+        return {"film": film_id, "name": path.name, "width": int(pixels.shape[1]), "height": int(pixels.shape[0])}
+
+    @api.get("/api/films/{film_id}")
+    def film_image(film_id: str):
+        path = uploaded(film_id)
+        return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")
+
+    @api.post("/api/edit")
+    def start(film: str = Form(...), prompt: str = Form(..., min_length=1, max_length=4000),
+              strength: float = Form(0.5), guidance: float = Form(3.0), steps: int = Form(50, ge=1, le=1000),
+              seed: int = Form(0, ge=0, le=2**31 - 1), feather: float = Form(2.0, ge=0, le=64),
+              edit_mask: UploadFile = File(...), keep_mask: UploadFile | None = File(None)):
+        source = uploaded(film)
+        masks = {"--edit-mask": binary_mask(edit_mask.file.read(max_bytes + 1), "edit mask", max_pixels)}
+        if keep_mask is not None:
+            keep = binary_mask(keep_mask.file.read(max_bytes + 1), "keep mask", max_pixels)
+            if np.asarray(keep).any():
+                masks["--keep-mask"] = keep
+        with tempfile.TemporaryDirectory(dir=jobs.work_dir) as staging:   # the CLI's checks before queueing
+            names = {}
+            for option, mask in masks.items():
+                names[option] = f"{option[2:].replace('-', '_')}.png"
+                mask.save(Path(staging) / names[option])
+            try:
+                check_inputs(source, *(str(Path(staging) / names[o]) if o in names else None
+                                       for o in ("--edit-mask", "--keep-mask")), strength, steps)
+            except EditError as error:
+                raise one_line_error(400, str(error).replace(staging + "/", "")) from None
+        settings = {"strength": strength, "guidance": guidance, "steps": steps, "seed": seed, "feather": feather}
+        line = command(source.name, prompt, settings, names, models_arg)
+
+        def total(models):
+            return steps - start_index(strength, steps)
+
+        def work(models, folder):
+            shutil.copy(source, folder / source.name)
+            for option, mask in masks.items():
+                mask.save(folder / names[option])
+            paths = {o: str(folder / n) for o, n in names.items()}
+            run = edit_film(models, jobs.models_dir, folder / source.name, prompt, folder, strength, guidance,
+                            steps, seed, paths.get("--edit-mask"), paths.get("--keep-mask"), feather)
+            row = {**run.row, "input": source.name, "edit_mask": names.get("--edit-mask", ""),
+                   "keep_mask": names.get("--keep-mask", "")}      # as the command, run in this folder, writes it
+            import pandas as pd
+            write_csv(folder / "manifest.csv", pd.DataFrame([row], columns=MANIFEST_COLUMNS))
+            (folder / "command.sh").write_text(line + "\n")
+            return {"original": source.name, "edited": run.names["edited"], "difference": run.names["difference"],
+                    "masks": list(names.values()), "row": {k: str(v) for k, v in row.items()}, "command": line,
+                    "changed": run.changed, "pixels": int(run.edited.size),
+                    "files": [source.name, run.names["edited"], run.names["difference"], *names.values(),
+                              "manifest.csv", "command.sh"]}
+
+        return jobs.submit("edit", total, work, {"prompt": prompt, **settings})
+
+    return api

@@ -1,0 +1,37 @@
+"use strict";
+// Shared by the pages: JSON requests with one-line errors, and polling a job to its end.
+async function request(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || response.status + " " + response.statusText);
+  return body;
+}
+
+async function follow(job, progress, status) {
+  for (;;) {
+    progress.value = job.total ? job.done / job.total : 0;
+    status.textContent = job.state === "queued" ? "waiting for the model..." :
+      job.state === "running" ? `step ${job.done} of ${job.total}` : job.state;
+    if (job.state === "done") return job;
+    if (job.state === "error") throw new Error(job.message);
+    await new Promise(resolve => setTimeout(resolve, 250));
+    job = await request(`/api/jobs/${job.id}`);
+  }
+}
+
+function settingsTable(table, settings) {
+  table.replaceChildren(...Object.entries(settings).map(([key, value]) => {
+    const row = document.createElement("tr");
+    const th = document.createElement("th"), td = document.createElement("td");
+    th.textContent = key; td.textContent = value;
+    row.append(th, td);
+    return row;
+  }));
+}
+
+function figure(src, caption) {
+  const fig = document.createElement("figure"), img = document.createElement("img"), cap = document.createElement("figcaption");
+  img.src = src; img.alt = caption; cap.textContent = caption;
+  fig.append(img, cap);
+  return fig;
+}
