@@ -25,7 +25,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     app = create_app(args.models, args.study, args.database, args.work, args.study_only, args.device,
                      args.max_upload_bytes, args.max_pixels)
-    print(f"cxr-ldm app on http://{args.host}:{args.port}/ (generate: /generate, edit: /edit)", flush=True)
+    pages = "the reader study only: /study/<token>" if args.study_only else "generate: /generate, edit: /edit"
+    print(f"cxr-ldm app on http://{args.host}:{args.port}/ ({pages})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
