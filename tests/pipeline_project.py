@@ -80,3 +80,22 @@ def pristine_copy(project: Path, target: Path) -> Path:
     run(target, "git", "reset", "-q", "--hard")
     run(target, "checkout", "--force", "--quiet")
     return target
+
+
+def run_cli(module: str, *args, cwd: Path):
+    """`python -m cxrldm.cli.<module> ARGS` inside this process (no interpreter or MONAI start-up, about 5 s a
+    call): returncode 0, or 1 with the SystemExit's message as stderr, as the command line would give."""
+    import importlib
+    from types import SimpleNamespace
+    main = importlib.import_module(f"cxrldm.cli.{module}").main
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        main([str(a) for a in args])
+        return SimpleNamespace(returncode=0, stderr="")
+    except SystemExit as stop:
+        if stop.code in (None, 0):
+            return SimpleNamespace(returncode=0, stderr="")
+        return SimpleNamespace(returncode=stop.code if isinstance(stop.code, int) else 1, stderr=f"{stop.code}\n")
+    finally:
+        os.chdir(before)

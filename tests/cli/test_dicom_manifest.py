@@ -2,19 +2,23 @@
 sexes and ages become a manifest that read_manifest accepts, with the id mapping beside it; unreadable
 files are listed with the reason and counted, never fatal; the tiny demo's films as DICOM studies (12-bit,
 MONOCHROME1, windowed), with labels joined and no report text, give the same resized images as the demo's
-JPEGs and train, sample and evaluate the whole tiny pipeline."""
+JPEGs and train, sample and evaluate the whole tiny pipeline, whose sample and edit stages then write their
+films as valid DICOM (sample.dicom, edit.dicom) that carry nothing of the source patients."""
 
 import json
 import shutil
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
+from PIL import Image
 from pydicom.dataset import Dataset
 
 from cxrldm.cli import dicom_manifest
 from cxrldm.data.manifest import read_manifest
-from dicom_files import radiograph, save
+from cxrldm.data.dicom_output import model_hash
+from dicom_files import PATIENT, iod_problems, radiograph, save, values_found
 from pipeline_project import pristine_copy, ran_stages, run, set_param
 
 STUDY_ROOT = "1.2.826.0.1.3680043.10.543."
@@ -90,8 +94,8 @@ def test_a_folder_without_usable_dicom_files_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.pipeline
-def test_the_demo_as_a_dicom_export_trains_samples_and_evaluates_through_a_label_only_manifest(tiny_project, tmp_path):
-    from PIL import Image
+def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_manifest_and_films_leave_as_dicom(
+        tiny_project, tmp_path):
     project = pristine_copy(tiny_project, tmp_path / "project")
     set_param(project, "resize.draft", False)          # a JPEG decoded in full, as the DICOM files hold it
     run(project, "repro", "resize")
@@ -121,10 +125,11 @@ def test_the_demo_as_a_dicom_export_trains_samples_and_evaluates_through_a_label
                           "filter_pa.split_file": "manifest.csv", "filter_pa.train_fraction": 0.6,
                           "filter_pa.validate_fraction": 0.2, "filter_pa.test_fraction": 0.2,
                           "extract_reports.prompt": "template",
-                          "extract_reports.template": "{age} year old {sex}. {findings}"}.items():
+                          "extract_reports.template": "{age} year old {sex}. {findings}",
+                          "sample.dicom": True, "edit.dicom": True}.items():
         set_param(project, dotted, value)
-    ran = ran_stages(run(project, "repro", "evaluate").stdout)
-    assert {"filter_pa", "resize", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate"} <= set(ran)
+    ran = ran_stages(run(project, "repro", "evaluate", "edit").stdout)
+    assert {"filter_pa", "resize", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate", "edit"} <= set(ran)
     images = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str}, keep_default_na=False)
     assert sorted(images.dicom_id) == sorted(reference.dicom_id)               # the same PA films, no more
     assert set(images.window) == {"LINEAR center 2048.5 width 4081"} and set(images.inverted) == {"yes"}
@@ -136,3 +141,27 @@ def test_the_demo_as_a_dicom_export_trains_samples_and_evaluates_through_a_label
     assert all(len(p) == 1 and " year old " in p[0] for p in prompts)
     assert prompts[0][0].startswith(f"{first.age} year old {first.sex}. ")
     assert json.loads((project / "metrics/evaluate.json").read_text())["fid_evaluator_cnn"]["value"] > 0
+    # sample.dicom and edit.dicom: the stages' films as valid DICOM marked synthetic, holding nothing of the
+    # source films' patients (byte-for-byte reproducibility: tests/data/test_dicom_writing.py)
+    model = model_hash(project / "models")
+    samples, edits = pd.read_csv(project / "data/samples/manifest.csv"), pd.read_csv(project / "data/edits/manifest.csv")
+    # the source files' name, dates, accession, physician and institution, and every study's UID (their sex,
+    # StudyID and StudyTime are too short to search for: "F" or a few digits occur anywhere)
+    identifiers = [PATIENT[k] for k in ("PatientName", "PatientBirthDate", "StudyDate", "AccessionNumber",
+                                        "ReferringPhysicianName", "InstitutionName")]
+    identifiers += [STUDY_ROOT + str(i) for i in demo.study_id]
+    films = {}
+    for folder, rows in (("samples", samples), ("edits", edits)):
+        assert rows.dicom.tolist() == [name.replace(".png", ".dcm") for name in rows.file]
+        for row in rows.itertuples():
+            path = project / "data" / folder / row.dicom
+            film = films[path] = pydicom.dcmread(path)
+            assert iod_problems(path) == [] and np.array_equal(film.pixel_array, np.asarray(Image.open(path.with_suffix(".png"))))
+            assert film.SyntheticData == "YES" and film.PatientID == "SYNTHETIC" and f"seed: {row.seed}" in film.ImageComments
+            assert f"model sha256: {model}" in film.ImageComments and "StudyDate" in film and not film.StudyDate
+            assert not [e.keyword for e in film.iterall() if e.VR in ("DA", "TM", "DT") and e.value]     # no dates
+            assert values_found(film, identifiers) == []
+    sample_film, edited_film = films[project / "data/samples" / samples.dicom[0]], films[project / "data/edits" / edits.dicom[0]]
+    assert sample_film.SeriesDescription.startswith("SYNTHETIC") and f"prompt: {samples.prompt[0]}" in sample_film.ImageComments
+    assert edited_film.SeriesDescription == "EDITED BY A GENERATIVE MODEL" and "source sha256: " in edited_film.ImageComments
+    assert len({f.SOPInstanceUID for f in films.values()}) == len(films)

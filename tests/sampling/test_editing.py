@@ -4,9 +4,6 @@ to the original's at every step), the same seed gives the same edit; bad inputs 
 edits any PNG; stage edit measures what it claims (by value, on planted edits)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -17,7 +14,7 @@ from PIL import Image
 
 from cxrldm.sampling import editing as edit
 from cxrldm.sampling.editing import EditError
-from pipeline_project import ROOT, pristine_copy
+from pipeline_project import pristine_copy, run_cli
 
 pytestmark = pytest.mark.pipeline
 
@@ -154,8 +151,7 @@ def test_zones_put_the_patients_right_on_the_image_left():
 
 
 def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "cxrldm.cli.edit", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    return run_cli("edit", *args, cwd=cwd)
 
 
 def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(project, tmp_path):
