@@ -21,6 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "app")]
 
 
+LOADED = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+
+
+def click_and_wait(page) -> float:
+    """Seconds from a click on the page's Go button to its result's images shown."""
+    start = time.monotonic()
+    page.click("#go")
+    page.wait_for_selector("#result:not(.hidden)", timeout=600_000)
+    page.wait_for_function(LOADED, arg="#images img")
+    return time.monotonic() - start
+
+
 def main() -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
@@ -46,7 +58,6 @@ def main() -> None:
         time.sleep(0.2)
     shots = Path(args.shots) if args.shots else work
     shots.mkdir(parents=True, exist_ok=True)
-    loaded = "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
@@ -57,11 +68,7 @@ def main() -> None:
             page.fill("#n", "4")
             page.fill("#steps", "50")
             page.fill("#guidance", "5")
-            start = time.monotonic()
-            page.click("#go")
-            page.wait_for_selector("#result:not(.hidden)", timeout=600_000)
-            page.wait_for_function(loaded, arg="#images img")
-            generate_s = time.monotonic() - start
+            generate_s = click_and_wait(page)
             page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
 
             film = next(f for f in study["films"]
@@ -86,18 +93,14 @@ def main() -> None:
             page.fill("#prompt", "There is a large right pleural effusion.")
             page.fill("#strength", "0.6")
             page.fill("#steps", "50")
-            start = time.monotonic()
-            page.click("#go")
-            page.wait_for_selector("#result:not(.hidden)", timeout=600_000)
-            page.wait_for_function(loaded, arg="#images img")
-            edit_s = time.monotonic() - start
+            edit_s = click_and_wait(page)
             page.screenshot(path=str(shots / "app_edit.png"), full_page=True)
 
             reader = study["readers"][0]
             page.goto(f"{server.url}/study/{reader['token']}")
             for k in range(len(reader["order"])):
                 page.wait_for_selector(f"#message:text('Film {k + 1} of {len(reader['order'])}')")
-                page.wait_for_function(loaded, arg="#film")
+                page.wait_for_function(LOADED, arg="#film")
                 page.check(f"input[name=answer][value={('real', 'synthetic')[k % 2]}]")
                 page.check(f"input[name=confidence][value='{k % 5 + 1}']")
                 if k % 3 == 0:
