@@ -143,6 +143,7 @@ def main():
                     rows[-1]["dicom"] = name.replace(".png", ".dcm")
                     comments = dicom_output.edited_comments(spec["prompt"], {
                         "seed": seed, "strength": p["strength"], "guidance": p["guidance_scale"], "steps": p["steps"],
+                        "feather px": p["feather_px"], "precision": p["precision"],
                         "edit mask": spec["mask"], "keep mask": spec.get("keep") or "none",
                         "source sha256": file_sha256(RESIZED / row.path)}, model)
                     dicom_output.write_stage_film((result.edited[i][0].clamp(0, 1) * 255).round().byte().numpy(),

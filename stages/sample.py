@@ -70,7 +70,8 @@ def main():
                 rows[-1]["dicom"] = name.replace(".png", ".dcm")
                 dicom_output.write_stage_film(
                     (image[0].clamp(0, 1) * 255).round().byte().numpy(), tmp / rows[-1]["dicom"],
-                    dicom_output.GENERATED, dicom_output.generated_comments(text, settings, model), study, number, model)
+                    dicom_output.GENERATED, dicom_output.generated_comments(
+                        text, {**settings, "precision": p["precision"]}, model), study, number, model)
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
     with atomic_dir(GRIDS) as tmp:
         for group in dict.fromkeys(job[0] for job in jobs):

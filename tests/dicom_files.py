@@ -88,11 +88,12 @@ def encapsulated(ds: Dataset, frame: bytes, syntax) -> Dataset:
     return ds
 
 
-def values_found(ds: Dataset, needles) -> list[str]:
-    """'keyword: value' of every element (nested sequences too) whose value contains one of the needles."""
+def values_found(ds: Dataset, needles, skip_vrs=()) -> list[str]:
+    """'keyword: value' of every element (nested sequences too, except those of the VRs in skip_vrs) whose
+    value contains one of the needles."""
     found = []
     for element in ds.iterall():
-        if element.VR == "SQ" or element.tag == 0x7FE00010:
+        if element.VR == "SQ" or element.tag == 0x7FE00010 or element.VR in skip_vrs:
             continue
         value = element.value.decode("latin-1") if isinstance(element.value, bytes) else str(element.value)
         found += [f"{element.keyword}: {value}" for needle in needles if needle in value]

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ["cxrldm", "stages", "configs", "scripts", "reader_study", "dvc.yaml", ".dvcignore", ".gitignore"]
+COPIED = ["cxrldm", "stages", "configs", "scripts", "dvc.yaml", ".dvcignore", ".gitignore"]
 
 
 def env() -> dict:
@@ -50,6 +50,10 @@ def make_project(target: Path) -> Path:
         else:
             shutil.copy(source, target / name)
     shutil.copy(ROOT / "configs" / "tiny.yaml", target / "params.yaml")
+    # no reader study's answers, whatever this checkout's local study holds: the header alone
+    from cxrldm.evaluation.reader_study import COLUMNS
+    (target / "reader_study").mkdir()
+    (target / "reader_study" / "answers.csv").write_text(",".join(COLUMNS) + "\n")
     run(target, "git", "init", "-q")
     run(target, "init", "-q")
     run(target, "config", "core.analytics", "false")
@@ -84,18 +88,25 @@ def pristine_copy(project: Path, target: Path) -> Path:
 
 def run_cli(module: str, *args, cwd: Path):
     """`python -m cxrldm.cli.<module> ARGS` inside this process (no interpreter or MONAI start-up, about 5 s a
-    call): returncode 0, or 1 with the SystemExit's message as stderr, as the command line would give."""
+    call), with sys.argv, the working directory and what it prints as the command line would have them:
+    returncode 0, or the SystemExit's (1 for a message, which then ends stderr), stdout and stderr."""
+    import contextlib
     import importlib
+    import io
     from types import SimpleNamespace
     main = importlib.import_module(f"cxrldm.cli.{module}").main
-    before = os.getcwd()
+    argv, before, out, err = sys.argv, os.getcwd(), io.StringIO(), io.StringIO()
+    sys.argv = [f"python -m cxrldm.cli.{module}", *map(str, args)]
     os.chdir(cwd)
+    code = 0
     try:
-        main([str(a) for a in args])
-        return SimpleNamespace(returncode=0, stderr="")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main([str(a) for a in args])
     except SystemExit as stop:
-        if stop.code in (None, 0):
-            return SimpleNamespace(returncode=0, stderr="")
-        return SimpleNamespace(returncode=stop.code if isinstance(stop.code, int) else 1, stderr=f"{stop.code}\n")
+        if isinstance(stop.code, str):
+            err.write(stop.code + "\n")
+        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
     finally:
         os.chdir(before)
+        sys.argv = argv
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -34,7 +35,8 @@ def test_benchmark_runs_and_prints_its_table(name, tmp_path, monkeypatch, capsys
     monkeypatch.setattr(sys, "argv", [str(script), *args])
     monkeypatch.syspath_prepend(str(script.parent))          # as `python benchmarks/X.py` puts its folder first
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        with torch.random.fork_rng():                         # the scripts seed torch: keep that to themselves
+            runpy.run_path(str(script), run_name="__main__")
     except SystemExit as stop:
         assert stop.code in (None, 0), f"{name} exited with {stop.code}"
     printed = capsys.readouterr().out

@@ -39,7 +39,8 @@ def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], 
     rows = read_manifest(out / "manifest.csv")
     images = generate_images(models, prompts, seeds, sampler, steps, guidance, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
+    if dicom:                                          # the hash reads every model file: only for DICOM
+        study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
     for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
         name = f"seed{seed}.png"
         pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()

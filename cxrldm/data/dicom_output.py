@@ -144,8 +144,9 @@ def write(ds: pydicom.Dataset, path: str | Path) -> None:
 def write_stage_film(pixels: np.ndarray, path: str | Path, description: str, comments: str, study_uid: str,
                      number: int, model: str) -> None:
     """A stage's film as a Secondary Capture that the same inputs write byte for byte: the series, the
-    instance's UID derived from the study, the number and the comments, no dates."""
+    instance's UID derived from the study, the number, the comments and the pixels (other pixels, another
+    UID, whatever setting changed them), no dates."""
     series = stable_uid(study_uid, "series")
+    instance = stable_uid(series, number, comments, hashlib.sha256(pixels.tobytes()).hexdigest())
     write(secondary_capture(pixels, description, comments, study_uid, series, number,
-                            software=f"cxrldm model {model[:16]}", sop_uid=stable_uid(series, number, comments),
-                            dated=False), path)
+                            software=f"cxrldm model {model[:16]}", sop_uid=instance, dated=False), path)

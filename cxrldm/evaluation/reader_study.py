@@ -31,7 +31,10 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise AnswersError(f"{path}: no such answers file (python -m cxrldm.app.study export writes it)")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise AnswersError(f"{path}: not a readable answers CSV ({' '.join(str(error).split())})") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise AnswersError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")

@@ -145,11 +145,12 @@ def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_mani
     # source films' patients (byte-for-byte reproducibility: tests/data/test_dicom_writing.py)
     model = model_hash(project / "models")
     samples, edits = pd.read_csv(project / "data/samples/manifest.csv"), pd.read_csv(project / "data/edits/manifest.csv")
-    # the source files' name, dates, accession, physician and institution, and every study's UID (their sex,
-    # StudyID and StudyTime are too short to search for: "F" or a few digits occur anywhere)
+    # the source files' name, dates, accession, physician and institution, every study's UID and every
+    # PatientID (their sex, StudyID and StudyTime are too short to search for: "F" or a few digits occur anywhere)
     identifiers = [PATIENT[k] for k in ("PatientName", "PatientBirthDate", "StudyDate", "AccessionNumber",
                                         "ReferringPhysicianName", "InstitutionName")]
     identifiers += [STUDY_ROOT + str(i) for i in demo.study_id]
+    patient_ids = sorted({str(i) for i in demo.subject_id})                  # each file's PatientID
     films = {}
     for folder, rows in (("samples", samples), ("edits", edits)):
         assert rows.dicom.tolist() == [name.replace(".png", ".dcm") for name in rows.file]
@@ -161,6 +162,7 @@ def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_mani
             assert f"model sha256: {model}" in film.ImageComments and "StudyDate" in film and not film.StudyDate
             assert not [e.keyword for e in film.iterall() if e.VR in ("DA", "TM", "DT") and e.value]     # no dates
             assert values_found(film, identifiers) == []
+            assert values_found(film, patient_ids, skip_vrs=("UI",)) == []     # 8 digits: a UID may hold them by chance
     sample_film, edited_film = films[project / "data/samples" / samples.dicom[0]], films[project / "data/edits" / edits.dicom[0]]
     assert sample_film.SeriesDescription.startswith("SYNTHETIC") and f"prompt: {samples.prompt[0]}" in sample_film.ImageComments
     assert edited_film.SeriesDescription == "EDITED BY A GENERATIVE MODEL" and "source sha256: " in edited_film.ImageComments

@@ -98,3 +98,6 @@ def test_a_missing_file_or_column_is_one_line(tmp_path):
     (tmp_path / "short.csv").write_text("reader,film\n")
     with pytest.raises(AnswersError, match="missing column\\(s\\) truth, answer"):
         read_answers(tmp_path / "short.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(AnswersError, match="empty.csv: not a readable answers CSV"):
+        read_answers(tmp_path / "empty.csv")
