@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from PIL import Image
@@ -144,7 +145,6 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int) -> APIRouter:
                             steps, seed, paths.get("--edit-mask"), paths.get("--keep-mask"), feather)
             row = {**run.row, "input": source.name, "edit_mask": names.get("--edit-mask", ""),
                    "keep_mask": names.get("--keep-mask", "")}      # as the command, run in this folder, writes it
-            import pandas as pd
             write_csv(folder / "manifest.csv", pd.DataFrame([row], columns=MANIFEST_COLUMNS))
             (folder / "command.sh").write_text(line + "\n")
             return {"original": source.name, "edited": run.names["edited"], "difference": run.names["difference"],

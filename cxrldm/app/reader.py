@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from cxrldm.app import answers
-from cxrldm.app.study import FILMS, FINDINGS, now
+from cxrldm.app.study import FILMS, now
 
 
 class Answer(BaseModel):
@@ -27,6 +27,7 @@ def router(study: dict, study_dir: Path, engine, static: Path) -> APIRouter:
 
     api = APIRouter()
     films = {f["id"] for f in study["films"]}
+    findings = study["findings"]                          # the study's own list, as drawn
 
     def reader_of(token: str) -> dict:
         found = None
@@ -47,7 +48,7 @@ def router(study: dict, study_dir: Path, engine, static: Path) -> APIRouter:
         film = order[index] if index < len(order) else None
         previous = given.get(film) if film else None
         return {"reader": reader["label"], "total": len(order), "answered": sum(f in given for f in order),
-                "index": index, "film": film, "findings": list(FINDINGS),
+                "index": index, "film": film, "findings": list(findings),
                 "previous": None if previous is None else {k: previous[k] for k in (
                     "answer", "confidence", "findings_given", "findings_answered")}}
 
@@ -79,10 +80,10 @@ def router(study: dict, study_dir: Path, engine, static: Path) -> APIRouter:
             raise one_line_error(422, "answer must be real or synthetic")
         if not 1 <= given.confidence <= 5:
             raise one_line_error(422, "confidence must be 1 to 5")
-        unknown = sorted(set(given.findings or []) - set(FINDINGS))
+        unknown = sorted(set(given.findings or []) - set(findings))
         if unknown:
             raise one_line_error(422, f"unknown findings: {', '.join(unknown)}")
-        ticked = [f for f in FINDINGS if f in (given.findings or [])]
+        ticked = [f for f in findings if f in (given.findings or [])]
         answers.add(engine, {"study": study["id"], "reader": reader["label"], "film": given.film,
                              "answer": given.answer, "confidence": given.confidence,
                              "findings_given": int(given.findings is not None),

@@ -29,6 +29,7 @@ from PIL import Image
 
 from cxrldm.data.datasets import load_square
 from cxrldm.data.labels import read_labels
+from cxrldm.evaluation.reader_study import COLUMNS as CSV_COLUMNS      # the reader_study stage's input
 from cxrldm.io import atomic_path, write_json
 
 # The CheXpert findings the pipeline evaluates (params: faithfulness.findings); a reader may tick them.
@@ -39,8 +40,6 @@ STUDY_JSON = "study.json"
 FILMS = "films"
 DATABASE = "answers.sqlite"
 ANSWERS_CSV = "answers.csv"
-CSV_COLUMNS = ["reader", "film", "truth", "answer", "confidence", "findings_given", "findings_answered",
-               "findings_truth", "answered_at"]
 
 
 class StudyError(ValueError):
