@@ -129,6 +129,7 @@ RULES: dict[str, Rule] = {
     "train_ldm.beta_start": number(above=0), "train_ldm.beta_end": number(above=0),
     "train_ldm.prediction_type": choice("epsilon", "v_prediction", "sample"), "train_ldm.lr": RATE,
     "train_ldm.weight_decay": WEIGHT, "train_ldm.warmup_steps": COUNT, "train_ldm.grad_clip": WEIGHT,
+    "train_ldm.lr_schedule": choice("constant", "cosine"),
     "train_ldm.ema_decay": number(0, 0.99999), "train_ldm.batch_size": POSITIVE, "train_ldm.epochs": POSITIVE,
     "train_ldm.max_sentences": POSITIVE, "train_ldm.deid_markers": choice(*DEID_MARKERS),
     "train_ldm.whole_report_share": number(0, 1), "text_encoder.windows": POSITIVE,

@@ -25,7 +25,7 @@ from PIL import Image
 from cxrldm import paths
 from cxrldm.data import dicom_output
 from cxrldm.data.datasets import load_images, read_split
-from cxrldm.data.images import save_png
+from cxrldm.data.images import save_png, to_uint8
 from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification, networks
 from cxrldm.evaluation.intervals import mean_interval
@@ -146,7 +146,7 @@ def main():
                         "feather px": p["feather_px"], "precision": p["precision"],
                         "edit mask": spec["mask"], "keep mask": spec.get("keep") or "none",
                         "source sha256": file_sha256(RESIZED / row.path)}, model)
-                    dicom_output.write_stage_film((result.edited[i][0].clamp(0, 1) * 255).round().byte().numpy(),
+                    dicom_output.write_stage_film(to_uint8(result.edited[i]),
                                                   tmp / rows[-1]["dicom"], dicom_output.EDITED, comments, study,
                                                   len(rows), model)
             shown = slice(0, 2 * GRID_FILMS)

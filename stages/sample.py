@@ -11,7 +11,7 @@ from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data import dicom_output
-from cxrldm.data.images import save_png
+from cxrldm.data.images import save_png, to_uint8
 from cxrldm.io import atomic_dir, write_csv
 from cxrldm.report.grids import grid
 from cxrldm.sampling.generation import generate_images, load_models
@@ -69,7 +69,7 @@ def main():
             if p["dicom"]:
                 rows[-1]["dicom"] = name.replace(".png", ".dcm")
                 dicom_output.write_stage_film(
-                    (image[0].clamp(0, 1) * 255).round().byte().numpy(), tmp / rows[-1]["dicom"],
+                    to_uint8(image), tmp / rows[-1]["dicom"],
                     dicom_output.GENERATED, dicom_output.generated_comments(
                         text, {**settings, "precision": p["precision"]}, model), study, number, model)
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))

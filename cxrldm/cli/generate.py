@@ -17,7 +17,7 @@ from pydicom.uid import generate_uid
 from tqdm import tqdm
 
 from cxrldm.data import dicom_output
-from cxrldm.data.images import save_gray
+from cxrldm.data.images import save_gray, to_uint8
 from cxrldm.io import write_csv
 from cxrldm.sampling import SAMPLERS
 from cxrldm.sampling.generation import generate_images, load_models
@@ -43,7 +43,7 @@ def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], 
         study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
     for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
         name = f"seed{seed}.png"
-        pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()
+        pixels = to_uint8(image)
         if burn_label:
             pixels = dicom_output.burn_label(pixels)
         save_gray(pixels, out / name)

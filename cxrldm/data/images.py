@@ -62,8 +62,12 @@ def save_gray(pixels: np.ndarray, path: str | Path) -> None:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
 
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, H, W) in [0, 1] -> (H, W) 8-bit grey levels, rounded."""
+    return (image[0].clamp(0, 1) * 255).round().byte().numpy()
+
+
 def save_png(image: torch.Tensor, path: str | Path) -> None:
     """(1, H, W) in [0, 1] -> 8-bit grayscale PNG."""
-    pixels = (image[0].clamp(0, 1) * 255).round().byte().numpy()
     with atomic_path(path, clean_stale=False) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")

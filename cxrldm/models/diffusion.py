@@ -3,6 +3,7 @@ condition dropout for classifier-free guidance."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ class DiffusionConfig:
     sample_steps: int
     sample_guidance: float
     init_from: str = ""              # a safetensors file to fine-tune from ("": random initialisation)
+    lr_schedule: str = "constant"    # after the warm-up: constant (the seed) | cosine (to 0 at the last step)
 
     def unet_kwargs(self, latent_channels: int, context_width: int) -> dict:
         """DiffusionModelUNet arguments; the cross-attention width is the text encoder's, never a separate value."""
@@ -115,15 +117,34 @@ def validation_loss(unet, scheduler, mu, sigma, contexts, scale_factor, runtime:
     return total / len(mu)
 
 
-def build_training(cfg: DiffusionConfig, latent_channels: int, context_width: int, runtime: Runtime):
-    """(unet, EMA copy or None, optimiser, warm-up LR schedule, scaler)."""
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """The learning rate's multiplier at optimiser step `step` (0-based): a linear warm-up over `warmup_steps`,
+    then 1 (constant) or a half cosine that reaches 0 after `total_steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"train_ldm.lr_schedule must be constant or cosine, got {schedule!r}")
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_training(cfg: DiffusionConfig, latent_channels: int, context_width: int, runtime: Runtime,
+                   total_steps: int = 0):
+    """(unet, EMA copy or None, optimiser, LR schedule (warm-up, then cfg.lr_schedule over `total_steps`),
+    scaler)."""
+    if cfg.lr_schedule == "cosine" and total_steps <= cfg.warmup_steps:
+        raise ValueError(f"train_ldm.lr_schedule cosine needs more steps than the warm-up's {cfg.warmup_steps}, "
+                         f"got {total_steps}")
     unet = networks.build("DiffusionModelUNet", cfg.unet_kwargs(latent_channels, context_width))
     if cfg.init_from:                # before the EMA copy is taken, so both start from the file
         networks.init_weights(unet, cfg.init_from, "train_ldm.init_from")
     unet = unet.to(runtime.device)
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, cfg.warmup_steps)))
+    warmup = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total_steps, cfg.lr_schedule))
     return unet, ema, optimizer, warmup, runtime.grad_scaler()
 
 
@@ -152,7 +173,9 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
     main process after each epoch's checkpoint. Returns (model for sampling: the EMA when on, metrics)."""
     torch.manual_seed(cfg.seed)
     latent_channels, width = train["mu"].shape[1], conditioner.null.shape[-1]
-    unet, ema, optimizer, warmup, scaler = build_training(cfg, latent_channels, width, runtime)
+    steps_per_epoch = len(global_batches(len(train["mu"]), cfg.batch_size, cfg.seed, 1))
+    unet, ema, optimizer, warmup, scaler = build_training(cfg, latent_channels, width, runtime,
+                                                          steps_per_epoch * cfg.epochs)
     scheduler = cfg.scheduler("ddpm")
     modules = {"unet": unet, "optimizer": optimizer, "warmup": warmup, "scaler": scaler}
     if ema is not None:

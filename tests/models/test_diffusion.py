@@ -166,6 +166,25 @@ def test_resume_after_interruption_gives_identical_weights(encoder, tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step_and_constant_stays(encoder, tmp_path):
+    """Tiny run: 8 latents, batch 4, 3 epochs = 6 steps, 2 of warm-up. The logged LR is the one after each epoch's
+    last step: the cosine reaches 0 exactly when training ends (a wrong step count would stop short or early)."""
+    from cxrldm.models.diffusion import lr_factor
+    assert [lr_factor(s, 2, 6, "constant") for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    cosine = [lr_factor(s, 2, 6, "cosine") for s in range(7)]
+    assert cosine[:3] == [0.5, 1.0, 1.0] and cosine[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(cosine[2:], cosine[3:]))
+    logged = {}
+    def record(epoch, metrics, model):
+        logged[epoch] = metrics["lr"]
+    train_tiny(encoder, tmp_path / "cosine.pt", record, lr_schedule="cosine")
+    assert logged[1] == pytest.approx(1e-3) and 0 < logged[2] < 1e-3 and logged[3] == pytest.approx(0.0, abs=1e-12)
+    train_tiny(encoder, tmp_path / "constant.pt", record)
+    assert list(logged.values()) == [pytest.approx(1e-3)] * 3
+    with pytest.raises(ValueError, match="lr_schedule cosine needs more steps"):
+        train_tiny(encoder, tmp_path / "short.pt", lr_schedule="cosine", warmup_steps=6)
+
+
 def test_ema_model_is_what_training_returns(encoder, tmp_path):
     with_ema, _ = train_tiny(encoder, tmp_path / "a.pt", epochs=1)
     without, _ = train_tiny(encoder, tmp_path / "b.pt", epochs=1, ema_decay=0.0)
