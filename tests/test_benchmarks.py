@@ -42,3 +42,18 @@ def test_benchmark_runs_and_prints_its_table(name, tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     for row in expected_rows:
         assert row in printed, printed
+
+
+def test_stage_times_splits_dvc_repro_output_at_each_running_stage_line(capsys):
+    """A fake clock ticks once per call: each stage gets the ticks from its "Running stage" line to the next."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from stage_times import stage_seconds
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    ticks = iter([0.0, 2.0, 5.0, 11.0, 12.5])
+    lines = ["Verifying data sources\n", "Running stage 'demo_data':\n", "> python -m stages.demo_data\n",
+             "Running stage 'train_ldm':\n", "epoch 1\n", "Running stage 'sample':\n", "done\n"]
+    stages, total = stage_seconds(lines, clock=lambda: next(ticks))
+    assert stages == [("demo_data", 3.0), ("train_ldm", 6.0), ("sample", 1.5)] and total == 12.5
+    assert "epoch 1" in capsys.readouterr().out
