@@ -51,9 +51,12 @@ def test_stage_times_splits_dvc_repro_output_at_each_running_stage_line(capsys):
         from stage_times import stage_seconds
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    ticks = iter([0.0, 2.0, 5.0, 11.0, 12.5])
+    ticks = iter([0.0, 2.0, 5.0, 11.0, 11.5, 13.0])
     lines = ["Verifying data sources\n", "Running stage 'demo_data':\n", "> python -m stages.demo_data\n",
-             "Running stage 'train_ldm':\n", "epoch 1\n", "Running stage 'sample':\n", "done\n"]
+             "Running stage 'train_ldm':\n", "epoch 1\n",
+             "Stage 'sample' is cached - skipping run, checking out outputs\n",
+             "Running stage 'evaluate':\n", "done\n"]
     stages, total = stage_seconds(lines, clock=lambda: next(ticks))
-    assert stages == [("demo_data", 3.0), ("train_ldm", 6.0), ("sample", 1.5)] and total == 12.5
+    assert stages == [("demo_data", "ran", 3.0), ("train_ldm", "ran", 6.0), ("sample", "skipped or restored", 0.5),
+                      ("evaluate", "ran", 1.5)] and total == 13.0
     assert "epoch 1" in capsys.readouterr().out
