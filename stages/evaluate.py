@@ -95,13 +95,16 @@ def main():
     results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):
-        contrast = classification.lower_zone_contrast(picked(sided))
+        sided_images = picked(sided)
+        contrast = classification.lower_zone_contrast(sided_images)
         right = torch.tensor((sided.side == "right").to_numpy())
         # lower-zone brightness, image left minus image right: a right effusion raises it (README)
         results["laterality"] = {
             "right_prompts": float(contrast[right].mean()), "left_prompts": float(contrast[~right].mean()),
             "auroc_right_vs_left": classification.two_group_auroc_interval(contrast[right], contrast[~right], **options),
-            "n_right": int(right.sum()), "n_left": int((~right).sum())}
+            "n_right": int(right.sum()), "n_left": int((~right).sum()),
+            "one_sided": {side: classification.one_sidedness(sided_images[mask], samples, side, **options)
+                          for side, mask in (("right", right), ("left", ~right))}}
     write_json(paths.metrics("evaluate"), results)
     print({k: round(v["value"], 4) if isinstance(v, dict) and "value" in v else v for k, v in results.items()
            if not isinstance(v, dict) or "value" in v})

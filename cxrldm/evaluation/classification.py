@@ -14,16 +14,32 @@ from cxrldm.data.datasets import load_images, read_split
 from cxrldm.evaluation.intervals import bootstrap_interval
 
 
-def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
-    """Per image (N, 1, H, W in [0, 1]): mean brightness of the image-left lower chest minus the image-right
-    one (rows 50-85%, columns 15-45% and 55-85%). A PA film shows the patient's right on the image's left,
-    so a right pleural effusion raises this number and a left one lowers it: a side check where the
-    classifier has no side labels."""
+def lower_zones(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image (N, 1, H, W in [0, 1]): mean brightness of the image-left and of the image-right lower chest
+    (rows 50-85%, columns 15-45% and 55-85%). A PA film shows the patient's right on the image's left."""
     height, width = images.shape[-2:]
     lower = images[..., int(height * 0.50):int(height * 0.85), :]
-    image_left = lower[..., int(width * 0.15):int(width * 0.45)].mean(dim=(1, 2, 3))
-    image_right = lower[..., int(width * 0.55):int(width * 0.85)].mean(dim=(1, 2, 3))
+    return (lower[..., int(width * 0.15):int(width * 0.45)].mean(dim=(1, 2, 3)),
+            lower[..., int(width * 0.55):int(width * 0.85)].mean(dim=(1, 2, 3)))
+
+
+def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
+    """Per image: the image-left lower zone's brightness minus the image-right one's. A right pleural effusion
+    raises this number and a left one lowers it: a side check where the classifier has no side labels."""
+    image_left, image_right = lower_zones(images)
     return image_left - image_right
+
+
+def one_sidedness(images: torch.Tensor, null_images: torch.Tensor, side: str, **interval) -> dict:
+    """Whether images prompted with a `side` (patient's right / left) effusion whiten that side only: the AUROC
+    of each lower zone's brightness against the null prompt's images, for the stated side's zone (the image's
+    left for a right effusion) and the opposite one. One-sided: stated near 1, opposite near 0.5; an opposite
+    AUROC near the stated one means the prompt draws both sides (bilateral), which the right-vs-left contrast
+    alone does not show."""
+    stated = 0 if side == "right" else 1
+    zones, null_zones = lower_zones(images), lower_zones(null_images)
+    return {"stated_zone_auroc": two_group_auroc_interval(zones[stated], null_zones[stated], **interval),
+            "opposite_zone_auroc": two_group_auroc_interval(zones[1 - stated], null_zones[1 - stated], **interval)}
 
 
 def ceiling_note(real_auroc: dict, min_ceiling: float) -> str | None:

@@ -199,6 +199,21 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     assert laterality["auroc_right_vs_left"]["value"] == 1.0
     assert (laterality["n_right"], laterality["n_left"]) == (len(right), len(left)) == (n_test, n_test)
 
+    # one-sidedness: each side's images against the null prompt's, in the stated side's lower zone (the image's
+    # left for a right effusion) and in the opposite one; the planted one-sided phantoms tell the two apart
+    null_zones = classification.lower_zones(unconditional)
+    for side, stated in (("right", 0), ("left", 1)):
+        zones = classification.lower_zones(images(manifest.side == side))
+        def against_null(zone: int) -> float:
+            labels = torch.cat([torch.ones(len(zones[zone])), torch.zeros(len(null_zones[zone]))])
+            return classification.auroc(torch.cat([zones[zone], null_zones[zone]]), labels)
+        entry = laterality["one_sided"][side]
+        expected_stated, expected_opposite = against_null(stated), against_null(1 - stated)
+        clearly_apart(expected_stated, {"the opposite zone": expected_opposite}, f"the {side} prompts' stated zone")
+        assert entry["stated_zone_auroc"]["value"] == pytest.approx(expected_stated, **SAME), side
+        assert entry["opposite_zone_auroc"]["value"] == pytest.approx(expected_opposite, **SAME), side
+        assert entry["stated_zone_auroc"]["n"] == [len(zones[0]), len(null_zones[0])]
+
 
 def expected_jobs(project: Path, p: dict) -> list[dict]:
     """The sample stage's images in order, from the params as documented: each prompt (params, then the
