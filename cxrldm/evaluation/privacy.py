@@ -139,10 +139,12 @@ def partners(groups: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, batch_size: int, lr: float,
                     seed: int, width: int = 16, embed_dim: int = 64, temperature: float = 0.1, progress=None,
-                    precision: str = "fp32", desc: str = "embedding epochs") -> EmbeddingCNN:
+                    precision: str = "fp32", desc: str = "embedding epochs", channels_last: bool = True) -> EmbeddingCNN:
     """Train an EmbeddingCNN so that random copies (`random_copies`) of items of the same group land close
     together. Each step takes `batch_size` anchor images and, for each, a partner: another film of its
-    group where it has one, else the anchor itself; both are seen as independent random copies."""
+    group where it has one, else the anchor itself; both are seen as independent random copies.
+    `channels_last` trains in that memory layout (about 1.5x faster for this narrow network on the CPU,
+    benchmarks/privacy_training.py); the returned model is back in the default layout."""
     from cxrldm.models.training import resolve_precision
     bf16 = resolve_precision(precision, torch.device("cpu")) == "bf16"
     groups = torch.as_tensor(groups).long()
@@ -152,7 +154,8 @@ def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, bat
         raise ValueError(f"{len(images)} training images, fewer than one batch of {batch_size}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = EmbeddingCNN(width, embed_dim)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = EmbeddingCNN(width, embed_dim).to(memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = len(images) // batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
@@ -164,7 +167,7 @@ def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, bat
         for start in range(0, steps_per_epoch * batch_size, batch_size):
             anchors = order[start:start + batch_size]
             rows = torch.cat([anchors, partner[anchors]])
-            views = random_copies(images[rows], generator)
+            views = random_copies(images[rows], generator).contiguous(memory_format=layout)
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 embeddings = model(views)
             loss = supervised_contrastive_loss(embeddings.float(), groups[rows], temperature)
@@ -172,7 +175,7 @@ def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, bat
             loss.backward()
             optimizer.step()
             schedule.step()
-    return model.eval()
+    return model.to(memory_format=torch.contiguous_format).eval()
 
 
 @torch.no_grad()
