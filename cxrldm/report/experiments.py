@@ -3,6 +3,7 @@
     dvc exp run --queue -S sample.guidance_scale=1,2,5,7 ; dvc queue start     # a sweep, or
     dvc exp run --queue -S train_ldm.seed=0,1,2 ; dvc queue start              # seed replicates, or both
     python -m cxrldm.report.experiments [--out metrics/experiments.html] [--json FILE] [--param P]
+                                        [--where P=V ...] [--default P=V ...]
                                         [any other option, passed on to `dvc exp show`, e.g. --all-commits]
     (`python -m cxrldm.report.sweep` is the same command, with metrics/guidance_sweep.html as its page)
 
@@ -25,7 +26,12 @@ experiment is {"name", "executor", "revs": [row]}; a row's data holds "params" a
 {file: {"data": {...}}}. Lists and nulls inside metrics are dropped and NaN is written as a bare NaN.
 A failed experiment carries the metrics of the workspace it started from, a queued one none: rows whose
 run failed, is queued or still running get no metrics here. The workspace row is dropped when it repeats
-another row (after a plain `dvc exp run` it is that experiment's result)."""
+another row (after a plain `dvc exp run` it is that experiment's result), and a baseline row when it repeats
+one of the experiments (an experiment queued with the commit's own params): a repeat is no replicate.
+
+`--where P=V` keeps the runs whose param P is V (values read as YAML, so 8e-4 matches 0.0008), to put one
+recipe's runs in the view when the list holds other sweeps; `--default P=V` gives V to runs made before P
+existed, so they join the runs that set it to V."""
 
 from __future__ import annotations
 
@@ -152,7 +158,39 @@ def runs_from_exp_show(data: list) -> list[dict]:
             state = (experiment.get("executor") or {}).get("state")
             runs += [run_of(row, "experiment", state) for row in experiment.get("revs") or []]
     others = [(r["params"], r["metrics"]) for r in runs if r["kind"] != "workspace"]
-    return [r for r in runs if r["kind"] != "workspace" or (r["params"], r["metrics"]) not in others]
+    experiments = [(r["params"], r["metrics"]) for r in runs if r["kind"] == "experiment"]
+    return [r for r in runs if not (r["kind"] == "workspace" and (r["params"], r["metrics"]) in others
+                                    or r["kind"] == "baseline" and r["metrics"]
+                                    and (r["params"], r["metrics"]) in experiments)]
+
+
+def assignment(text: str) -> tuple[str, object]:
+    """'train_ldm.lr=8e-4' -> ('train_ldm.lr', 0.0008): the value read as YAML, as `dvc exp run -S` does."""
+    import yaml
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise ValueError(f"expected PARAM=VALUE (e.g. train_ldm.lr=8e-4), got {text!r}")
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):       # YAML 1.1 reads 8e-4 (no dot) as text; dvc and params.yaml mean a number
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
+
+
+def select_runs(runs: list[dict], where: list[tuple[str, object]] = (),
+                defaults: list[tuple[str, object]] = ()) -> list[dict]:
+    """The runs whose params match every (param, value) of `where`, after giving each `defaults` param its
+    value in the runs that lack it. A `where` param that no run has is an error (a typo would select none)."""
+    for run in runs:
+        for key, value in defaults:
+            run["params"].setdefault(key, value)
+    for key, value in where:
+        if not any(key in r["params"] for r in runs):
+            raise ValueError(f"--where {key}: no run has this param (dotted, as in params.yaml)")
+        runs = [r for r in runs if key in r["params"] and same_value_key(r["params"][key]) == same_value_key(value)]
+    return runs
 
 
 def exp_show(extra_args: list[str]) -> list:
@@ -370,12 +408,17 @@ def main(argv=None, default_out: str = "metrics/experiments.html") -> None:
     parser.add_argument("--json", type=Path, help="read this saved `dvc exp show --json` output instead of running it")
     parser.add_argument("--param", help="the swept param (dotted, in params.yaml); default: every param that varies "
                                         "across runs, other than seeds")
+    parser.add_argument("--where", action="append", default=[], metavar="PARAM=VALUE",
+                        help="keep only the runs with this param value (repeatable)")
+    parser.add_argument("--default", action="append", default=[], metavar="PARAM=VALUE",
+                        help="the value of a param in runs made before it existed (repeatable)")
     args, extra = parser.parse_known_args(argv)
     try:
+        where, defaults = [assignment(a) for a in args.where], [assignment(a) for a in args.default]
         data = json.loads(args.json.read_text(encoding="utf-8")) if args.json else exp_show(extra)
+        runs = select_runs(runs_from_exp_show(data), where, defaults)
     except (OSError, RuntimeError, ValueError) as error:
         raise SystemExit(f"error: {error}")
-    runs = runs_from_exp_show(data)
     out = html_path(args.out)
     result = write_report(out, runs, args.param)
     print(f"wrote {out}, {out.with_suffix('.csv')} and {out.with_suffix('.json')}: {len(runs)} runs, "

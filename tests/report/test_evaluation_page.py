@@ -526,6 +526,51 @@ def test_a_sweep_over_training_seeds_draws_one_point_per_value_with_its_range(tm
     assert len(list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))) == 9
 
 
+def with_train_params(run: tuple, **train_ldm) -> tuple:
+    name, params, evaluate, faithfulness = run
+    params = json.loads(json.dumps(params))
+    params["train_ldm"].update(train_ldm)
+    return name, params, evaluate, faithfulness
+
+
+def test_where_and_default_put_one_recipe_s_runs_in_the_view(tmp_path, capsys):
+    """An experiments list holding two sweeps: lr 4e-4 runs made before `lr_schedule` existed, lr 8e-4 runs
+    with it constant, and one with it cosine. --where keeps one recipe (8e-4 written as dvc -S takes it),
+    --default lets the older runs join the constant ones."""
+    runs = [with_train_params(("main", *metrics_of(3.0, 0)), lr=0.0008, lr_schedule="constant")]
+    runs += [with_train_params((f"old-s{s}", *metrics_of(3.0, s))) for s in (0, 1)]              # lr 4e-4, no schedule
+    runs += [with_train_params((f"new-s{s}", *metrics_of(3.0, s)), lr=0.0008, lr_schedule="constant") for s in (1, 2)]
+    runs += [with_train_params(("cos-s1", *metrics_of(3.0, 1)), lr=0.0008, lr_schedule="cosine")]
+    path = tmp_path / "exp_show.json"
+    path.write_text(json.dumps(capture(runs)))
+    out = tmp_path / "view.html"
+    experiments.main(["--json", str(path), "--out", str(out), "--where", "train_ldm.lr=8e-4",
+                      "--where", "train_ldm.lr_schedule=constant"])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [r["name"] for r in data["runs"]] == ["main", "new-s1", "new-s2"]
+    assert data["swept_params"] == [] and [g["runs"] for g in data["groups"]] == [["main", "new-s1", "new-s2"]]
+    experiments.main(["--json", str(path), "--out", str(out), "--where", "train_ldm.lr_schedule=constant",
+                      "--default", "train_ldm.lr_schedule=constant"])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert {r["name"] for r in data["runs"]} == {"main", "old-s0", "old-s1", "new-s1", "new-s2"}
+    assert [(g["label"], g["runs"]) for g in data["groups"]] == [("0.0004", ["old-s0", "old-s1"]),
+                                                                 ("0.0008", ["main", "new-s1", "new-s2"])]
+    for bad, message in ((["--where", "train_ldm.lr"], "expected PARAM=VALUE"),
+                         (["--where", "train_ldm.lrr=1"], "--where train_ldm.lrr: no run has this param")):
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            experiments.main(["--json", str(path), "--out", str(out), *bad])
+
+
+def test_a_baseline_that_repeats_an_experiment_is_no_replicate():
+    """Seeds 0, 1, 2 queued on a commit whose params are seed 0: its row and the seed-0 experiment are one
+    training run, counted once."""
+    runs = [("main", *metrics_of(3.0, 0))] + [(f"s{s}", *metrics_of(3.0, s)) for s in (0, 1, 2)]
+    names = [r["name"] for r in experiments.runs_from_exp_show(capture(runs))]
+    assert names == ["s0", "s1", "s2"]
+    runs[1] = ("s0", metrics_of(3.0, 0)[0], metrics_of(3.0, 3)[1], metrics_of(3.0, 3)[2])   # other metrics: a run of its own
+    assert [r["name"] for r in experiments.runs_from_exp_show(capture(runs))] == ["main", "s0", "s1", "s2"]
+
+
 def test_the_real_capture_draws_no_unconditional_fidelity_for_guidance(tmp_path, capsys):
     """The capture's faithfulness.json predates the report-conditioned set: the guidance sweep then draws no
     fidelity at all rather than the unconditional one; runs and states are all in the tables and the CSV."""
