@@ -1,6 +1,12 @@
 """Stage evaluate: MS-SSIM of reconstructions and diversity; FID, precision / recall / density / coverage
 and KID of the unconditional samples on a feature network's features; prompt adherence and laterality by
-a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json."""
+a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json.
+
+Adherence (a prompt's images against the null prompt's) has a real-film yardstick beside it: the same
+AUROC for the test films labelled positive for the prompt's finding against all test films. The null
+prompt's images are a draw from all films, positives among them, so a model that draws typical positive
+films scores about that; above it, the prompt's images show the finding more plainly than a typical
+positive film does."""
 
 
 import pandas as pd
@@ -10,6 +16,7 @@ import torch.nn.functional as F
 from cxrldm import paths
 from cxrldm.data.datasets import load_images, read_split
 from cxrldm.data.images import load_array
+from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification, networks, similarity
 from cxrldm.evaluation.fidelity import fidelity, frechet_distance
 from cxrldm.evaluation.intervals import mean_interval, pairwise_mean_interval
@@ -39,7 +46,8 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def main():
-    p = load_params()["evaluate"]
+    params = load_params()
+    p = params["evaluate"]
     runtime = setup_runtime(p["precision"])
     autoencoder, description = nets.load_model(paths.AUTOENCODER, runtime.device)
     size, kernel = description["image_size"], p["ms_ssim_kernel"]
@@ -83,15 +91,22 @@ def main():
 
     classifier = networks.load_network(p["classifier"], p["xrv_cache_dir"], paths.EVALUATOR)
     null_probabilities = classifier.probabilities(samples)
+    prompted = manifest[manifest.finding != ""]
+    findings = sorted(set(prompted.finding))
+    test_targets = classification.label_targets(read_labels(params["data"], findings), test.study_id[:needed], findings)
+    test_probabilities = classifier.probabilities(test_images)
     adherence = {}
-    for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
-        column, = classification.classifier_columns(classifier, [rows.finding.iloc[0]], f"sample prompt {rows.prompt.iloc[0]!r}")
+    for group, rows in prompted.groupby("group", sort=False):
+        finding = rows.finding.iloc[0]
+        column, = classification.classifier_columns(classifier, [finding], f"sample prompt {rows.prompt.iloc[0]!r}")
         probabilities = classifier.probabilities(picked(rows))[:, column]
         adherence[f"prompt{int(group):03d}"] = {
-            "finding": rows.finding.iloc[0], "prompt": rows.prompt.iloc[0],
+            "finding": finding, "prompt": rows.prompt.iloc[0],
             "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
-            "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options)}
+            "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options),
+            "real_positive_vs_all": classification.positive_vs_all(
+                test_probabilities[:, column], test_targets[:, findings.index(finding)], **options)}
     results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):

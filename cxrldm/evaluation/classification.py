@@ -108,6 +108,19 @@ def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, 
     return {**result, **counts}
 
 
+def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int, seed: int) -> dict:
+    """AUROC of the scores of the items with target 1 against the scores of all items with a known target
+    (NaN targets left out), with its interval over items: adherence's yardstick on real films, whose
+    reference group (like the null prompt's images) holds the positives too, so that it is at most
+    1 - prevalence / 2 even for a perfect classifier."""
+    known = ~targets.isnan()
+    scores, positive = scores[known].double(), targets[known] == 1
+    counts = {"n_positive": int(positive.sum()), "n_all": len(scores)}
+    if not counts["n_positive"]:
+        return {"value": None, "low": None, "high": None, **counts}
+    return {**two_group_auroc_interval(scores[positive], scores, resamples, seed), **counts}
+
+
 def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resamples: int, seed: int) -> dict:
     """AUROC of `group` scores above `reference` scores, each group resampled on its own."""
     def statistic(a, b):

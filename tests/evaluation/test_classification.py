@@ -40,3 +40,17 @@ def test_the_page_marks_uninformative_findings_and_says_why():
     svg, notes = faithfulness_bars(faithfulness)
     assert "Pneumothorax (uninformative)" in svg and "Edema (uninformative)" not in svg
     assert notes == ["Pneumothorax: uninformative, the classifier's AUROC on the real films is 0.51"]
+
+
+def test_adherence_s_real_yardstick_is_the_positives_against_all_known_films():
+    """A perfect classifier on films with prevalence q scores 1 - q / 2 (the positives are among "all", as
+    positives are among the null prompt's images); uncertain (NaN) films are left out, not counted negative."""
+    from cxrldm.evaluation.classification import positive_vs_all
+    targets = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), float("nan")])
+    perfect = torch.tensor([0.9, 0.8, 0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.0, 0.0])   # the uncertain films score lowest
+    result = positive_vs_all(perfect, targets, resamples=200, seed=0)
+    assert (result["n_positive"], result["n_all"]) == (2, 8)
+    assert abs(result["value"] - (1 - (2 / 8) / 2)) < 1e-12          # 0.875, not the positives-vs-negatives 1.0
+    reversed_ = positive_vs_all(1 - perfect, targets, resamples=200, seed=0)
+    assert abs(reversed_["value"] - (2 / 8) / 2) < 1e-12
+    assert positive_vs_all(perfect, torch.zeros(10), resamples=200, seed=0)["value"] is None

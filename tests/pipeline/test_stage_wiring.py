@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from pipeline_project import env, pristine_copy, set_param
+from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification
 from cxrldm.evaluation import fidelity
 from cxrldm.evaluation import similarity
@@ -105,6 +106,21 @@ def plant_samples(project: Path, size: int, test_images: torch.Tensor) -> pd.Dat
     return manifest
 
 
+def plant_test_labels(project: Path, test_studies) -> None:
+    """Give the test studies known labels in the project's label file: a different positive film per finding
+    (so each finding's yardstick differs), and one uncertain (-1) label that must be left out."""
+    data = params(project)["data"]
+    path = project / data["root"] / data["labels"]
+    labels = pd.read_csv(path)
+    findings = [c for c in labels.columns if c not in ("subject_id", "study_id")]
+    test = labels.study_id.isin(list(test_studies))
+    labels.loc[test, findings] = 0.0
+    for i, study in enumerate(test_studies):
+        labels.loc[labels.study_id == study, findings[i::len(test_studies)]] = 1.0
+    labels.loc[labels.study_id == list(test_studies)[-1], "Pleural Effusion"] = -1.0
+    labels.to_csv(path, index=False)
+
+
 def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project, monkeypatch):
     """evaluate on planted samples: FID and diversity of the unconditional ones, adherence per group and finding
     column against the unconditional null, laterality of the right/left groups, all equal to direct computations."""
@@ -121,6 +137,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     assert n_test >= 3
     test_images = load_images(project / "data" / "resized", test.path[:n_test], size)
     manifest = plant_samples(project, size, test_images)
+    plant_test_labels(project, test.study_id)
 
     monkeypatch.chdir(project)
     stages.evaluate.main()
@@ -157,6 +174,8 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
 
     # adherence: each group's images in its finding's column, against the unconditional samples in that column
     null = network.probabilities(unconditional)
+    real_films = test[:max(n_test, min(len(test), p["n_reconstruction"]))]
+    real_images = load_images(project / "data" / "resized", real_films.path, size)
     adherence = results["adherence_evaluator_cnn"]
     assert set(adherence) == {"prompt000", "prompt001", "prompt002"}       # group 3 has no finding
     for group in (0, 1, 2):
@@ -185,6 +204,21 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
         labels = torch.cat([torch.ones(len(probabilities)), torch.zeros(len(null))])
         assert entry["auroc_vs_null"]["value"] == pytest.approx(
             classification.auroc(torch.cat([probabilities[:, column], null[:, column]]), labels), **SAME)
+
+        # its real-film yardstick: the test films labelled positive for the finding against all test films
+        real = entry["real_positive_vs_all"]
+        targets = classification.label_targets(read_labels(params(project)["data"], [finding]), real_films.study_id,
+                                               [finding])[:, 0]
+        known = ~targets.isnan()
+        scores = network.probabilities(real_images[known])
+        positive = targets[known] == 1
+        assert real["n_positive"] == int(positive.sum()) >= 1 and real["n_all"] == int(known.sum())
+        assert real["n_all"] == len(real_films) - (finding == "Pleural Effusion")    # the uncertain label left out
+        def positive_vs_all(c: int) -> float:
+            s = scores[:, c]
+            return classification.auroc(torch.cat([s[positive], s]),
+                                        torch.cat([torch.ones(int(positive.sum())), torch.zeros(len(s))]))
+        assert real["value"] == pytest.approx(positive_vs_all(column), **SAME), finding   # real_adherence: tests/evaluation
 
     # laterality: a right effusion brightens the image-left lower zone (PA), so right > left, perfectly apart
     right = classification.lower_zone_contrast(images(manifest.side == "right"))
