@@ -23,6 +23,8 @@ CASES = {
                    "--sample-batch", "1", "--sample-steps", "1", "--device", "cpu"],
                   ["| train_aekl step | fp32 | 1 |", "| train_ldm step | fp32 | 1 |", "| sampling, 1 DDIM steps"]),
     "memorisation_audit": (["--quick"], ["chunked exact search (ours)", "PROJECTION (not measured)"]),
+    "privacy_training": (["--profile", TINY, "--epochs", "1", "--films", "64"],
+                         ["| default (contiguous) |", "| channels-last (train_privacy) |", "speed-up:"]),
 }
 
 
