@@ -73,7 +73,7 @@ READERS = {
     "sample.guidance_scale": {"sample", "sample_reports"},
     "memorisation.pixel_size": {"memorisation", "edit"},
     "evaluate.resamples": {"evaluate", "faithfulness", "memorisation", "utility", "edit", "reader_study"},
-    "data.labels": {"extract_reports", "train_evaluator", "faithfulness", "utility", "edit"},
+    "data.labels": {"extract_reports", "train_evaluator", "evaluate", "faithfulness", "utility", "edit"},
 }
 
 
