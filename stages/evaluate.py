@@ -91,12 +91,10 @@ def main():
 
     classifier = networks.load_network(p["classifier"], p["xrv_cache_dir"], paths.EVALUATOR)
     null_probabilities = classifier.probabilities(samples)
-    prompted = manifest[manifest.finding != ""]
-    findings = sorted(set(prompted.finding))
-    test_targets = classification.label_targets(read_labels(params["data"], findings), test.study_id[:needed], findings)
+    labels = read_labels(params["data"], [])
     test_probabilities = classifier.probabilities(test_images)
     adherence = {}
-    for group, rows in prompted.groupby("group", sort=False):
+    for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
         finding = rows.finding.iloc[0]
         column, = classification.classifier_columns(classifier, [finding], f"sample prompt {rows.prompt.iloc[0]!r}")
         probabilities = classifier.probabilities(picked(rows))[:, column]
@@ -105,8 +103,8 @@ def main():
             "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
             "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options),
-            "real_positive_vs_all": classification.positive_vs_all(
-                test_probabilities[:, column], test_targets[:, findings.index(finding)], **options)}
+            "real_positive_vs_all": classification.real_adherence(
+                test_probabilities[:, column], labels, test.study_id[:needed], finding, **options)}
     results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):

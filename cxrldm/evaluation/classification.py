@@ -121,6 +121,16 @@ def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int,
     return {**two_group_auroc_interval(scores[positive], scores, resamples, seed), **counts}
 
 
+def real_adherence(scores: torch.Tensor, labels: pd.DataFrame, study_ids, finding: str, resamples: int,
+                   seed: int) -> dict:
+    """`positive_vs_all` of the films' scores under their studies' `finding` labels; a finding the label
+    file has no column for gets no value and says so, since the classifier may know findings it lacks."""
+    if finding not in labels.columns:
+        return {"value": None, "low": None, "high": None,
+                "skipped": f"the label file (data.labels) has no {finding!r} column"}
+    return positive_vs_all(scores, label_targets(labels, study_ids, [finding])[:, 0], resamples, seed)
+
+
 def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resamples: int, seed: int) -> dict:
     """AUROC of `group` scores above `reference` scores, each group resampled on its own."""
     def statistic(a, b):

@@ -44,6 +44,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from cxrldm.io import atomic_path
 from cxrldm.report import evaluation_page as page
 
@@ -157,16 +159,15 @@ def runs_from_exp_show(data: list) -> list[dict]:
         for experiment in baseline.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state")
             runs += [run_of(row, "experiment", state) for row in experiment.get("revs") or []]
-    others = [(r["params"], r["metrics"]) for r in runs if r["kind"] != "workspace"]
-    experiments = [(r["params"], r["metrics"]) for r in runs if r["kind"] == "experiment"]
-    return [r for r in runs if not (r["kind"] == "workspace" and (r["params"], r["metrics"]) in others
-                                    or r["kind"] == "baseline" and r["metrics"]
-                                    and (r["params"], r["metrics"]) in experiments)]
+
+    def content(kinds):
+        return [(r["params"], r["metrics"]) for r in runs if r["kind"] in kinds]
+    repeated_by = {"workspace": content(("baseline", "experiment")), "baseline": content(("experiment",))}
+    return [r for r in runs if (r["params"], r["metrics"]) not in repeated_by.get(r["kind"], [])]
 
 
 def assignment(text: str) -> tuple[str, object]:
     """'train_ldm.lr=8e-4' -> ('train_ldm.lr', 0.0008): the value read as YAML, as `dvc exp run -S` does."""
-    import yaml
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
         raise ValueError(f"expected PARAM=VALUE (e.g. train_ldm.lr=8e-4), got {text!r}")

@@ -54,3 +54,18 @@ def test_adherence_s_real_yardstick_is_the_positives_against_all_known_films():
     reversed_ = positive_vs_all(1 - perfect, targets, resamples=200, seed=0)
     assert abs(reversed_["value"] - (2 / 8) / 2) < 1e-12
     assert positive_vs_all(perfect, torch.zeros(10), resamples=200, seed=0)["value"] is None
+
+
+def test_a_finding_the_label_file_lacks_gets_no_yardstick_and_says_why():
+    """The classifier may know a finding the label file has no column for (xrv's labels, a manifest's own):
+    evaluate then writes no value and the reason instead of failing; a present column is scored as usual."""
+    import pandas as pd
+
+    from cxrldm.evaluation.classification import label_targets, positive_vs_all, real_adherence
+    labels = pd.DataFrame({"study_id": [1, 2, 3, 4], "Cardiomegaly": [1.0, 0.0, -1.0, None]}).set_index("study_id")
+    scores = torch.tensor([0.9, 0.2, 0.5, 0.1])
+    missing = real_adherence(scores, labels, [1, 2, 3, 4], "Edema", resamples=50, seed=0)
+    assert missing["value"] is None and "no 'Edema' column" in missing["skipped"]
+    present = real_adherence(scores, labels, [1, 2, 3, 4], "Cardiomegaly", resamples=50, seed=0)
+    assert present == positive_vs_all(scores, label_targets(labels, [1, 2, 3, 4], ["Cardiomegaly"])[:, 0], 50, 0)
+    assert (present["n_positive"], present["n_all"]) == (1, 3)       # the uncertain study is left out
