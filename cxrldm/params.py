@@ -152,7 +152,8 @@ RULES: dict[str, Rule] = {
     "evaluate.feature_network": Rule("xrv, evaluator_cnn or hf:<hub id or directory>",
                                      lambda v: v in ("xrv", "evaluator_cnn") or (isinstance(v, str)
                                                                                 and v.startswith("hf:") and len(v) > 3)),
-    "evaluate.classifier": choice("xrv", "evaluator_cnn"), "evaluate.prdc_k": POSITIVE,
+    "evaluate.classifier": choice("xrv", "evaluator_cnn"), "evaluate.normal_prompt": optional(integer(0)),
+    "evaluate.prdc_k": POSITIVE,
     "evaluate.kid_subsets": POSITIVE, "evaluate.resamples": POSITIVE, "evaluate.xrv_cache_dir": text(),
     "evaluate.n_reconstruction": POSITIVE, "evaluate.n_test": integer(3), "evaluate.pairs": COUNT,
     "evaluate.ms_ssim_kernel": integer(1), "evaluate.seed": SEED, "evaluate.precision": PRECISION,

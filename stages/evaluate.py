@@ -2,11 +2,12 @@
 and KID of the unconditional samples on a feature network's features; prompt adherence and laterality by
 a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json.
 
-Adherence (a prompt's images against the null prompt's) has a real-film yardstick beside it: the same
-AUROC for the test films labelled positive for the prompt's finding against all test films. The null
-prompt's images are a draw from all films, positives among them, so a model that draws typical positive
-films scores about that; above it, the prompt's images show the finding more plainly than a typical
-positive film does."""
+Adherence compares a finding prompt's images with two references, each with its real-film counterpart.
+Against the null prompt's images (auroc_vs_null), which are a draw from all films, positives among them:
+its counterpart is the test films labelled positive against all test films, so a model that draws typical
+positive films scores about that, and even a perfect one at most 1 - prevalence / 2. Against a normal
+report's images (auroc_vs_normal, evaluate.normal_prompt): its counterpart is positive against negative
+test films, the classifier's own AUROC, so this one can and should come close to 1."""
 
 
 import pandas as pd
@@ -43,6 +44,19 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     padded = F.pad(images, (radius,) * 4, mode="replicate")
     blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
+
+
+def normal_prompt_probabilities(classifier, manifest: pd.DataFrame, picked, normal_prompt) -> torch.Tensor | None:
+    """The classifier's probabilities on the images of the normal report's prompt (`evaluate.normal_prompt`, its
+    index in sample.prompts), or None where the param is null."""
+    if normal_prompt is None:
+        return None
+    rows = manifest[manifest.group.astype(str) == str(normal_prompt)]
+    if rows.empty or (rows.finding != "").any():
+        without = sorted(set(manifest.group[manifest.finding == ""].astype(str)) - {"unconditional"})
+        raise ValueError(f"evaluate.normal_prompt: {normal_prompt} is not a sample prompt without a finding "
+                         f"(prompts without one: {', '.join(without) or 'none'}; null: compare with the null prompt only)")
+    return classifier.probabilities(picked(rows))
 
 
 def main():
@@ -93,18 +107,27 @@ def main():
     null_probabilities = classifier.probabilities(samples)
     labels = read_labels(params["data"], [])
     test_probabilities = classifier.probabilities(test_images)
+    normal_probabilities = normal_prompt_probabilities(classifier, manifest, picked, p["normal_prompt"])
     adherence = {}
     for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
         finding = rows.finding.iloc[0]
         column, = classification.classifier_columns(classifier, [finding], f"sample prompt {rows.prompt.iloc[0]!r}")
         probabilities = classifier.probabilities(picked(rows))[:, column]
-        adherence[f"prompt{int(group):03d}"] = {
+        def yardstick(reference):
+            return classification.real_adherence(test_probabilities[:, column], labels, test.study_id[:needed],
+                                                 finding, reference, **options)
+        entry = adherence[f"prompt{int(group):03d}"] = {
             "finding": finding, "prompt": rows.prompt.iloc[0],
             "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
             "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options),
-            "real_positive_vs_all": classification.real_adherence(
-                test_probabilities[:, column], labels, test.study_id[:needed], finding, **options)}
+            "real_positive_vs_all": yardstick("all")}
+        if normal_probabilities is not None:
+            entry.update({
+                "normal_probability": float(normal_probabilities[:, column].mean()),
+                "auroc_vs_normal": classification.two_group_auroc_interval(
+                    probabilities, normal_probabilities[:, column], **options),
+                "real_positive_vs_negative": yardstick("negative")})
     results[f"adherence_{classifier.name}"] = adherence
     sided = manifest[manifest.side != ""]
     if {"left", "right"} <= set(sided.side):

@@ -121,14 +121,18 @@ def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int,
     return {**two_group_auroc_interval(scores[positive], scores, resamples, seed), **counts}
 
 
-def real_adherence(scores: torch.Tensor, labels: pd.DataFrame, study_ids, finding: str, resamples: int,
-                   seed: int) -> dict:
-    """`positive_vs_all` of the films' scores under their studies' `finding` labels; a finding the label
-    file has no column for gets no value and says so, since the classifier may know findings it lacks."""
+def real_adherence(scores: torch.Tensor, labels: pd.DataFrame, study_ids, finding: str, reference: str,
+                   resamples: int, seed: int) -> dict:
+    """Adherence's yardstick on real films: the films labelled positive for `finding` against all films with a
+    known label (`reference` "all", as the null prompt's images) or against the negative ones ("negative", as a
+    normal report's images; this is the classifier's own AUROC). A finding the label file has no column for gets
+    no value and says so, since the classifier may know findings it lacks."""
     if finding not in labels.columns:
         return {"value": None, "low": None, "high": None,
                 "skipped": f"the label file (data.labels) has no {finding!r} column"}
-    return positive_vs_all(scores, label_targets(labels, study_ids, [finding])[:, 0], resamples, seed)
+    targets = label_targets(labels, study_ids, [finding])[:, 0]
+    compare = {"all": positive_vs_all, "negative": auroc_interval}[reference]
+    return compare(scores, targets, resamples, seed)
 
 
 def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resamples: int, seed: int) -> dict:

@@ -59,24 +59,29 @@ SOURCES = {"conditioned": "report-conditioned images (faithfulness.json all_stud
            "unconditional": "unconditional samples (evaluate.json)"}
 IMAGE_INTERVALS = "95% bootstrap intervals over images (studies for the report-conditioned set), within one run"
 
-# headline metrics in page order: key -> label; per-finding and per-prompt keys are "finding:<name>", "adherence:<id>"
+# headline metrics in page order: key -> label; per-finding and per-prompt keys are "finding:<name>",
+# "adherence:<id>" (against the null prompt's images) and "adherence_normal:<id>" (against a normal report's)
 LABELS = {
     "faithfulness": "mean faithfulness AUROC (synthetic)",
     "faithfulness_ceiling": "mean AUROC on real images (ceiling)",
     "faithfulness_ratio": "faithfulness / ceiling",
     "laterality": "laterality AUROC (right vs left)",
     "adherence": "mean adherence AUROC (prompt vs null)",
+    "adherence_normal": "mean adherence AUROC (prompt vs normal report)",
     **{f"{s}_{m}": f"{m} ({label})" if m != "fid" else f"FID ({label})" for s, label in SETS.items() for m in FIDELITY},
     "diversity_ms_ssim": "MS-SSIM between samples (diversity, lower is more diverse)",
 }
-SUMMARY_KEYS = ("faithfulness", "faithfulness_ratio", "laterality", "adherence", "conditioned_fid",
+SUMMARY_KEYS = ("faithfulness", "faithfulness_ratio", "laterality", "adherence", "adherence_normal", "conditioned_fid",
                 "conditioned_coverage", "unconditional_fid", "unconditional_coverage", "diversity_ms_ssim")
+
+
+KINDS = {"finding": "synthetic AUROC", "adherence": "adherence AUROC", "adherence_normal": "adherence AUROC vs normal"}
 
 
 def label(key: str) -> str:
     kind, colon, name = key.partition(":")
-    if colon and kind in ("finding", "adherence"):
-        return f"{'synthetic' if kind == 'finding' else 'adherence'} AUROC, {name}"
+    if colon and kind in KINDS:
+        return f"{KINDS[kind]}, {name}"
     return LABELS.get(key, key)
 
 
@@ -130,9 +135,10 @@ def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
     put("laterality", _dict(evaluate.get("laterality")).get("auroc_right_vs_left"))
     prompts = {name: entry for key in sorted(evaluate) if key.startswith("adherence_")
                for name, entry in _dict(evaluate[key]).items() if isinstance(entry, dict)}
-    for name, entry in prompts.items():
-        put(f"adherence:{name}", entry.get("auroc_vs_null"))
-    put("adherence", _mean(out[f"adherence:{name}"][0] for name in prompts if f"adherence:{name}" in out))
+    for kind, field in (("adherence", "auroc_vs_null"), ("adherence_normal", "auroc_vs_normal")):
+        for name, entry in prompts.items():
+            put(f"{kind}:{name}", entry.get(field))
+        put(kind, _mean(out[f"{kind}:{name}"][0] for name in prompts if f"{kind}:{name}" in out))
     put("diversity_ms_ssim", evaluate.get("ms_ssim_samples"))
     return out
 

@@ -1,6 +1,7 @@
 """A finding's classifier-based results count only where the classifier separates it on the real films:
 its real-image AUROC interval must lie above faithfulness.min_ceiling."""
 
+import pytest
 import torch
 
 from cxrldm.evaluation.classification import auroc_interval, ceiling_note
@@ -64,8 +65,46 @@ def test_a_finding_the_label_file_lacks_gets_no_yardstick_and_says_why():
     from cxrldm.evaluation.classification import label_targets, positive_vs_all, real_adherence
     labels = pd.DataFrame({"study_id": [1, 2, 3, 4], "Cardiomegaly": [1.0, 0.0, -1.0, None]}).set_index("study_id")
     scores = torch.tensor([0.9, 0.2, 0.5, 0.1])
-    missing = real_adherence(scores, labels, [1, 2, 3, 4], "Edema", resamples=50, seed=0)
+    missing = real_adherence(scores, labels, [1, 2, 3, 4], "Edema", "all", resamples=50, seed=0)
     assert missing["value"] is None and "no 'Edema' column" in missing["skipped"]
-    present = real_adherence(scores, labels, [1, 2, 3, 4], "Cardiomegaly", resamples=50, seed=0)
+    present = real_adherence(scores, labels, [1, 2, 3, 4], "Cardiomegaly", "all", resamples=50, seed=0)
     assert present == positive_vs_all(scores, label_targets(labels, [1, 2, 3, 4], ["Cardiomegaly"])[:, 0], 50, 0)
     assert (present["n_positive"], present["n_all"]) == (1, 3)       # the uncertain study is left out
+
+
+def test_real_adherence_against_negative_films_is_the_classifiers_auroc():
+    """Against a normal report's images the real counterpart is positives against negatives only (the classifier's
+    AUROC, uncertain labels left out, a finding not mentioned negative), not against all films."""
+    import pandas as pd
+
+    from cxrldm.evaluation.classification import real_adherence
+    labels = pd.DataFrame({"study_id": [1, 2, 3, 4, 5], "Cardiomegaly": [1.0, 0.0, -1.0, None, 1.0]}).set_index("study_id")
+    scores = torch.tensor([0.9, 0.2, 0.95, 0.1, 0.6])                 # the uncertain study scores highest
+    negative = real_adherence(scores, labels, [1, 2, 3, 4, 5], "Cardiomegaly", "negative", resamples=50, seed=0)
+    assert negative["value"] == 1.0 and (negative["n_positive"], negative["n_negative"]) == (2, 2)
+    assert real_adherence(scores, labels, [1, 2, 3, 4, 5], "Cardiomegaly", "all", 50, 0)["value"] < 1.0
+    with pytest.raises(KeyError):
+        real_adherence(scores, labels, [1, 2, 3, 4, 5], "Cardiomegaly", "normal", 50, 0)
+
+
+def test_normal_prompt_must_name_a_prompt_without_a_finding():
+    """evaluate.normal_prompt picks the images a finding prompt is contrasted with; a prompt that has a finding,
+    or none at all, is a one-line error naming the param, not a silent comparison with the wrong images."""
+    import pandas as pd
+    from stages.evaluate import normal_prompt_probabilities
+
+    manifest = pd.DataFrame({"group": ["unconditional", "0", "0", "1", "1"],
+                             "finding": ["", "", "", "Cardiomegaly", "Cardiomegaly"]})
+    images = torch.arange(5.0)
+
+    class Classifier:
+        def probabilities(self, x):
+            return x[:, None]
+
+    def picked(rows):
+        return images[torch.from_numpy(manifest.index.isin(rows.index))]
+    assert normal_prompt_probabilities(Classifier(), manifest, picked, 0)[:, 0].tolist() == [1.0, 2.0]
+    assert normal_prompt_probabilities(Classifier(), manifest, picked, None) is None
+    for wrong in (1, 7):
+        with pytest.raises(ValueError, match=r"evaluate.normal_prompt: .*\(prompts without one: 0;"):
+            normal_prompt_probabilities(Classifier(), manifest, picked, wrong)

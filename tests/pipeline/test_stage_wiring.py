@@ -41,6 +41,13 @@ def params(project: Path) -> dict:
     return yaml.safe_load((project / "params.yaml").read_text())
 
 
+def set_params(project: Path, **sections: dict) -> None:
+    values = params(project)
+    for section, changes in sections.items():
+        values[section].update(changes)
+    (project / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+
+
 def tree_hash(folder: Path) -> str:
     """Every file under `folder` (names and bytes, hidden files included)."""
     digest = hashlib.sha256()
@@ -138,6 +145,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     test_images = load_images(project / "data" / "resized", test.path[:n_test], size)
     manifest = plant_samples(project, size, test_images)
     plant_test_labels(project, test.study_id)
+    set_params(project, evaluate={"normal_prompt": 3})                  # the planted normal films' group
 
     monkeypatch.chdir(project)
     stages.evaluate.main()
@@ -219,6 +227,20 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
             return classification.auroc(torch.cat([s[positive], s]),
                                         torch.cat([torch.ones(int(positive.sum())), torch.zeros(len(s))]))
         assert real["value"] == pytest.approx(positive_vs_all(column), **SAME), finding   # real_adherence: tests/evaluation
+
+        # against the normal report's images (group 3), and its real counterpart: positive against negative films
+        normal = network.probabilities(images(manifest.group == 3))[:, column]
+        assert entry["normal_probability"] == pytest.approx(float(normal.mean()), **SAME)
+        clearly_apart(float(normal.mean()), {"null": expected_null, "prompt": expected},
+                      f"the normal prompt's {finding} probability")
+        assert entry["auroc_vs_normal"]["value"] == pytest.approx(classification.auroc(
+            torch.cat([probabilities[:, column], normal]),
+            torch.cat([torch.ones(len(probabilities)), torch.zeros(len(normal))])), **SAME)
+        assert entry["auroc_vs_normal"]["n"] == [len(probabilities), len(normal)]
+        negative = real["n_all"] - real["n_positive"]
+        assert entry["real_positive_vs_negative"]["n_negative"] == negative >= 1
+        assert entry["real_positive_vs_negative"]["value"] == pytest.approx(
+            classification.auroc(scores[:, column], positive), **SAME), finding
 
     # laterality: a right effusion brightens the image-left lower zone (PA), so right > left, perfectly apart
     right = classification.lower_zone_contrast(images(manifest.side == "right"))

@@ -317,8 +317,9 @@ def test_headline_metrics_pick_each_set_and_skip_baselines_and_non_numbers():
     evaluate = {"fid_a_noise_baseline": 1500.0, "fid_b": {"value": 80.0, "low": 70.0, "high": 90.0},
                 "prdc_b": {"coverage": {"value": 0.4}, "precision": 0.9},
                 "laterality": {"auroc_right_vs_left": iv(0.74, 0.56, 0.91, 16)},
-                "adherence_b": {"prompt001": {"auroc_vs_null": iv(0.9, 0.8, 1.0, 16), "finding": "Cardiomegaly"},
-                                "prompt002": {"auroc_vs_null": 0.7}},
+                "adherence_b": {"prompt001": {"auroc_vs_null": iv(0.9, 0.8, 1.0, 16), "finding": "Cardiomegaly",
+                                              "auroc_vs_normal": iv(0.99, 0.95, 1.0, 16)},
+                                "prompt002": {"auroc_vs_null": 0.7, "auroc_vs_normal": 0.97}},
                 "ms_ssim_samples": iv(0.68, 0.66, 0.69, 64)}
     faithfulness = {"findings": {"A": {"synthetic_auroc": 0.6, "real_auroc": 0.9},
                                  "B": {"synthetic_auroc": {"value": 0.8}, "real_auroc": 1.0},
@@ -334,6 +335,7 @@ def test_headline_metrics_pick_each_set_and_skip_baselines_and_non_numbers():
     assert m["faithfulness_ratio"][0] == pytest.approx(0.7 / 0.95)
     assert m["laterality"] == (0.74, 0.56, 0.91) and m["adherence:prompt001"] == (0.9, 0.8, 1.0)
     assert m["adherence"][0] == pytest.approx(0.8) and m["diversity_ms_ssim"] == (0.68, 0.66, 0.69)
+    assert m["adherence_normal:prompt001"] == (0.99, 0.95, 1.0) and m["adherence_normal"][0] == pytest.approx(0.98)
     # the stage's own means win over the fallback
     m = experiments.headline_metrics({}, faithfulness | {"mean_synthetic_auroc": 0.75, "mean_real_auroc": 0.97})
     assert m["faithfulness"][0] == 0.75 and m["faithfulness_ceiling"][0] == 0.97
