@@ -26,8 +26,9 @@ experiment is {"name", "executor", "revs": [row]}; a row's data holds "params" a
 {file: {"data": {...}}}. Lists and nulls inside metrics are dropped and NaN is written as a bare NaN.
 A failed experiment carries the metrics of the workspace it started from, a queued one none: rows whose
 run failed, is queued or still running get no metrics here. The workspace row is dropped when it repeats
-another row (after a plain `dvc exp run` it is that experiment's result), and a baseline row when it repeats
-one of the experiments (an experiment queued with the commit's own params): a repeat is no replicate.
+another row (after a plain `dvc exp run` it is that experiment's result), and a baseline row when one of
+its experiments has its params (queued with the commit's own params, it re-ran the commit's pipeline: the
+same training run, and where the metrics differ the commit's were stale): a repeat is no replicate.
 
 `--where P=V` keeps the runs whose param P is V (values read as YAML, so 8e-4 matches 0.0008), to put one
 recipe's runs in the view when the list holds other sweeps; `--default P=V` gives V to runs made before P
@@ -166,10 +167,16 @@ def runs_from_exp_show(data: list) -> list[dict]:
             state = (experiment.get("executor") or {}).get("state")
             runs += [run_of(row, "experiment", state) for row in experiment.get("revs") or []]
 
-    def content(kinds):
-        return [(r["params"], r["metrics"]) for r in runs if r["kind"] in kinds]
-    repeated_by = {"workspace": content(("baseline", "experiment")), "baseline": content(("experiment",))}
-    return [r for r in runs if (r["params"], r["metrics"]) not in repeated_by.get(r["kind"], [])]
+    # a baseline whose params an experiment of the commit repeats is that training run, seed included: the
+    # experiment re-ran the commit's pipeline, so where their metrics differ the commit's own were stale
+    def repeats(run, kinds, same):
+        return any(same(run) == same(other) for other in runs if other["kind"] in kinds)
+    def content(r):
+        return r["params"], r["metrics"]
+    def params(r):
+        return r["params"]
+    rules = {"workspace": (("baseline", "experiment"), content), "baseline": (("experiment",), params)}
+    return [r for r in runs if r["kind"] not in rules or not repeats(r, *rules[r["kind"]])]
 
 
 def assignment(text: str) -> tuple[str, object]:

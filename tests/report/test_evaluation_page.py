@@ -565,11 +565,16 @@ def test_where_and_default_put_one_recipe_s_runs_in_the_view(tmp_path, capsys):
 
 def test_a_baseline_that_repeats_an_experiment_is_no_replicate():
     """Seeds 0, 1, 2 queued on a commit whose params are seed 0: its row and the seed-0 experiment are one
-    training run, counted once."""
+    training run, counted once, also where the commit's metrics are stale (an evaluate change re-ran there);
+    a baseline with params of its own stays."""
     runs = [("main", *metrics_of(3.0, 0))] + [(f"s{s}", *metrics_of(3.0, s)) for s in (0, 1, 2)]
     names = [r["name"] for r in experiments.runs_from_exp_show(capture(runs))]
     assert names == ["s0", "s1", "s2"]
-    runs[1] = ("s0", metrics_of(3.0, 0)[0], metrics_of(3.0, 3)[1], metrics_of(3.0, 3)[2])   # other metrics: a run of its own
+    runs[1] = ("s0", metrics_of(3.0, 0)[0], metrics_of(3.0, 3)[1], metrics_of(3.0, 3)[2])   # re-evaluated
+    kept = experiments.runs_from_exp_show(capture(runs))
+    assert [r["name"] for r in kept] == ["s0", "s1", "s2"]
+    assert kept[0]["metrics"] == experiments.runs_from_exp_show(capture([runs[1]]))[0]["metrics"]   # the experiment's
+    runs[0] = ("main", *metrics_of(3.0, 7))                                             # seed 7: a run of its own
     assert [r["name"] for r in experiments.runs_from_exp_show(capture(runs))] == ["main", "s0", "s1", "s2"]
 
 
