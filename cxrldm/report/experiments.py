@@ -159,24 +159,19 @@ def run_of(row: dict, kind: str, state: str | None) -> dict:
 
 
 def runs_from_exp_show(data: list) -> list[dict]:
-    """One run per workspace / baseline / experiment row of `dvc exp show --json` output."""
-    runs = []
+    """One run per workspace / baseline / experiment row of `dvc exp show --json` output, repeats left out."""
+    runs, repeats = [], []
     for baseline in data:
-        runs.append(run_of(baseline, "workspace" if baseline.get("rev") == "workspace" else "baseline", None))
-        for experiment in baseline.get("experiments") or []:
-            state = (experiment.get("executor") or {}).get("state")
-            runs += [run_of(row, "experiment", state) for row in experiment.get("revs") or []]
-
-    # a baseline whose params an experiment of the commit repeats is that training run, seed included: the
-    # experiment re-ran the commit's pipeline, so where their metrics differ the commit's own were stale
-    def repeats(run, kinds, same):
-        return any(same(run) == same(other) for other in runs if other["kind"] in kinds)
-    def content(r):
-        return r["params"], r["metrics"]
-    def params(r):
-        return r["params"]
-    rules = {"workspace": (("baseline", "experiment"), content), "baseline": (("experiment",), params)}
-    return [r for r in runs if r["kind"] not in rules or not repeats(r, *rules[r["kind"]])]
+        head = run_of(baseline, "workspace" if baseline.get("rev") == "workspace" else "baseline", None)
+        own = [run_of(row, "experiment", (experiment.get("executor") or {}).get("state"))
+               for experiment in baseline.get("experiments") or [] for row in experiment.get("revs") or []]
+        # a commit's row whose params one of its own experiments has is that training run, seed included: the
+        # experiment re-ran the commit's pipeline, so where their metrics differ the commit's were stale
+        stale = head["kind"] == "baseline" and any(e["params"] == head["params"] for e in own)
+        runs += own if stale else [head, *own]
+        repeats += [(r["params"], r["metrics"]) for r in [head, *own] if r["kind"] != "workspace"]
+    # the workspace row after a plain `dvc exp run` (or at a clean commit) repeats that run's row
+    return [r for r in runs if r["kind"] != "workspace" or (r["params"], r["metrics"]) not in repeats]
 
 
 def assignment(text: str) -> tuple[str, object]:

@@ -576,6 +576,12 @@ def test_a_baseline_that_repeats_an_experiment_is_no_replicate():
     assert kept[0]["metrics"] == experiments.runs_from_exp_show(capture([runs[1]]))[0]["metrics"]   # the experiment's
     runs[0] = ("main", *metrics_of(3.0, 7))                                             # seed 7: a run of its own
     assert [r["name"] for r in experiments.runs_from_exp_show(capture(runs))] == ["main", "s0", "s1", "s2"]
+    # another commit with seed 0 (other code, other metrics) is no repeat of this commit's seed-0 experiment
+    data = capture(runs)
+    other = json.loads(json.dumps(data[1]))
+    other.update(rev="0" * 40, name="older", experiments=[])
+    other["data"]["params"] = data[1]["experiments"][0]["revs"][0]["data"]["params"]      # s0's params
+    assert [r["name"] for r in experiments.runs_from_exp_show(data + [other])] == ["main", "s0", "s1", "s2", "older"]
 
 
 def test_the_real_capture_draws_no_unconditional_fidelity_for_guidance(tmp_path, capsys):
