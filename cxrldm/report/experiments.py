@@ -165,9 +165,10 @@ def runs_from_exp_show(data: list) -> list[dict]:
         head = run_of(baseline, "workspace" if baseline.get("rev") == "workspace" else "baseline", None)
         own = [run_of(row, "experiment", (experiment.get("executor") or {}).get("state"))
                for experiment in baseline.get("experiments") or [] for row in experiment.get("revs") or []]
-        # a commit's row whose params one of its own experiments has is that training run, seed included: the
-        # experiment re-ran the commit's pipeline, so where their metrics differ the commit's were stale
-        stale = head["kind"] == "baseline" and any(e["params"] == head["params"] for e in own)
+        # a commit's row whose params one of its own finished experiments has is that training run, seed
+        # included: the experiment re-ran the commit's pipeline, so where their metrics differ the commit's were
+        # stale (a queued, running or failed one has no metrics and leaves the commit's row in place)
+        stale = head["kind"] == "baseline" and any(e["params"] == head["params"] and e["metrics"] for e in own)
         runs += own if stale else [head, *own]
         repeats += [(r["params"], r["metrics"]) for r in [head, *own] if r["kind"] != "workspace"]
     # the workspace row after a plain `dvc exp run` (or at a clean commit) repeats that run's row

@@ -91,20 +91,18 @@ def test_normal_prompt_must_name_a_prompt_without_a_finding():
     """evaluate.normal_prompt picks the images a finding prompt is contrasted with; a prompt that has a finding,
     or none at all, is a one-line error naming the param, not a silent comparison with the wrong images."""
     import pandas as pd
-    from stages.evaluate import normal_prompt_probabilities
+    from stages.evaluate import normal_prompt_images
 
     manifest = pd.DataFrame({"group": ["unconditional", "0", "0", "1", "1"],
+                             "prompt": ["", "Normal.", "Normal.", "Big heart.", "Big heart."],
                              "finding": ["", "", "", "Cardiomegaly", "Cardiomegaly"]})
     images = torch.arange(5.0)
 
-    class Classifier:
-        def probabilities(self, x):
-            return x[:, None]
-
     def picked(rows):
         return images[torch.from_numpy(manifest.index.isin(rows.index))]
-    assert normal_prompt_probabilities(Classifier(), manifest, picked, 0)[:, 0].tolist() == [1.0, 2.0]
-    assert normal_prompt_probabilities(Classifier(), manifest, picked, None) is None
+    text, normal = normal_prompt_images(manifest, picked, 0)
+    assert text == "Normal." and normal.tolist() == [1.0, 2.0]
+    assert normal_prompt_images(manifest, picked, None) is None
     for wrong in (1, 7):
         with pytest.raises(ValueError, match=r"evaluate.normal_prompt: .*\(prompts without one: 0;"):
-            normal_prompt_probabilities(Classifier(), manifest, picked, wrong)
+            normal_prompt_images(manifest, picked, wrong)

@@ -93,7 +93,10 @@ def plant_samples(project: Path, size: int, test_images: torch.Tensor) -> pd.Dat
          [film(effusion["right"]) for _ in range(n)]),
         (2, "There is a large left pleural effusion.", "Pleural Effusion", "left",
          [film(effusion["left"]) for _ in range(n)]),
-        (3, "No acute cardiopulmonary process.", "", "", [film(Findings()) for _ in range(n)]),
+        # the normal-report group, one film of it with the findings, so that adherence against it is below 1
+        (3, "No acute cardiopulmonary process.", "", "",
+         [film(Findings(cardiomegaly=3, effusion_side="bilateral", effusion_size="large"))]
+         + [film(Findings()) for _ in range(n - 1)]),
         ("unconditional", "", "", "", [(image[0] * 255).round().byte().numpy() for image in test_images]),
     ]
     rows = [{"group": group, "prompt": prompt, "finding": finding, "side": side, "seed": 1000 * g + k,
@@ -233,9 +236,13 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
         assert entry["normal_probability"] == pytest.approx(float(normal.mean()), **SAME)
         clearly_apart(float(normal.mean()), {"null": expected_null, "prompt": expected},
                       f"the normal prompt's {finding} probability")
-        assert entry["auroc_vs_normal"]["value"] == pytest.approx(classification.auroc(
-            torch.cat([probabilities[:, column], normal]),
-            torch.cat([torch.ones(len(probabilities)), torch.zeros(len(normal))])), **SAME)
+        def auroc_against(reference):
+            return classification.auroc(torch.cat([probabilities[:, column], reference]),
+                                        torch.cat([torch.ones(len(probabilities)), torch.zeros(len(reference))]))
+        clearly_apart(auroc_against(normal), {"against the null": auroc_against(null[:, column])},
+                      f"prompt{group:03d}'s AUROC against the normal report", margin=0.01)
+        assert entry["auroc_vs_normal"]["value"] == pytest.approx(auroc_against(normal), **SAME)
+        assert entry["normal_prompt"] == "No acute cardiopulmonary process."
         assert entry["auroc_vs_normal"]["n"] == [len(probabilities), len(normal)]
         negative = real["n_all"] - real["n_positive"]
         assert entry["real_positive_vs_negative"]["n_negative"] == negative >= 1

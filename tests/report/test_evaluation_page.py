@@ -574,6 +574,11 @@ def test_a_baseline_that_repeats_an_experiment_is_no_replicate():
     kept = experiments.runs_from_exp_show(capture(runs))
     assert [r["name"] for r in kept] == ["s0", "s1", "s2"]
     assert kept[0]["metrics"] == experiments.runs_from_exp_show(capture([runs[1]]))[0]["metrics"]   # the experiment's
+    for state in ("failed", "running", "queued"):                    # an s0 with no metrics yet hides nothing
+        data = capture(runs)
+        data[1]["experiments"][0]["executor"]["state"] = state
+        kept = {r["name"]: r for r in experiments.runs_from_exp_show(data)}
+        assert list(kept) == ["main", "s0", "s1", "s2"] and kept["main"]["metrics"] and not kept["s0"]["metrics"]
     runs[0] = ("main", *metrics_of(3.0, 7))                                             # seed 7: a run of its own
     assert [r["name"] for r in experiments.runs_from_exp_show(capture(runs))] == ["main", "s0", "s1", "s2"]
     # another commit with seed 0 (other code, other metrics) is no repeat of this commit's seed-0 experiment
