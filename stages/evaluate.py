@@ -46,9 +46,9 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
-def normal_prompt_images(manifest: pd.DataFrame, picked, normal_prompt) -> tuple[str, torch.Tensor] | None:
-    """The normal report's prompt text and images (`evaluate.normal_prompt`, its index in sample.prompts), or
-    None where the param is null."""
+def normal_prompt_rows(manifest: pd.DataFrame, normal_prompt) -> pd.DataFrame | None:
+    """The manifest rows of the normal report's prompt (`evaluate.normal_prompt`, its index in sample.prompts),
+    or None where the param is null."""
     if normal_prompt is None:
         return None
     rows = manifest[manifest.group.astype(str) == str(normal_prompt)]
@@ -56,7 +56,7 @@ def normal_prompt_images(manifest: pd.DataFrame, picked, normal_prompt) -> tuple
         without = sorted(set(manifest.group[manifest.finding == ""].astype(str)) - {"unconditional"})
         raise ValueError(f"evaluate.normal_prompt: {normal_prompt} is not a sample prompt without a finding "
                          f"(prompts without one: {', '.join(without) or 'none'}; null: compare with the null prompt only)")
-    return rows.prompt.iloc[0], picked(rows)
+    return rows
 
 
 def main():
@@ -107,8 +107,8 @@ def main():
     null_probabilities = classifier.probabilities(samples)
     labels = read_labels(params["data"], [])
     test_probabilities = classifier.probabilities(test_images)
-    normal = normal_prompt_images(manifest, picked, p["normal_prompt"])
-    normal_probabilities = classifier.probabilities(normal[1]) if normal else None
+    normal = normal_prompt_rows(manifest, p["normal_prompt"])
+    normal_probabilities = None if normal is None else classifier.probabilities(picked(normal))
     adherence = {}
     for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
         finding = rows.finding.iloc[0]
@@ -125,7 +125,7 @@ def main():
             "real_positive_vs_all": yardstick("all")}
         if normal_probabilities is not None:
             entry.update({
-                "normal_prompt": normal[0], "normal_probability": float(normal_probabilities[:, column].mean()),
+                "normal_prompt": normal.prompt.iloc[0], "normal_probability": float(normal_probabilities[:, column].mean()),
                 "auroc_vs_normal": classification.two_group_auroc_interval(
                     probabilities, normal_probabilities[:, column], **options),
                 "real_positive_vs_negative": yardstick("negative")})

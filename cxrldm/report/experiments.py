@@ -27,8 +27,9 @@ experiment is {"name", "executor", "revs": [row]}; a row's data holds "params" a
 A failed experiment carries the metrics of the workspace it started from, a queued one none: rows whose
 run failed, is queued or still running get no metrics here. The workspace row is dropped when it repeats
 another row (after a plain `dvc exp run` it is that experiment's result), and a baseline row when one of
-its experiments has its params (queued with the commit's own params, it re-ran the commit's pipeline: the
-same training run, and where the metrics differ the commit's were stale): a repeat is no replicate.
+its own finished experiments has its params (queued with the commit's own params, it re-ran the commit's
+pipeline: the same training run, and where the metrics differ the commit's were stale): a repeat is no
+replicate.
 
 `--where P=V` keeps the runs whose param P is V (values read as YAML, so 8e-4 matches 0.0008), to put one
 recipe's runs in the view when the list holds other sweeps; `--default P=V` gives V to runs made before P

@@ -91,7 +91,7 @@ def test_normal_prompt_must_name_a_prompt_without_a_finding():
     """evaluate.normal_prompt picks the images a finding prompt is contrasted with; a prompt that has a finding,
     or none at all, is a one-line error naming the param, not a silent comparison with the wrong images."""
     import pandas as pd
-    from stages.evaluate import normal_prompt_images
+    from stages.evaluate import normal_prompt_rows
 
     manifest = pd.DataFrame({"group": ["unconditional", "0", "0", "1", "1"],
                              "prompt": ["", "Normal.", "Normal.", "Big heart.", "Big heart."],
@@ -100,9 +100,10 @@ def test_normal_prompt_must_name_a_prompt_without_a_finding():
 
     def picked(rows):
         return images[torch.from_numpy(manifest.index.isin(rows.index))]
-    text, normal = normal_prompt_images(manifest, picked, 0)
+    rows = normal_prompt_rows(manifest, 0)
+    text, normal = rows.prompt.iloc[0], picked(rows)
     assert text == "Normal." and normal.tolist() == [1.0, 2.0]
-    assert normal_prompt_images(manifest, picked, None) is None
+    assert normal_prompt_rows(manifest, None) is None
     for wrong in (1, 7):
         with pytest.raises(ValueError, match=r"evaluate.normal_prompt: .*\(prompts without one: 0;"):
-            normal_prompt_images(manifest, picked, wrong)
+            normal_prompt_rows(manifest, wrong)
