@@ -180,7 +180,7 @@ class LdmCase:
         self.unet, self.ema, self.optimizer, self.warmup, self.scaler = build_training(
             cfg, self.ae.latent_channels, width, runtime)
         self.model = self.unet
-        self.scheduler = cfg.scheduler("ddpm")
+        self.scheduler = cfg.noise_schedule()
 
     def train(self, mu, sigma, context) -> None:
         device = self.runtime.device

@@ -83,7 +83,7 @@ def diffusion_case(params, runtime, batch, width):
     ae = AutoencoderConfig(**params["train_aekl"])
     shape = networks.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
     unet, ema, optimizer, warmup, scaler = build_training(cfg, shape[0], width, runtime)
-    scheduler = cfg.scheduler("ddpm")
+    scheduler = cfg.noise_schedule()
     mu, sigma = torch.randn(batch, *shape), torch.rand(batch, *shape) * 0.1
     context = torch.randn(batch, params["text_encoder"]["max_length"], width, device=runtime.device)
     def step():

@@ -40,7 +40,7 @@ def main():
     torch.manual_seed(0)
     autoencoder = networks.build("AutoencoderKL", ae_kwargs).to(device).eval()
     unet, ema, optimizer, warmup, scaler = build_training(cfg, ae["latent_channels"], args.context_width, runtime)
-    scheduler = cfg.scheduler("ddpm")
+    scheduler = cfg.noise_schedule()
     size, batch = ae["image_size"], args.batch or cfg.batch_size
     images = torch.rand(batch, 1, size, size, device=device)
     with torch.no_grad():

@@ -6,6 +6,7 @@ Every leaf of params.yaml has a rule here (a test holds the two together)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -214,6 +215,30 @@ def leaf(params: dict, dotted: str):
             raise ParamError(f"{dotted}: missing from params.yaml")
         node = node[key]
     return node
+
+
+def unknown_keys(params: dict, prefix: str = "") -> list[str]:
+    """Dotted names in `params` that no rule knows: a leaf without a rule, or a section no rule lies under."""
+    unknown = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if name in RULES:
+            continue
+        if isinstance(value, dict) and any(rule.startswith(name + ".") for rule in RULES):
+            unknown += unknown_keys(value, name + ".")
+        else:
+            unknown.append(name)
+    return unknown
+
+
+def check_known(params: dict, file: str = "params.yaml") -> None:
+    """Raise ParamError (one line) for the first key of `params` that no rule knows, with the nearest known
+    key: a typo would otherwise leave the stage on its old value without a word."""
+    for name in unknown_keys(params):
+        sections = {rule.rsplit(".", 1)[0] for rule in RULES}
+        nearest = difflib.get_close_matches(name, [*RULES, *sections], n=1, cutoff=0.6)
+        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        raise ParamError(f"{name}: unknown key in {file}{hint}")
 
 
 def check(params: dict, names) -> None:

@@ -114,11 +114,13 @@ def stage_name() -> str:
 
 def check_stage_params(stage: str, dvc_file: str = "dvc.yaml") -> None:
     """Check every param the stage lists in dvc.yaml (and those its cmd and deps interpolate) against
-    cxrldm/params.py, before any data is read or output touched."""
-    from cxrldm.params import check
+    cxrldm/params.py, before any data is read or output touched; and that params.yaml holds no unknown key."""
+    from cxrldm.params import check, check_known
     spec = yaml.safe_load(Path(dvc_file).read_text())["stages"][stage]
     text = " ".join([spec["cmd"], *map(str, spec.get("deps", []))])
-    check(_read_params(), [*spec.get("params", []), *dict.fromkeys(re.findall(r"\$\{([^}]+)\}", text))])
+    params = _read_params()
+    check_known(params, PARAMS_FILE)
+    check(params, [*spec.get("params", []), *dict.fromkeys(re.findall(r"\$\{([^}]+)\}", text))])
 
 
 def run(main, stage: str | None = None) -> None:

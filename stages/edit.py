@@ -33,7 +33,7 @@ from cxrldm.evaluation.memorisation import nearest_neighbours, pixel_space
 from cxrldm.evaluation.similarity import ms_ssim
 from cxrldm.io import atomic_dir, file_sha256, write_csv, write_json
 from cxrldm.models.autoencoder import reconstruct
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 from cxrldm.sampling.editing import difference_map, edit_images, mask_from
 from cxrldm.sampling.generation import load_models
 from stages.common import load_params, progress, run

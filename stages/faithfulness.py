@@ -18,7 +18,7 @@ from cxrldm.data.datasets import load_images
 from cxrldm.evaluation import classification, fidelity, networks, samples
 from cxrldm.evaluation.intervals import bootstrap_interval
 from cxrldm.io import atomic_dir, write_json
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 from stages.common import load_params, progress, run
 
 SAMPLES, RESIZED, GRIDS = paths.REPORT_SAMPLES, paths.RESIZED, paths.FINDING_GRIDS

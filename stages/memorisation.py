@@ -35,7 +35,7 @@ SAMPLES, RESIZED, PAIRS = paths.REPORT_SAMPLES, paths.RESIZED, paths.MEMORISATIO
 
 
 def learned_space(path):
-    model, description = nets.load_model(path)
+    model, description = networks.load_cnn(path)
     return lambda images: privacy.embed(model, images, description["image_size"])
 
 

@@ -13,7 +13,7 @@ from cxrldm import paths
 from cxrldm.data import dicom_output
 from cxrldm.data.images import save_png, to_uint8
 from cxrldm.io import atomic_dir, write_csv
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 from cxrldm.sampling.generation import generate_images, load_models
 from stages.common import load_params, progress, run
 

@@ -21,8 +21,9 @@ from cxrldm.models.training import (
     seed_everything,
     setup_runtime,
 )
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 from cxrldm.sampling.generation import generate
+from cxrldm.sampling.schedulers import make_scheduler
 from dvclive import Live
 from stages.common import fail, load_params, progress, run
 from stages.resume import check_init_from, stage_fingerprint, trim_live, write_timing
@@ -89,7 +90,7 @@ def main():
             columns = 4
             context = prompt_context.repeat_interleave(columns, 0)
             seeds = list(range(len(context)))
-            images = generate(model, autoencoder, cfg.scheduler("ddim"), context, conditioner.null, seeds, latent_shape,
+            images = generate(model, autoencoder, make_scheduler("ddim", **cfg.schedule), context, conditioner.null, seeds, latent_shape,
                               scale_factor, cfg.sample_steps, cfg.sample_guidance, runtime)
             live.log_image(f"samples/epoch_{epoch:04d}.png", Image.fromarray(grid(images, columns, gap=0)))
         print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

@@ -38,7 +38,7 @@ def main():
 
     real = load_images(RESIZED, train.path, size, progress)
     arms = {"synthetic": (len(synthetic), lambda: train_on(synthetic, synthetic_targets)),
-            "real": (len(train), lambda: nets.load_model(paths.EVALUATOR)[0]),
+            "real": (len(train), lambda: evaluation.load_cnn(paths.EVALUATOR)[0]),
             "both": (len(train) + len(synthetic),
                      lambda: train_on(torch.cat([real, synthetic]), torch.cat([real_targets, synthetic_targets])))}
     results = {"n_test": len(test_images), "n_train": {}, "auroc": {}, "mean_auroc": {}}

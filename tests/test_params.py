@@ -136,3 +136,39 @@ def test_reports_without_any_text_are_refused_and_nothing_is_written(tmp_path, m
     with pytest.raises(ValueError, match="no report text: none of the 3 studies has findings or impression"):
         stages.extract_reports.main()
     assert not (tmp_path / "data" / "reports.csv").exists()
+
+
+# A key no rule knows (a typo edited into params.yaml by hand) stops whichever stage runs first, with the
+# nearest known key; `dvc exp run -S` refuses such keys itself, the file did not.
+
+TYPOS = [("sample.guidance_scal", "sample.guidance_scale"), ("train_ldm.learning_rate", "train_ldm.lr"),
+         ("sampel", "sample"), ("evaluate.prdc", "evaluate.prdc_k"), ("extra.section", None)]
+
+
+@pytest.mark.parametrize("typo, nearest", TYPOS, ids=[row[0] for row in TYPOS])
+def test_an_unknown_key_is_refused_with_the_nearest_known_one(typo, nearest):
+    from cxrldm.params import check_known
+    params = load("params.yaml")
+    if typo == "sampel":
+        params[typo] = params.pop("sample")
+    elif typo == "extra.section":
+        params["extra"] = {"section": 1}
+        typo = "extra"
+    else:
+        params = with_value(params, typo, {"k": 5} if typo == "evaluate.prdc" else 5)
+    with pytest.raises(ParamError) as error:
+        check_known(params)
+    hint = f"; did you mean {nearest}?" if nearest else ""
+    assert str(error.value) == f"{typo}: unknown key in params.yaml{hint}"
+
+
+def test_a_typo_in_params_yaml_stops_the_first_stage_with_one_line(tmp_path):
+    params = with_value(load("params.yaml"), "sample.guidance_scal", 5)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    result = subprocess.run([sys.executable, "-m", "stages.demo_data"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: sample.guidance_scal: unknown key in params.yaml; "
+                                     "did you mean sample.guidance_scale?")
+    assert not (tmp_path / "data").exists()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 
 DEFAULT_QUANTILES = (1, 5, 25, 50)
 

@@ -1,7 +1,8 @@
-"""The networks the evaluation stages see images through, by name: torchxrayvision's
-`densenet121-res224-all` (the seed's, pretrained weights from a configured cache directory), a Hugging
-Face vision model, or a small CNN trained by the pipeline itself on the training split's labels (for the
-demo and air-gapped machines). Each applies one transform to every image it sees, so samples and real
+"""The networks the evaluation stages see images through, by name: torchxrayvision's `densenet121-res224-all`
+(the seed's, pretrained weights from a configured cache directory), a Hugging Face vision model, or a small
+CNN trained by the pipeline itself on the training split's labels (for the demo and air-gapped machines).
+The pipeline's own CNNs (the evaluator, and the privacy audit's embedding network) are defined, trained and
+loaded here. Each applies one transform to every image it sees, so samples and real
 images are always treated identically."""
 
 from __future__ import annotations
@@ -9,12 +10,68 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from cxrldm.models import networks as nets
-from cxrldm.models.networks import EvaluatorCNN
 
 XRV_WEIGHTS = "densenet121-res224-all"
+
+
+def conv_trunk(width: int) -> tuple[nn.Sequential, int]:
+    """Four levels of two 3x3 convolutions (batch norm, ReLU) and a 2x max-pool: (trunk, out channels)."""
+    layers, channels = [], 1
+    for out in (width, width * 2, width * 4, width * 4):
+        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2)]
+        channels = out
+    return nn.Sequential(*layers), channels
+
+
+class EmbeddingCNN(nn.Module):
+    """The privacy audit's networks (copy detector, re-identifier): the evaluator's trunk, average and max
+    pooled, projected to `embed_dim` and scaled to unit length."""
+
+    def __init__(self, width: int = 16, embed_dim: int = 64):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.features, channels = conv_trunk(width)
+        self.project = nn.Sequential(nn.Linear(2 * channels, 2 * channels), nn.ReLU(inplace=True),
+                                     nn.Linear(2 * channels, embed_dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = self.features((images - 0.5) / 0.25)
+        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], 1)
+        return F.normalize(self.project(pooled).float(), dim=1)
+
+
+class EvaluatorCNN(nn.Module):
+    """A small multi-label chest X-ray classifier. Its `embed_dim`-d embedding (a linear projection of the
+    pooled convolutional features) serves for the Frechet distance: small enough that a few hundred
+    images estimate its covariance."""
+
+    def __init__(self, labels: list[str], width: int = 32, embed_dim: int = 32):
+        super().__init__()
+        self.labels = list(labels)
+        self.features, channels = conv_trunk(width)
+        self.project = nn.Linear(channels, embed_dim)
+        self.classifier = nn.Linear(embed_dim, len(labels))
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, embed_dim) embeddings of images in [0, 1], normalised the way the network was trained."""
+        return self.project(F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(images))
+
+
+BUILDERS = {"EvaluatorCNN": EvaluatorCNN, "EmbeddingCNN": EmbeddingCNN}
+
+
+def load_cnn(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(network in eval mode, its JSON description) of an evaluator or embedding CNN saved with save_model."""
+    return nets.load_model(path, device, BUILDERS)
 
 
 class TrainedEvaluator:
@@ -139,7 +196,7 @@ def load_network(spec: str, xrv_cache_dir: str, evaluator_file: str | Path | Non
     if spec == "evaluator_cnn":
         if evaluator_file is None:
             raise ValueError("the evaluator_cnn network needs the trained evaluator's file")
-        model, description = nets.load_model(evaluator_file)
+        model, description = load_cnn(evaluator_file)
         return TrainedEvaluator(model, description["image_size"])
     if spec.startswith("hf:") and len(spec) > 3:
         from cxrldm.evaluation.features import HFVisionFeatures

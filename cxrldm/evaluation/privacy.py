@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from cxrldm.data.augmentation import warp
 from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.evaluation.intervals import mean_interval
-from cxrldm.models.networks import EmbeddingCNN
+from cxrldm.evaluation.networks import EmbeddingCNN
 
 # What a kind's magnitude means: blur sigma (px), shift (px, right and down), crop (side kept, rescaled
 # back), rotate (degrees), noise (standard deviation, [0, 1] images), contrast (gamma).

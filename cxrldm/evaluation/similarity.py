@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import torch
-from monai.metrics import MultiScaleSSIMMetric
 
-
-def ms_ssim(a: torch.Tensor, b: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Per-image MS-SSIM (5 scales, Gaussian kernel) of images in [0, 1]."""
-    metric = MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, kernel_size=kernel_size)
-    return metric(a.float().cpu(), b.float().cpu()).flatten()
+from cxrldm.models.autoencoder import ms_ssim  # the one MS-SSIM; the autoencoder's validation uses it too
 
 
 def pair_indices(n: int, pairs: int, seed: int) -> torch.Tensor:

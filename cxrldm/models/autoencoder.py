@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss, PerceptualLoss
+from monai.metrics import MultiScaleSSIMMetric
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -21,7 +22,6 @@ from cxrldm.data.augmentation import (
     photometric_params,
     warp,
 )
-from cxrldm.evaluation.similarity import ms_ssim
 from cxrldm.models import networks
 from cxrldm.models.training import (
     Runtime,
@@ -36,7 +36,7 @@ from cxrldm.models.training import (
     step_generator,
     unwrap,
 )
-from cxrldm.report.grids import grid
+from cxrldm.data.images import grid
 
 # torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
@@ -140,6 +140,13 @@ class DiscriminatorPair(torch.nn.Module):
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.discriminator(fake.contiguous())[-1], self.discriminator(real.contiguous())[-1]
+
+
+def ms_ssim(a: torch.Tensor, b: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Per-image MS-SSIM (5 scales, Gaussian kernel) of images in [0, 1]: reconstruction quality here, and
+    diversity over pairs of samples in cxrldm.evaluation.similarity."""
+    metric = MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, kernel_size=kernel_size)
+    return metric(a.float().cpu(), b.float().cpu()).flatten()
 
 
 @torch.no_grad()

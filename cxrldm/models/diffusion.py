@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from cxrldm.models import networks
 from cxrldm.models.latents import rows, sample_latents
+from cxrldm.models.noise import noise_schedule, training_target
 from cxrldm.models.prompts import Conditioner
 from cxrldm.models.training import (
     Runtime,
@@ -31,7 +32,6 @@ from cxrldm.models.training import (
     step_generator,
     unwrap,
 )
-from cxrldm.sampling.schedulers import make_scheduler, training_target
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,14 @@ class DiffusionConfig:
                 "norm_num_groups": int(self.norm_num_groups), "with_conditioning": True,
                 "cross_attention_dim": int(context_width)}
 
-    def scheduler(self, kind: str = "ddpm"):
-        return make_scheduler(kind, self.num_train_timesteps, self.beta_start, self.beta_end, self.prediction_type)
+    @property
+    def schedule(self) -> dict:
+        """The noise schedule's arguments, as every scheduler takes them (sampling: make_scheduler(kind, **schedule))."""
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_start": self.beta_start,
+                "beta_end": self.beta_end, "prediction_type": self.prediction_type}
+
+    def noise_schedule(self):
+        return noise_schedule(**self.schedule)
 
 
 def diffusion_loss(unet, scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
@@ -176,7 +182,7 @@ def train_diffusion(cfg: DiffusionConfig, train: dict, val: dict, conditioner: C
     steps_per_epoch = len(global_batches(len(train["mu"]), cfg.batch_size, cfg.seed, 1))
     unet, ema, optimizer, warmup, scaler = build_training(cfg, latent_channels, width, runtime,
                                                           steps_per_epoch * cfg.epochs)
-    scheduler = cfg.scheduler("ddpm")
+    scheduler = cfg.noise_schedule()
     modules = {"unet": unet, "optimizer": optimizer, "warmup": warmup, "scaler": scaler}
     if ema is not None:
         modules["ema"] = ema

@@ -1,5 +1,6 @@
-"""The one model builder: MONAI networks from plain keyword dicts, saved and loaded as safetensors
-with the architecture beside them in JSON (no pickles)."""
+"""The one model builder: MONAI's generative networks from plain keyword dicts, saved and loaded as safetensors
+with the architecture beside them in JSON (no pickles). The evaluation's own networks live in
+cxrldm.evaluation.networks and go through the same save and load."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from safetensors.torch import load_file, save_file
 
@@ -16,57 +15,8 @@ from cxrldm.io import atomic_path
 from cxrldm.models.training import unwrap
 
 
-def conv_trunk(width: int) -> tuple[nn.Sequential, int]:
-    """Four levels of two 3x3 convolutions (batch norm, ReLU) and a 2x max-pool: (trunk, out channels)."""
-    layers, channels = [], 1
-    for out in (width, width * 2, width * 4, width * 4):
-        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                   nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
-        channels = out
-    return nn.Sequential(*layers), channels
-
-
-class EmbeddingCNN(nn.Module):
-    """The privacy audit's networks (copy detector, re-identifier): the evaluator's trunk, average and max
-    pooled, projected to `embed_dim` and scaled to unit length."""
-
-    def __init__(self, width: int = 16, embed_dim: int = 64):
-        super().__init__()
-        self.embed_dim = embed_dim
-        self.features, channels = conv_trunk(width)
-        self.project = nn.Sequential(nn.Linear(2 * channels, 2 * channels), nn.ReLU(inplace=True),
-                                     nn.Linear(2 * channels, embed_dim))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        maps = self.features((images - 0.5) / 0.25)
-        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], 1)
-        return F.normalize(self.project(pooled).float(), dim=1)
-
-
-class EvaluatorCNN(nn.Module):
-    """A small multi-label chest X-ray classifier. Its `embed_dim`-d embedding (a linear projection of the
-    pooled convolutional features) serves for the Frechet distance: small enough that a few hundred
-    images estimate its covariance."""
-
-    def __init__(self, labels: list[str], width: int = 32, embed_dim: int = 32):
-        super().__init__()
-        self.labels = list(labels)
-        self.features, channels = conv_trunk(width)
-        self.project = nn.Linear(channels, embed_dim)
-        self.classifier = nn.Linear(embed_dim, len(labels))
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, embed_dim) embeddings of images in [0, 1], normalised the way the network was trained."""
-        return self.project(F.adaptive_avg_pool2d(self.features((images - 0.5) / 0.25), 1).flatten(1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(images))
-
-
 BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
-            "PatchDiscriminator": PatchDiscriminator, "EvaluatorCNN": EvaluatorCNN,
-            "EmbeddingCNN": EmbeddingCNN}
+            "PatchDiscriminator": PatchDiscriminator}
 
 
 def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,
@@ -87,10 +37,12 @@ def discriminator_kwargs(channels: int, num_layers: int, norm: str = "batch") ->
             "num_layers_d": int(num_layers), "norm": norm.upper()}
 
 
-def build(kind: str, kwargs: dict) -> torch.nn.Module:
-    if kind not in BUILDERS:
-        raise ValueError(f"unknown network kind {kind!r}; known: {sorted(BUILDERS)}")
-    return BUILDERS[kind](**kwargs)
+def build(kind: str, kwargs: dict, builders: dict = BUILDERS) -> torch.nn.Module:
+    """The network of `kind` (a key of `builders`: the generative networks by default; the evaluation's
+    networks pass their own) from its keyword arguments."""
+    if kind not in builders:
+        raise ValueError(f"unknown network kind {kind!r}; known: {sorted(builders)}")
+    return builders[kind](**kwargs)
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -114,11 +66,12 @@ def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path
         tmp.write_text(json.dumps({"kind": kind, "kwargs": kwargs, **(extra or {})}, indent=2) + "\n")
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_model(path: str | Path, device: str | torch.device = "cpu",
+               builders: dict = BUILDERS) -> tuple[torch.nn.Module, dict]:
     """(model in eval mode, its JSON description) from save_model's files."""
     path = Path(path)
     description = json.loads(path.with_suffix(".json").read_text())
-    model = build(description["kind"], description["kwargs"])
+    model = build(description["kind"], description["kwargs"], builders)
     model.load_state_dict(load_file(str(path), device="cpu"))
     return model.to(device).eval(), description
 

@@ -1,10 +1,10 @@
-"""The samplers (one registry: SAMPLERS) and the diffusion training target they share."""
+"""The samplers (one registry: SAMPLERS) on the noise schedule the diffusion model was trained with."""
 
 from __future__ import annotations
 
-import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, PNDMScheduler
 
+from cxrldm.models.noise import noise_schedule
 from cxrldm.sampling import SAMPLERS
 
 
@@ -14,7 +14,7 @@ def make_scheduler(kind: str, num_train_timesteps: int, beta_start: float, beta_
     common = {"num_train_timesteps": num_train_timesteps, "schedule": "scaled_linear_beta",
               "beta_start": beta_start, "beta_end": beta_end, "prediction_type": prediction_type}
     if kind == "ddpm":
-        return DDPMScheduler(clip_sample=False, **common)
+        return noise_schedule(num_train_timesteps, beta_start, beta_end, prediction_type)
     if kind == "ddim":
         return DDIMScheduler(clip_sample=False, **common)
     if kind == "pndm":
@@ -28,11 +28,3 @@ def check_steps(scheduler, steps: int) -> None:
     if isinstance(scheduler, DDPMScheduler) and steps != scheduler.num_train_timesteps:
         raise ValueError(f"the ddpm sampler takes all {scheduler.num_train_timesteps} steps (got {steps}); "
                          "use ddim or pndm for fewer")
-
-
-def training_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-    """What the UNet learns to predict: the velocity sqrt(a_t) eps - sqrt(1 - a_t) x0 for v-prediction,
-    else the noise."""
-    if scheduler.prediction_type == "v_prediction":
-        return scheduler.get_velocity(latents, noise, timesteps)
-    return noise

@@ -117,7 +117,7 @@ def test_trained_evaluator_learns_a_visible_label():
     evaluator = evaluation.TrainedEvaluator(model, 32)
     assert classification.auroc(evaluator.probabilities(test_x)[:, 0], test_y[:, 0]) > 0.95
     assert evaluator.features(test_x).shape == (64, 32)     # the embedding, whatever the width
-    assert isinstance(model, nets.EvaluatorCNN)
+    assert isinstance(model, evaluation.EvaluatorCNN)
 
 
 def test_lower_zone_contrast_tells_a_right_from_a_left_effusion():

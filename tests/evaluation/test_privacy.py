@@ -230,10 +230,11 @@ def test_the_reidentifier_scores_same_patient_pairs_above_others_on_new_patients
 def test_a_detector_trained_channels_last_saves_and_reloads(tmp_path, detector, films):
     """Training runs in the channels-last layout; the returned network is back in the default one, which
     safetensors needs, and reloads to the same embeddings."""
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     assert all(p.is_contiguous() for p in detector.parameters())
     path = tmp_path / "detector.safetensors"
     nets.save_model(detector, "EmbeddingCNN", {"width": 16, "embed_dim": 32}, path, {"image_size": SIZE})
-    reloaded, _ = nets.load_model(path)
+    reloaded, _ = load_cnn(path)
     torch.testing.assert_close(privacy.embed(reloaded, films["held_out"][:8], SIZE),
                                privacy.embed(detector, films["held_out"][:8], SIZE))

@@ -83,8 +83,9 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     assert tested >= 1, "the planted studies must hold both classes of some finding"
     # the ceiling itself, computed here from the evaluator and the label file
     from cxrldm.evaluation import networks as evaluation
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
-    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    model, description = load_cnn(Path("models/evaluator.safetensors"))
     probabilities = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     findings = params(project)["faithfulness"]["findings"]
     labels = read_labels(params(project)["data"], findings)
@@ -123,13 +124,14 @@ def test_a_classifier_at_chance_gets_its_findings_marked_uninformative(project, 
     """The evaluator with its output layer zeroed scores every film 0.5: its real-image AUROC is chance, so
     faithfulness marks every finding it scores as uninformative and says why, and the page shows it."""
     import stages.faithfulness
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     from cxrldm.report import evaluation_page as page
     table, images = resized(project, image_size(project))
     rows = table.assign(purpose="test", source_path=table.path)[["purpose", "subject_id", "study_id", "source_path"]]
     monkeypatch.chdir(project)
     plant_report_samples(project, rows, images)
-    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    model, description = load_cnn(Path("models/evaluator.safetensors"))
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
     nets.save_model(model, "EvaluatorCNN", description["kwargs"], Path("models/evaluator.safetensors"),
@@ -201,13 +203,14 @@ def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypa
     exactly the evaluator's AUROC on the test split, finding by finding."""
     import stages.utility
     from cxrldm.evaluation import networks as evaluation
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     monkeypatch.chdir(project)
     stages.utility.main()
     p = params(project)
     findings = p["train_evaluator"]["labels"]
     results = json.loads(Path("metrics/utility.json").read_text())
-    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    model, description = load_cnn(Path("models/evaluator.safetensors"))
     labels = read_labels(p["data"], findings)
     _, images, targets = classification.labelled_split(Path("data/resized"), "test", labels, findings, description["image_size"])
     scores = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
@@ -250,6 +253,7 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
     (real = test images, generated = samples) and differ from the swapped order."""
     import stages.evaluate
     from cxrldm.evaluation import networks as evaluation
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     from cxrldm.demo import phantoms
     from cxrldm.data.datasets import load_images, read_split
@@ -275,7 +279,7 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
 
     test = read_split(Path("data/resized"), "test")
     real_images = load_images(Path("data/resized"), test.path[:min(len(test), p["n_test"])], size)
-    model, description = nets.load_model(Path("models/evaluator.safetensors"))
+    model, description = load_cnn(Path("models/evaluator.safetensors"))
     network = evaluation.TrainedEvaluator(model, description["image_size"])
     real, fake = network.features(real_images), network.features(fakes)
     k = min(p["prdc_k"], len(real) - 1, len(fake) - 1)

@@ -135,6 +135,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     """evaluate on planted samples: FID and diversity of the unconditional ones, adherence per group and finding
     column against the unconditional null, laterality of the right/left groups, all equal to direct computations."""
     from cxrldm.evaluation import networks as evaluation
+    from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     from cxrldm.data.datasets import load_images, read_split
     import stages.evaluate
@@ -154,7 +155,7 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     stages.evaluate.main()
     results = json.loads((project / "metrics" / "evaluate.json").read_text())
 
-    model, description = nets.load_model(project / "models" / "evaluator.safetensors")
+    model, description = load_cnn(project / "models" / "evaluator.safetensors")
     network = evaluation.TrainedEvaluator(model, description["image_size"])
     def images(mask) -> torch.Tensor:
         return as_tensor(list(manifest.pixels[mask]))
