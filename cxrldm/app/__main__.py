@@ -1,4 +1,4 @@
-"""Serve the web app: python -m cxrldm.app [--host 127.0.0.1] [--port 8000] [--models models] [--study reader_study]"""
+"""Serve the web app: cxrldm app [--host 127.0.0.1] [--port 8000] [--models models] [--study reader_study]"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def main(argv=None) -> None:
 
     from cxrldm.app.server import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 
-    parser = argparse.ArgumentParser(prog="python -m cxrldm.app",
+    parser = argparse.ArgumentParser(prog="cxrldm app",
                                      description="Generate, edit and run a reader study in the browser.")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000)

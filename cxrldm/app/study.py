@@ -179,7 +179,7 @@ def export(study_dir: str | Path, out: str | Path, url: str | None = None) -> in
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cxrldm.app.study",
+    parser = argparse.ArgumentParser(prog="cxrldm study",
                                      description="Draw a blinded reader study, or export its answers.")
     commands = parser.add_subparsers(dest="command", required=True)
     drawing = commands.add_parser("draw", help="draw films and reader links from the pipeline's outputs")

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+
 
 import torch
 import yaml
@@ -31,12 +32,14 @@ def summarize(params: dict) -> dict:
             "unet": {"n_params": networks.n_params(unet), "cross_attention_dim": width}}
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise SystemExit("usage: python -m cxrldm.cli.summary PARAMS_FILE")
-    with open(argv[0], encoding="utf-8") as f:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Parameter counts and latent shape of the autoencoder and the "
+                                                 "UNet a params profile builds (no weights are allocated).")
+    parser.add_argument("params_file", help="a params profile, e.g. params.yaml or configs/mimic.yaml")
+    args = parser.parse_args(argv)
+    with open(args.params_file, encoding="utf-8") as f:
         print(json.dumps(summarize(yaml.safe_load(f)), indent=2))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -9,7 +9,7 @@ DVC fills `{plot_divs}`; the page has no `{scripts}` placeholder, so DVC's CDN s
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tarfile
 from pathlib import Path
 
@@ -52,7 +52,14 @@ def build(folder: str | Path, output: str | Path) -> None:
         tmp.write_text(PAGE.format(scripts="\n".join(scripts)), encoding="utf-8")
 
 
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="DVC's plots page template with vega, vega-lite and vega-embed "
+                                                 "inlined from their npm packages, so `dvc plots show` works offline.")
+    parser.add_argument("npm_pack_dir", help="folder holding the `npm pack` archives of the three libraries")
+    parser.add_argument("output_html", help="the template to write (e.g. .dvc/plots_offline.html)")
+    args = parser.parse_args(argv)
+    build(args.npm_pack_dir, args.output_html)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python -m cxrldm.report.offline_plots NPM_PACK_DIR OUTPUT_HTML")
-    build(sys.argv[1], sys.argv[2])
+    main()
