@@ -8,6 +8,8 @@ from pathlib import Path
 
 from cxrldm import paths
 from cxrldm.report import evaluation_page as page
+from cxrldm.report import html_kit as kit
+from cxrldm.report.experiments import experiments_section
 from stages.common import run
 
 METRICS = paths.METRICS
@@ -31,20 +33,20 @@ def sections(folder: Path = METRICS) -> list[tuple[str, str]]:
         if html_file.is_file() or json_file.is_file():
             summary = json.loads(json_file.read_text(encoding="utf-8")) if json_file.is_file() else {}
             out.append((f"Experiments ({stem})",
-                        page.experiments_section(summary, html_file.name if html_file.is_file() else None)))
-    out += [(f"{name}.json", page.metric_table(data)) for name, data in metrics.items()]
+                        experiments_section(summary, html_file.name if html_file.is_file() else None)))
+    out += [(f"{name}.json", kit.metric_table(data)) for name, data in metrics.items()]
     for heading, grids in (("Samples per prompt", sorted((folder / "sample_grids").glob("*.png"))),
                            ("Samples per finding", sorted((folder / "finding_grids").glob("*.png"))),
                            ("Closest synthetic / training pairs", [folder / "memorisation_pairs.png"]),
                            ("Edits: original | edited | difference", sorted((folder / "edit_grids").glob("*.png")))):
         grids = [path for path in grids if path.is_file()]
         if grids:
-            out.append((heading, page.figures(grids)))
+            out.append((heading, kit.figures(grids)))
     return out
 
 
 def main():
-    page.write_page(OUTPUT, "Evaluation", sections())
+    kit.write_page(OUTPUT, "Evaluation", sections())
     print(f"wrote {OUTPUT}")
 
 

@@ -49,7 +49,7 @@ from pathlib import Path
 import yaml
 
 from cxrldm.io import atomic_path
-from cxrldm.report import evaluation_page as page
+from cxrldm.report import html_kit as kit
 
 EVALUATE = "metrics/evaluate.json"
 FAITHFULNESS = "metrics/faithfulness.json"
@@ -113,8 +113,8 @@ def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
     out = {}
 
     def put(key, x):
-        if page.interval_of(x)[0] is not None:
-            out[key] = page.interval_of(x)
+        if kit.interval_of(x)[0] is not None:
+            out[key] = kit.interval_of(x)
 
     findings = {name: entry for name, entry in _dict(faithfulness.get("findings")).items() if isinstance(entry, dict)}
     for name, entry in findings.items():
@@ -123,13 +123,13 @@ def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
     put("faithfulness", faithfulness.get("mean_synthetic_auroc",
                                          _mean(out[f"finding:{name}"][0] for name in scored)))
     put("faithfulness_ceiling", faithfulness.get("mean_real_auroc", _mean(
-        page.interval_of(findings[name].get("real_auroc"))[0] for name in scored)))
+        kit.interval_of(findings[name].get("real_auroc"))[0] for name in scored)))
     if "faithfulness" in out and out.get("faithfulness_ceiling", (0,))[0]:
         put("faithfulness_ratio", out["faithfulness"][0] / out["faithfulness_ceiling"][0])
     for metric in FIDELITY:
         put(f"conditioned_{metric}", _dict(faithfulness.get("all_studies")).get(metric))
     fid = next((evaluate[k] for k in sorted(evaluate) if k.startswith("fid_") and "baseline" not in k
-                and page.interval_of(evaluate[k])[0] is not None), None)
+                and kit.interval_of(evaluate[k])[0] is not None), None)
     put("unconditional_fid", fid)
     prdc = next((evaluate[k] for k in sorted(evaluate) if k.startswith("prdc_") and isinstance(evaluate[k], dict)), {})
     for metric in FIDELITY[1:]:
@@ -153,7 +153,7 @@ def run_of(row: dict, kind: str, state: str | None) -> dict:
     params = {}
     for file, entry in (data.get("params") or {}).items():
         prefix = "" if Path(file).name == "params.yaml" else f"{file}:"
-        params.update({prefix + key: value for key, value in page.flatten((entry or {}).get("data") or {})})
+        params.update({prefix + key: value for key, value in kit.flatten((entry or {}).get("data") or {})})
     return {"name": row.get("name") or row.get("rev"), "rev": row.get("rev"), "kind": kind, "state": state,
             "params": params,
             "metrics": headline_metrics(_file_data(metrics, EVALUATE), _file_data(metrics, FAITHFULNESS))}
@@ -245,8 +245,8 @@ def stats(values: list[float]) -> dict:
 
 
 def _text(value) -> str:
-    return page.format_number(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else page.format_number(value)
+    return kit.format_number(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else kit.format_number(value)
 
 
 def group_runs(runs: list[dict], param: str | None = None) -> tuple[list[str], list[str], list[dict]]:
@@ -297,7 +297,7 @@ def summary(runs: list[dict], param: str | None = None) -> dict:
             "groups": groups,
             "runs": [{"name": r["name"], "rev": r["rev"], "kind": r["kind"], "state": r["state"],
                       "group": r.get("group"), "params": {k: r["params"].get(k) for k in swept + seeds},
-                      "metrics": {k: dict(zip(page.INTERVAL_KEYS, v)) for k, v in r["metrics"].items()}}
+                      "metrics": {k: dict(zip(kit.INTERVAL_KEYS, v)) for k, v in r["metrics"].items()}}
                      for r in runs]}
 
 
@@ -308,7 +308,7 @@ def points(data: dict) -> list[tuple[str, dict]]:
     range across runs, a single run its value with its image interval. When all runs are one group (seed
     replicates only), every run is a point, labelled with its seeds."""
     runs = {r["name"]: r for r in data["runs"]}
-    own = lambda name: {k: tuple(v[i] for i in page.INTERVAL_KEYS) for k, v in runs[name]["metrics"].items()}
+    own = lambda name: {k: tuple(v[i] for i in kit.INTERVAL_KEYS) for k, v in runs[name]["metrics"].items()}
     groups = data["groups"]
     if len(groups) == 1 and len(groups[0]["runs"]) > 1:
         seeds = data["seed_params"]
@@ -341,7 +341,7 @@ def charts(data: dict) -> str:
         none = (None, None, None)
         xy = [(m.get(x_key, none), m.get(y_key, none), text) for text, m in pts]
         y_label = label(y_key).split(" (")[0]
-        svgs.append(page.svg_scatter([(x[0], y[0], text, x[1], x[2], y[1], y[2]) for x, y, text in xy],
+        svgs.append(kit.svg_scatter([(x[0], y[0], text, x[1], x[2], y[1], y[2]) for x, y, text in xy],
                                      label(x_key), y_label, f"{label(x_key)} vs {y_label}",
                                      connect=len(data["groups"]) > 1,
                                      reference_y=ceiling if y_key == "faithfulness" else None))
@@ -351,11 +351,11 @@ def charts(data: dict) -> str:
 def group_table(group: dict, data: dict) -> str:
     """Metrics x (each run's value [image interval], then mean, sd, min, max and n across the runs) of a group."""
     runs = {r["name"]: r["metrics"] for r in data["runs"]}
-    cell = lambda m: page.format_value(m) if m["low"] is not None else page.format_number(m["value"])
+    cell = lambda m: kit.format_value(m) if m["low"] is not None else kit.format_number(m["value"])
     rows = [[label(key), *(cell(runs[name][key]) if key in runs[name] else "\u2013" for name in group["runs"]),
-             *(page.format_number(stat[k]) for k in ("mean", "sd", "min", "max", "n"))]
+             *(kit.format_number(stat[k]) for k in ("mean", "sd", "min", "max", "n"))]
             for key, stat in group["metrics"].items()]
-    return page.grid_table(["metric", *group["runs"], "mean", "sd", "min", "max", "n runs"], rows)
+    return kit.grid_table(["metric", *group["runs"], "mean", "sd", "min", "max", "n runs"], rows)
 
 
 def write_report(out: Path, runs: list[dict], param: str | None = None) -> dict:
@@ -377,12 +377,12 @@ def write_report(out: Path, runs: list[dict], param: str | None = None) -> dict:
                  f"{data['intervals']['across_runs']}. Failed, queued and running experiments have no metrics "
                  f"and belong to no group.")
     title = ", ".join(swept) or ("seed replicates" if seeds else "one recipe")
-    page.write_page(out, f"Experiments: {title}", [
+    kit.write_page(out, f"Experiments: {title}", [
         ("Fidelity against faithfulness", charts(data) + f'<p class="note">{html.escape(note)}</p>'),
         ("Groups: mean and spread across runs",
-         page.experiments_table(data) + f'<p class="note">{html.escape(intervals)}</p>'),
+         experiments_table(data) + f'<p class="note">{html.escape(intervals)}</p>'),
         *((f"Group {g['label']}: every run", group_table(g, data)) for g in data["groups"]),
-        ("Runs", page.grid_table(["run", "state", "group", *swept, *seeds],
+        ("Runs", kit.grid_table(["run", "state", "group", *swept, *seeds],
                                  [[str(r["name"]), r["state"], r["group"] or "\u2013",
                                    *(_text(r["params"].get(k)) for k in swept + seeds)] for r in data["runs"]]))])
     write_csv(out.with_suffix(".csv"), runs, swept + seeds)
@@ -410,6 +410,40 @@ def html_path(out) -> Path:
     """`out` with `.html` added unless it already ends in .html or .htm, so that it opens in a browser."""
     out = Path(out)
     return out if out.suffix.lower() in (".html", ".htm") else out.with_name(out.name + ".html")
+
+
+def experiments_table(summary: dict) -> str:
+    """Headline metrics x groups of runs from an experiments summary (the JSON that `python -m
+    cxrldm.report.experiments` writes): the mean over a group's runs +- their standard deviation (min to
+    max, n runs), or a single run's value."""
+    groups = [g for g in summary.get("groups") or [] if isinstance(g, dict)]
+    labels = summary.get("labels") or {}
+    keys = [k for k in summary.get("headline") or [] if any(k in (g.get("metrics") or {}) for g in groups)]
+
+    def cell(s) -> str:
+        if not isinstance(s, dict):
+            return "\u2013"
+        if (kit.number(s.get("n")) or 0) < 2:
+            return kit.format_number(s.get("mean"))
+        return (f"{kit.format_number(s.get('mean'))} \u00b1 {kit.format_number(s.get('sd'))} "
+                f"({kit.format_number(s.get('min'))} to {kit.format_number(s.get('max'))}, n={s.get('n')})")
+
+    rows = [[str(labels.get(k, k)), *(cell((g.get("metrics") or {}).get(k)) for g in groups)] for k in keys]
+    swept = ", ".join(summary.get("swept_params") or []) or "group"
+    return kit.grid_table([f"metric \\ {swept}", *(str(g.get("label")) for g in groups)], rows) if rows else ""
+
+
+def experiments_section(summary: dict, link: str | None = None) -> str:
+    """A link to the experiments page next to this one (when there is one) and the compact table of its
+    summary, with what the spread is over."""
+    parts = [f'<p><a href="{kit.esc(link)}">{kit.esc(link)}</a>: every experiment DVC knows of, fidelity against '
+             f'faithfulness per group of runs.</p>'] if link else []
+    table = experiments_table(summary)
+    if table:
+        across = (summary.get("intervals") or {}).get("across_runs", "")
+        parts.append(table + f'<p class="note">Across runs: {kit.esc(across)}. Gathered when the experiments page was '
+                             f'written, not by this pipeline run.</p>')
+    return "".join(parts)
 
 
 def main(argv=None, default_out: str = "metrics/experiments.html") -> None:

@@ -17,7 +17,7 @@ from cxrldm.models.text import TextEncoder
 from cxrldm.models.training import setup_runtime
 from cxrldm.sampling.guidance import guided_prediction
 from cxrldm.sampling import schedulers
-from cxrldm.models import noise
+from cxrldm.models.noise import training_target
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "heart", "is", "enlarged", "large", "left",
          "right", "pleural", "effusion", "no", "pneumothorax", "."]
@@ -117,7 +117,7 @@ def test_training_target_matches_the_scheduler(prediction_type):
     g = torch.Generator().manual_seed(0)
     x0, noise = torch.randn(4, 3, 4, 4, generator=g), torch.randn(4, 3, 4, 4, generator=g)
     t = torch.tensor([0, 10, 500, 999])
-    target = noise.training_target(scheduler, x0, noise, t)
+    target = training_target(scheduler, x0, noise, t)
     betas = torch.linspace(0.0015 ** 0.5, 0.0205 ** 0.5, 1000, dtype=torch.float32) ** 2
     alpha_bar = torch.cumprod(1 - betas, 0)[t].view(-1, 1, 1, 1)
     expected = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0 if prediction_type == "v_prediction" else noise

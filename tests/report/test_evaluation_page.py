@@ -25,6 +25,7 @@ from PIL import Image
 
 from cxrldm.report import experiments, sweep
 from cxrldm.report import evaluation_page as page
+from cxrldm.report import html_kit as kit
 from stages import evaluation_page
 
 DATA = Path(__file__).parents[1] / "fixtures"
@@ -142,17 +143,17 @@ def svgs(text: str) -> list[ET.Element]:
 # -- the library ---------------------------------------------------------------------------------------
 
 def test_numbers_and_intervals_are_formatted_to_four_significant_digits():
-    assert page.format_interval(iv(81.00053985529516, 75.21234, 88.73111, [64, 60])) == "81 [75.21, 88.73] (n=64, 60)"
-    assert page.format_interval(iv(0.031234, 0.020231, 0.042229, 32)) == "0.03123 [0.02023, 0.04223] (n=32)"
-    assert page.format_interval({"value": 0.5, "low": 0.25, "high": 0.75}) == "0.5 [0.25, 0.75]"
-    assert page.format_interval(iv(None, None, None, 0)) == "\u2013 [\u2013, \u2013] (n=0)"
-    assert page.format_interval(iv(math.nan, math.nan, math.nan, 16)) == "NaN [NaN, NaN] (n=16)"
-    assert [page.format_number(x) for x in (1567.812525481596, 470, True, 1e-05, [0.21, 3])] == \
+    assert kit.format_interval(iv(81.00053985529516, 75.21234, 88.73111, [64, 60])) == "81 [75.21, 88.73] (n=64, 60)"
+    assert kit.format_interval(iv(0.031234, 0.020231, 0.042229, 32)) == "0.03123 [0.02023, 0.04223] (n=32)"
+    assert kit.format_interval({"value": 0.5, "low": 0.25, "high": 0.75}) == "0.5 [0.25, 0.75]"
+    assert kit.format_interval(iv(None, None, None, 0)) == "\u2013 [\u2013, \u2013] (n=0)"
+    assert kit.format_interval(iv(math.nan, math.nan, math.nan, 16)) == "NaN [NaN, NaN] (n=16)"
+    assert [kit.format_number(x) for x in (1567.812525481596, 470, True, 1e-05, [0.21, 3])] == \
         ["1568", "470", "True", "1e-05", "[0.21, 3]"]
 
 
 def test_metric_table_flattens_to_dotted_keys_with_one_row_per_interval():
-    table = page.metric_table(METRICS["memorisation"] | {"note": "<b>&"})
+    table = kit.metric_table(METRICS["memorisation"] | {"note": "<b>&"})
     rows = re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table)
     cells = {key: re.sub(r"<[^>]+>", "", value) for key, value in rows}
     assert cells == {"feature.threshold": "0.1234", "feature.flagged_fraction": "0.01562 [0, 0.04688] (n=64)",
@@ -166,10 +167,10 @@ def test_page_holds_every_metric_formatted_with_its_interval(tmp_path, monkeypat
     text, _ = build(tmp_path, monkeypatch)
     for name, data in METRICS.items():
         assert f"<h2>{name}.json</h2>" in text
-        for key, value in page.flatten(data):
+        for key, value in kit.flatten(data):
             if isinstance(value, (int, float, dict)):
                 assert f"<th>{key}</th><td>" in text
-                assert page.format_value(value).replace("&", "&amp;") in text, (name, key)
+                assert kit.format_value(value).replace("&", "&amp;") in text, (name, key)
     summary = re.search(r'<section id="summary">(.*?)</section>', text, re.S)[1]
     for expected in ("81 [75.21, 88.73] (n=64, 60)",            # FID
                      "0.03123 [0.02023, 0.04223] (n=64, 60)",   # KID
@@ -224,8 +225,8 @@ def test_unexpected_schemas_still_give_a_page(tmp_path, monkeypatch):
 
 def test_write_page_is_atomic_and_replaces(tmp_path):
     out = tmp_path / "sub" / "page.html"
-    page.write_page(out, "first", [("A", "<p>a</p>")])
-    page.write_page(out, "T & <second>", [("A", "<p>one</p>"), ("A", "<p>two</p>")])
+    kit.write_page(out, "first", [("A", "<p>a</p>")])
+    kit.write_page(out, "T & <second>", [("A", "<p>one</p>"), ("A", "<p>two</p>")])
     text = out.read_text()
     assert "<title>T &amp; &lt;second&gt;</title>" in text and "first" not in text
     assert 'id="a"' in text and 'id="a-2"' in text      # duplicate headings get distinct anchors
@@ -246,7 +247,7 @@ def bar_geometry(svg: ET.Element) -> dict[str, tuple[float, float, float, float]
 
 
 def test_bars_are_drawn_to_scale_with_whiskers_from_low_to_high():
-    svg = page.svg_bars([("A", [("synthetic", 0.6, 0.5, 0.7), ("real", 0.9, 0.85, 0.95)]),
+    svg = kit.svg_bars([("A", [("synthetic", 0.6, 0.5, 0.7), ("real", 0.9, 0.85, 0.95)]),
                          ("B", [("synthetic", None, None, None), ("real", 0.2, 0.1, 0.3)])],
                         "t", x_range=(0.0, 1.0), reference=0.5)
     root = ET.fromstring(svg)
@@ -266,7 +267,7 @@ def test_bars_are_drawn_to_scale_with_whiskers_from_low_to_high():
 
 
 def test_scatter_places_points_by_their_data_and_labels_them():
-    svg = page.svg_scatter([(50.0, 0.7, "2"), (90.0, 0.9, "5"), (60.0, 0.6, "1"), (None, 0.5, "x"),
+    svg = kit.svg_scatter([(50.0, 0.7, "2"), (90.0, 0.9, "5"), (60.0, 0.6, "1"), (None, 0.5, "x"),
                             (70.0, math.nan, "y")], "FID", "AUROC", "FID vs AUROC")
     root = ET.fromstring(svg)
     circles = {c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
@@ -279,8 +280,8 @@ def test_scatter_places_points_by_their_data_and_labels_them():
     assert circles["1"][1] == pytest.approx(y0 + (y1 - y0) * -0.1 / 0.2, abs=0.2)
     labels = {t.text for t in root.iter(f"{SVG_NS}text")}
     assert {"2", "5", "1", "FID", "AUROC", "FID vs AUROC"} <= labels
-    assert "no points" in page.svg_scatter([(None, 1, "a")], "x", "y", "empty")
-    ET.fromstring(page.svg_scatter([(1.0, 1.0, "<&>")], "x & y", "y", "one point"))
+    assert "no points" in kit.svg_scatter([(None, 1, "a")], "x", "y", "empty")
+    ET.fromstring(kit.svg_scatter([(1.0, 1.0, "<&>")], "x & y", "y", "one point"))
 
 
 # -- experiments: sweeps and seed replicates -------------------------------------------------------------
@@ -480,7 +481,7 @@ def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
     # every run's value with its image interval, then the spread over runs, and what each is over
     table = re.search(r'<section id="group-all-runs-every-run">(.*?)</section>', text, re.S)[1]
     assert "<th>main</th><th>seed-1</th><th>seed-2</th><th>mean</th><th>sd</th>" in table
-    assert page.format_value({"value": values[1], "low": values[1] - 0.08, "high": values[1] + 0.07}) in table
+    assert kit.format_value({"value": values[1], "low": values[1] - 0.08, "high": values[1] + 0.07}) in table
     assert "bootstrap intervals over images" in text and "differ only in train_ldm.seed" in text
     assert "\u00b1 0.02 (" in text                                            # mean +- sd in the groups table
     # the charts show each training run labelled by its seed, for both image sets
@@ -648,9 +649,9 @@ def test_memorisation_rows_read_the_stage_s_spaces():
         "evaluator_cnn": {"threshold": 0.7155, "flagged_fraction": interval, "nearest_is_source_fraction": interval,
                           "null_flagged_fraction": 0.0164, "nearest_is_source_patient_fraction": interval}},
         "union": {"flagged_fraction": interval, "null_flagged_fraction": 0.03}})
-    assert rows == [["evaluator_cnn", page.format_value(0.7155), page.format_value(interval), "0.0164",
-                     page.format_value(interval), page.format_value(interval)],
-                    ["any space (union)", "", page.format_value(interval), "0.03", "", ""]]
+    assert rows == [["evaluator_cnn", kit.format_value(0.7155), kit.format_value(interval), "0.0164",
+                     kit.format_value(interval), kit.format_value(interval)],
+                    ["any space (union)", "", kit.format_value(interval), "0.03", "", ""]]
 
 
 def test_the_planted_copy_table_and_re_identification_rows():
