@@ -154,20 +154,23 @@ class _Walk:
         if group == 0xFFFE or not explicit:
             return tag, None, struct.unpack(endian + "L", self.read(4, tag))[0]
         vr = self.read(2, tag)
+        if not (vr.isalpha() and vr.isupper()):     # an implicit VR element in explicit data, read as pydicom does
+            return tag, None, struct.unpack(endian + "L", vr + self.read(2, tag))[0]
         if vr in LONG_LENGTH_VRS:
             return tag, vr, struct.unpack(endian + "L", self.read(6, tag)[2:])[0]
         return tag, vr, struct.unpack(endian + "H", self.read(2, tag))[0]
 
     def elements(self, explicit: bool, endian: str, nested: bool = False) -> None:
-        """The elements up to the end of the data (the dataset) or an item delimiter (an item of a sequence)."""
+        """The elements up to the end of the data (the dataset) or an item delimiter (an item of a sequence);
+        the dataset's up to its Pixel Data (what follows, padding or a signature, leaves the image whole)."""
         while nested or self.f.tell() < self.size:
             tag, vr, length = self.header(explicit, endian)
             if nested and tag == ITEM_END:
                 return
             if tag == PIXEL_DATA and not nested:
-                if not self.pixel_data(length, endian):
-                    return
-            elif length == UNDEFINED:           # a sequence (UN's items are implicit VR little endian, PS3.5 6.2.2)
+                self.pixel_data(length, endian)
+                return
+            if length == UNDEFINED:           # a sequence (UN's items are implicit VR little endian, PS3.5 6.2.2)
                 self.sequence(tag, explicit and vr != b"UN", endian if vr != b"UN" else "<")
             else:
                 self.skip(length, tag)
@@ -186,25 +189,22 @@ class _Walk:
             else:
                 self.skip(length, tag)
 
-    def pixel_data(self, length: int, endian: str) -> bool:
-        """Pixel Data's place in the layout; whether the file goes on after it."""
+    def pixel_data(self, length: int, endian: str) -> None:
+        """Pixel Data's place in the layout: its offset and defined length, or its fragments (encapsulated)."""
         self.layout.pixels = self.f.tell()
         if length != UNDEFINED:
             self.layout.length = length
-            if self.f.tell() + length > self.size:
-                return False
-            self.f.seek(length, 1)
-            return True
+            return
         count, between = 0, True       # items read in full: the basic offset table's, then one per fragment
         try:
             while True:
                 between = True
                 tag, _, length = self.header(False, endian)
                 if tag == SEQUENCE_END:
-                    return True
+                    return
                 if tag != ITEM or length == UNDEFINED:
                     self.layout.cut = f"element {pydicom.tag.Tag(tag)} where a fragment should be"
-                    return False
+                    return
                 between = False
                 self.skip(length, tag)
                 count += 1
@@ -214,7 +214,6 @@ class _Walk:
                                f"the file ends inside fragment {count}" if not between else
                                "the file ends after the basic offset table" if count == 1 else
                                f"the file ends after fragment {count - 1}, without the sequence delimiter")
-        return False
 
 
 def _dataset_encoding(f, syntax: UID) -> tuple[bool, str]:

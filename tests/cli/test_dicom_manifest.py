@@ -142,12 +142,15 @@ def broken_files(root) -> dict[str, str]:
 def test_broken_files_are_listed_with_what_is_wrong_in_plain_words_without_decoding(tmp_path, capsys):
     root = tmp_path / "export"
     film(root, "good.dcm", "MRN-G", "1", ViewPosition="PA")
+    padded = film(root, "padded.dcm", "MRN-P", "2", ViewPosition="PA")
+    with open(padded, "ab") as f:               # bytes after the pixel data leave the image whole, as for pydicom
+        f.write(b"\x00\x00\x00")
     expected = broken_files(root)
     dicom_manifest.main([str(root)])
     out = capsys.readouterr()
-    assert f"wrote {root / 'manifest.csv'}: 1 images of 1 patients" in out.out
+    assert f"wrote {root / 'manifest.csv'}: 2 images of 2 patients" in out.out
     assert f"{len(expected)} unreadable DICOM files listed in manifest_unreadable.csv" in out.out
-    assert read_manifest(root / "manifest.csv").path.tolist() == ["good.dcm"]
+    assert read_manifest(root / "manifest.csv").path.tolist() == ["good.dcm", "padded.dcm"]
     unreadable = pd.read_csv(root / "manifest_unreadable.csv").set_index("path").reason
     assert sorted(unreadable.index) == sorted(expected)
     for name, words in expected.items():
