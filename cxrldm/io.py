@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -55,9 +56,34 @@ def atomic_dir(path: str | Path):
             shutil.rmtree(path)
 
 
-def write_json(path: str | Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json(path: str | Path, data, *, indent: int = 2, sort_keys: bool = True, default=None,
+               clean_stale: bool = True) -> None:
+    """Every JSON file the project writes: strict JSON (RFC 8259), so NaN and infinities are refused with a
+    one-line ValueError naming the file and the keys that hold them, and nothing is written. A number that
+    is undefined is written as null with the reason beside it: in an interval dict a "note" ("undefined:
+    ...", cxrldm.evaluation.intervals), elsewhere a sibling "<key>_note". Indented, keys sorted (unless
+    told otherwise), a newline at the end; `default` as json.dumps's; clean_stale as atomic_path's."""
+    try:
+        text = json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=False, default=default)
+    except ValueError:
+        keys = non_finite(data)
+        if not keys:
+            raise
+        raise ValueError(f"{path}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}: not a finite number, "
+                         "which JSON cannot hold (write None with a note saying why)") from None
+    with atomic_path(path, clean_stale) as tmp:
+        tmp.write_text(text + "\n")
+
+
+def non_finite(data, where: str = "") -> list[str]:
+    """The places ('pooled.auroc.value', 'rows[2]') of the NaN and infinite floats inside data."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [where or "(the value)"]
+    if isinstance(data, dict):
+        return [key for k, v in data.items() for key in non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, (list, tuple)):
+        return [key for i, v in enumerate(data) for key in non_finite(v, f"{where}[{i}]")]
+    return []
 
 
 def write_csv(path: str | Path, frame, **kwargs) -> None:

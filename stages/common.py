@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from cxrldm.io import write_json
+
 PARAMS_FILE = "params.yaml"
 
 
@@ -84,10 +86,7 @@ def _write_read_params(folder: Path) -> None:
     """Merge this process's reads into folder/<stage>.json (a stage may run in several processes)."""
     file = folder / f"{stage_name()}.json"
     read = _read | set(json.loads(file.read_text())) if file.exists() else _read
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(sorted(read), indent=1))
-    os.replace(tmp, file)
+    write_json(file, sorted(read), indent=1, sort_keys=False, clean_stale=False)   # another process may be writing
 
 
 def workers() -> int:

@@ -44,7 +44,7 @@ def subgroup_entry(rows, targets, synthetic_probability, real_probability, colum
     entry = {"n_studies": len(index)}
     for name, probability in (("synthetic", synthetic_probability), ("real", real_probability)):
         interval = bootstrap_interval(lambda i: mean_auroc(probability[index[i]], targets[index[i]], columns),
-                                      len(index), **options)
+                                      len(index), **options, undefined="no finding has both classes in the subgroup")
         # no finding with both classes in the subgroup: no AUROC
         entry[f"{name}_mean_auroc"] = {k: None if isinstance(v, float) and v != v else v for k, v in interval.items()}
     if len(index) >= max(min_studies, 3):

@@ -9,13 +9,17 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxrldm.app import answers
 from cxrldm.app.study import FILMS, now
 
 
 class Answer(BaseModel):
+    """What the reader page's form can send (static/reader.js) and nothing else: strict types (true or "3" is
+    no confidence), no other fields; the choices, the range and the findings are checked by the route."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     film: str = Field(max_length=32)
     answer: str
     confidence: int
@@ -83,6 +87,8 @@ def router(study: dict, study_dir: Path, engine, static: Path) -> APIRouter:
         unknown = sorted(set(given.findings or []) - set(findings))
         if unknown:
             raise one_line_error(422, f"unknown findings: {', '.join(unknown)}")
+        if given.findings and len(set(given.findings)) < len(given.findings):
+            raise one_line_error(422, "findings: a finding given twice")
         ticked = [f for f in findings if f in (given.findings or [])]
         answers.add(engine, {"study": study["id"], "reader": reader["label"], "film": given.film,
                              "answer": given.answer, "confidence": given.confidence,

@@ -1,11 +1,13 @@
-"""A manifest (cxrldm.data.manifest) from a folder of DICOM radiographs, reading headers only.
+"""A manifest (cxrldm.data.manifest) from a folder of DICOM radiographs, reading headers only (and the element
+headers up to the file's end, so a file that does not hold the pixel data it promises is unreadable; nothing
+is decoded).
 
     python -m cxrldm.cli.dicom_manifest FOLDER [--out FOLDER/manifest.csv]
 
 Writes OUT with path (relative to FOLDER, so FOLDER is data.root), subject_id, study_id, dicom_id, view, sex
 and age; OUT's stem + _ids.csv with the PatientID or StudyInstanceUID each integer stands for (identifiers:
 keep it with the images, never beside shared results); OUT's stem + _unreadable.csv with each DICOM file that
-could not be used and why. Files that neither end in .dcm nor start with the DICM preamble are ignored.
+could not be used and why, in plain words (dicom.read_header: empty, not DICOM, cut short, no pixel data, ...). Files that neither end in .dcm nor start with the DICM preamble are ignored.
 
 subject_id is PatientID where every PatientID is an integer, else patients numbered 1, 2, ... in sorted
 order; study_id numbers the StudyInstanceUIDs 1, 2, ... in sorted order. dicom_id is the file name without

@@ -103,7 +103,8 @@ def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, 
     scores, positive = scores[known].double(), targets[known].bool()
     counts = {"n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
     if not counts["n_positive"] or not counts["n_negative"]:
-        return {"value": None, "low": None, "high": None, "n": len(scores), "resamples": 0, **counts}
+        return {"value": None, "low": None, "high": None, "n": len(scores), "resamples": 0, **counts,
+                "note": f"undefined: no {'positive' if not counts['n_positive'] else 'negative'} item with a known label"}
     result = bootstrap_interval(lambda i: auroc(scores[i], positive[i]), len(scores), resamples=resamples, seed=seed)
     return {**result, **counts}
 
@@ -117,7 +118,7 @@ def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int,
     scores, positive = scores[known].double(), targets[known] == 1
     counts = {"n_positive": int(positive.sum()), "n_all": len(scores)}
     if not counts["n_positive"]:
-        return {"value": None, "low": None, "high": None, **counts}
+        return {"value": None, "low": None, "high": None, **counts, "note": "undefined: no positive item with a known label"}
     return {**two_group_auroc_interval(scores[positive], scores, resamples, seed), **counts}
 
 

@@ -15,7 +15,11 @@ precomputed matrices, at a few matrix products per resample):
     bootstrap_interval(lambda r, f: mmd2_from_counts(kernels, r, f), len(real), len(fake), counts=True)
 
 A statistic returning a dict gets a dict of intervals, all from the same resamples. Replicates that are
-NaN (an AUROC resample without both classes) are skipped, and "resamples" says how many were left.
+NaN (an AUROC resample without both classes) are skipped, and "resamples" says how many were left. A value
+or bound that is not a finite number (NaN: an AUROC without both classes) is None, never NaN (JSON cannot
+hold it, cxrldm.io.write_json), and the interval says why in "note": "undefined: <why>" for the value, with
+`undefined` the caller's reason (by name for a dict statistic), or "interval undefined: ..." where only
+the bounds are, since no resample gave a number.
 
 A resample repeats items (~63% distinct), so a statistic that depends on how many distinct items it sees
 gets an interval shifted away from its value: FID grows (500 vs 500 features, 64-d: 4.96 on the data,
@@ -33,9 +37,10 @@ _DRAW_ELEMENTS = 2 ** 22
 
 
 def bootstrap_interval(statistic: Callable, *sizes: int, resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                       counts: bool = False) -> dict:
+                       counts: bool = False, undefined: str | dict = "") -> dict:
     """Percentile interval of `statistic` over `resamples` bootstrap resamples of sets of `sizes` items,
-    deterministic for a seed (indices and counts modes draw the same resamples)."""
+    deterministic for a seed (indices and counts modes draw the same resamples). `undefined`: why the
+    statistic would not be a number (a dict of reasons by name for a dict statistic), for the note."""
     if not sizes or min(sizes) < 1:
         raise ValueError(f"need at least one non-empty set, got sizes {sizes}")
     if not 0 < level < 1:
@@ -65,9 +70,22 @@ def bootstrap_interval(statistic: Callable, *sizes: int, resamples: int = 1000, 
         low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist() \
             if len(values) else (math.nan, math.nan)
         value = float(torch.as_tensor(value, dtype=torch.float64).reshape(-1)[0])
-        intervals[name] = {"value": value, "low": low, "high": high,
-                           "n": sizes[0] if len(sizes) == 1 else list(sizes), "resamples": len(values)}
+        why = undefined.get(name, "") if isinstance(undefined, dict) else undefined
+        intervals[name] = noted({"value": value, "low": low, "high": high,
+                                 "n": sizes[0] if len(sizes) == 1 else list(sizes), "resamples": len(values)}, why)
     return intervals if named else intervals[None]
+
+
+def noted(interval: dict, why: str = "") -> dict:
+    """The interval with None for each of value, low and high that is not a finite number, and a note saying
+    why where one is (unchanged, and no note, where all are numbers)."""
+    result = {k: None if k in ("value", "low", "high") and v is not None and not math.isfinite(v) else v
+              for k, v in interval.items()}
+    if result["value"] is None:
+        result["note"] = f"undefined: {why or 'the statistic is not a number on these items'}"
+    elif result["low"] is None or result["high"] is None:
+        result["note"] = "interval undefined: no resample gave a number" + (f" ({why})" if why else "")
+    return result
 
 
 def mean_interval(values: torch.Tensor, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
@@ -85,6 +103,8 @@ def basic_interval(interval: dict, floor: float | None = 0.0) -> dict:
     """The basic (reverse percentile) bootstrap interval, [2 v - high, 2 v - low], from a percentile one:
     for a statistic whose resamples are shifted away from its value (FID grows on resampled, repeated
     features), the shift is subtracted instead of reported. `floor` clips it (FID >= 0)."""
+    if any(interval[k] is None for k in ("value", "low", "high")):
+        return dict(interval)
     low, high = 2 * interval["value"] - interval["high"], 2 * interval["value"] - interval["low"]
     if floor is not None:
         low, high = max(low, floor), max(high, floor)

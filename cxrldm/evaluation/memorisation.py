@@ -121,8 +121,8 @@ def audit(synthetic_distances: torch.Tensor, null_distances: torch.Tensor, perce
     order = torch.argsort(synthetic, stable=True)[:top_k]
 
     def describe(values: torch.Tensor) -> dict:
-        if not len(values):
-            return {f"p{q:g}": float("nan") for q in quantiles}
+        if not len(values):         # None, not NaN: the metrics are strict JSON (cxrldm.io.write_json)
+            return {**{f"p{q:g}": None for q in quantiles}, "note": "undefined: no distances"}
         return {f"p{q:g}": float(v) for q, v in zip(quantiles, np.percentile(values.numpy(), list(quantiles)))}
 
     report = {

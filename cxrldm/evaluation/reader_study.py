@@ -3,7 +3,9 @@
 Each row is one answer: a reader called a film real or synthetic with a confidence from 1 to 5 and may have
 ticked the findings they saw. A later row for the same reader and film replaces an earlier one. Intervals
 are 95% percentile bootstraps; pooled ones resample films (all of a film's answers together, since the
-readers saw the same films), a reader's own ones resample that reader's films.
+readers saw the same films), a reader's own ones resample that reader's films. A statistic the answers do
+not define (the AUROC of one answer, or of answers on real films only) is None with a note saying why, in
+the interval's "note" or, for the mean kappa, in "mean_kappa_note": the metrics are strict JSON.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def synthetic_score(answers: pd.DataFrame) -> torch.Tensor:
     return sign * torch.tensor(answers.confidence.to_numpy(), dtype=torch.float64)
 
 
+def auroc_undefined(answers: pd.DataFrame) -> str:
+    """Why the AUROC of the confidence would be undefined on these answers (for the interval's note)."""
+    needs = "the AUROC needs answers on real and synthetic films"
+    if len(answers) == 1:
+        return f"one answer; {needs}"
+    truths = set(answers.truth)
+    return f"answers on {truths.pop()} films only; {needs}" if len(truths) == 1 else needs
+
+
 def cohen_kappa(a: pd.Series, b: pd.Series) -> float:
     """Cohen's kappa of two readers' real/synthetic calls on the same films; NaN where chance agreement is 1."""
     observed = float((a.to_numpy() == b.to_numpy()).mean())
@@ -87,7 +98,9 @@ def pooled(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
         fooled = called_real[rows][synthetic[rows]]
         return {"accuracy": correct[rows].mean(), "auroc_confidence": auroc(score[rows], synthetic[rows]),
                 "synthetic_called_real": fooled.mean() if len(fooled) else float("nan")}
-    return bootstrap_interval(statistic, len(films), resamples=resamples, seed=seed)
+    undefined = {"auroc_confidence": auroc_undefined(answers),
+                 "synthetic_called_real": "no answer on a synthetic film"}
+    return bootstrap_interval(statistic, len(films), resamples=resamples, seed=seed, undefined=undefined)
 
 
 def one_reader(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
@@ -96,7 +109,8 @@ def one_reader(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
     score = synthetic_score(answers)
     result = {"answers": len(answers), "accuracy": mean_interval(correct, resamples, seed),
               "auroc_confidence": bootstrap_interval(lambda i: auroc(score[i], synthetic[i]), len(answers),
-                                                     resamples=resamples, seed=seed)}
+                                                     resamples=resamples, seed=seed,
+                                                     undefined=auroc_undefined(answers))}
     if synthetic.any():
         result["synthetic_called_real"] = mean_interval(
             torch.tensor((answers.answer[synthetic.numpy()] == "real").to_numpy(), dtype=torch.float64),
@@ -114,9 +128,14 @@ def agreement(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
             continue
         a, b = both[first].reset_index(drop=True), both[second].reset_index(drop=True)
         pairs[f"{first} vs {second}"] = bootstrap_interval(
-            lambda i: cohen_kappa(a.iloc[i.numpy()], b.iloc[i.numpy()]), len(both), resamples=resamples, seed=seed)
-    kappas = [p["value"] for p in pairs.values() if p["value"] == p["value"]]
-    return {"pairs": pairs, "mean_kappa": sum(kappas) / len(kappas) if kappas else None}
+            lambda i: cohen_kappa(a.iloc[i.numpy()], b.iloc[i.numpy()]), len(both), resamples=resamples, seed=seed,
+            undefined="both readers gave one and the same call on every film they share, so chance agreement is 1")
+    kappas = [p["value"] for p in pairs.values() if p["value"] is not None]
+    if kappas:
+        return {"pairs": pairs, "mean_kappa": sum(kappas) / len(kappas)}
+    why = ("every pair's kappa is undefined" if pairs else
+           "no two readers answered two films in common" if answers.reader.nunique() > 1 else "one reader answered")
+    return {"pairs": pairs, "mean_kappa": None, "mean_kappa_note": f"undefined: {why}"}
 
 
 def by_finding(answers: pd.DataFrame, resamples: int, seed: int) -> dict:

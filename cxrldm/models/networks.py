@@ -11,7 +11,7 @@ import torch
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
 from safetensors.torch import load_file, save_file
 
-from cxrldm.io import atomic_path
+from cxrldm.io import atomic_path, write_json
 from cxrldm.models.training import unwrap
 
 
@@ -62,8 +62,7 @@ def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps({"kind": kind, "kwargs": kwargs, **(extra or {})}, indent=2) + "\n")
+    write_json(path.with_suffix(".json"), {"kind": kind, "kwargs": kwargs, **(extra or {})}, sort_keys=False)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu",

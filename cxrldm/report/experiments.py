@@ -48,7 +48,7 @@ from pathlib import Path
 
 import yaml
 
-from cxrldm.io import atomic_path
+from cxrldm.io import atomic_path, write_json
 from cxrldm.report import html_kit as kit
 
 EVALUATE = "metrics/evaluate.json"
@@ -386,8 +386,7 @@ def write_report(out: Path, runs: list[dict], param: str | None = None) -> dict:
                                  [[str(r["name"]), r["state"], r["group"] or "\u2013",
                                    *(_text(r["params"].get(k)) for k in swept + seeds)] for r in data["runs"]]))])
     write_csv(out.with_suffix(".csv"), runs, swept + seeds)
-    with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, allow_nan=False, default=str), encoding="utf-8")
+    write_json(out.with_suffix(".json"), data, indent=1, sort_keys=False, default=str)
     return data
 
 

@@ -1,12 +1,15 @@
 """A manifest from a folder of DICOM files (python -m cxrldm.cli.dicom_manifest): several patients, views,
 sexes and ages become a manifest that read_manifest accepts, with the id mapping beside it; unreadable
-files are listed with the reason and counted, never fatal; the tiny demo's films as DICOM studies (12-bit,
+files are listed with the reason and counted, never fatal, and a file that does not hold the pixel data its
+header promises (empty, not DICOM, header or pixel data cut short, no pixel data, compressed fragments cut
+short) is among them with what is wrong in plain words; the tiny demo's films as DICOM studies (12-bit,
 MONOCHROME1, windowed), with labels joined and no report text, give the same resized images as the demo's
 JPEGs and train, sample and evaluate the whole tiny pipeline, whose sample and edit stages then write their
 films as valid DICOM (sample.dicom, edit.dicom) that carry nothing of the source patients."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +17,12 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1, RLELossless
 
 from cxrldm.cli import dicom_manifest
 from cxrldm.data.manifest import read_manifest
 from cxrldm.data.dicom_output import model_hash
-from dicom_files import PATIENT, iod_problems, radiograph, save, values_found
+from dicom_files import PATIENT, encapsulated, iod_problems, jpeg_lossless, radiograph, save, values_found
 from pipeline_project import pristine_copy, ran_stages, run, set_param
 
 STUDY_ROOT = "1.2.826.0.1.3680043.10.543."
@@ -74,6 +78,7 @@ def test_a_folder_of_dicom_studies_becomes_a_manifest_with_its_id_mapping_and_un
     unreadable = pd.read_csv(root / "manifest_unreadable.csv").set_index("path").reason
     assert set(unreadable.index) == {"C/4/anonymous.dcm", "C/4/broken.dcm", "C/4/copy.dcm"}
     assert "no PatientID" in unreadable["C/4/anonymous.dcm"] and "A/1/pa.dcm" in unreadable["C/4/copy.dcm"]
+    assert "not a DICOM file (no DICM preamble; it looks like text)" in unreadable["C/4/broken.dcm"]
 
 
 def test_integer_patient_ids_are_kept_and_repeated_file_names_give_sop_instance_uids(tmp_path):
@@ -85,6 +90,74 @@ def test_integer_patient_ids_are_kept_and_repeated_file_names_give_sop_instance_
     assert manifest.subject_id.tolist() == [10000032, 10000764]
     from pydicom import dcmread
     assert manifest.dicom_id[0] == dcmread(first).SOPInstanceUID and (tmp_path / "m_unreadable.csv").is_file()
+
+
+def broken_files(root) -> dict[str, str]:
+    """A folder's broken DICOM files (beside a good film) -> the words their reason must hold."""
+    good = (root / "good.dcm").read_bytes()
+    (root / "empty.dcm").write_bytes(b"")
+    (root / "notes.dcm").write_text("FINDINGS: no acute process.\nIMPRESSION: normal chest.\n")
+    Image.fromarray(np.zeros((8, 6), np.uint8)).save(root / "renamed.dcm", format="PNG")
+    (root / "header.dcm").write_bytes(good[:400])                         # cut inside the header
+    (root / "cut.dcm").write_bytes(good[:-10])                            # cut inside the pixel data
+    short = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
+    short.PixelData = short.PixelData[:20]                               # the element itself too short
+    save(short, root / "short.dcm")
+    no_pixels = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
+    del no_pixels.PixelData
+    save(no_pixels, root / "no_pixels.dcm")
+    stored = np.arange(48, dtype=np.uint16).reshape(8, 6) * 80
+    lossless = encapsulated(radiograph(stored, 12, PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9"),
+                            jpeg_lossless(stored, 12), JPEGLosslessSV1)
+    whole = Path(save(lossless, root / "lossless.dcm")).read_bytes()
+    (root / "lossless.dcm").unlink()
+    (root / "fragment_cut.dcm").write_bytes(whole[:-30])                  # cut inside the one fragment
+    (root / "no_delimiter.dcm").write_bytes(whole[:-8])                   # the fragment whole, no delimiter
+    empty = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
+    empty.PixelData = b"\xfe\xff\x00\xe0\x00\x00\x00\x00\xfe\xff\xdd\xe0\x00\x00\x00\x00"   # an empty offset table, no fragment
+    empty["PixelData"].VR = "OB"
+    empty.file_meta.TransferSyntaxUID = RLELossless
+    save(empty, root / "no_fragment.dcm")
+    # a transfer syntax rewritten by a broken tool (same lengths): native data said to be RLE, JPEG said to be native
+    native = ExplicitVRLittleEndian.encode() + b"\x00"
+    (root / "native_as_rle.dcm").write_bytes(good.replace(native, RLELossless.encode() + b"\x00", 1))
+    native = native.ljust(len(JPEGLosslessSV1), b"\x00")
+    (root / "compressed_as_native.dcm").write_bytes(whole.replace(JPEGLosslessSV1.encode(), native, 1))
+    return {"empty.dcm": "empty file", "notes.dcm": "not a DICOM file (no DICM preamble; it looks like text)",
+            "renamed.dcm": "not a DICOM file (no DICM preamble; it looks like a PNG image)",
+            "header.dcm": "truncated: header cut short (the file ends after 400 bytes, inside element",
+            "cut.dcm": "pixel data cut short: 38 of 48 bytes (8 x 6 pixels of 8 bits)",
+            "short.dcm": "pixel data cut short: 20 of 48 bytes",
+            "no_pixels.dcm": "no pixel data (Rows and Columns but no Pixel Data element",
+            "fragment_cut.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
+                                "Prediction (Process 14 [Selection Value 1])), the file ends inside fragment 1",
+            "no_delimiter.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
+                                "Prediction (Process 14 [Selection Value 1])), the file ends after fragment 1, "
+                                "without the sequence delimiter",
+            "no_fragment.dcm": "no pixel data (the compressed Pixel Data holds no fragment)",
+            "native_as_rle.dcm": "uncompressed pixel data under a compressed transfer syntax (RLE Lossless)",
+            "compressed_as_native.dcm": "compressed pixel data under an uncompressed transfer syntax (Explicit VR Little Endian)"}
+
+
+def test_broken_files_are_listed_with_what_is_wrong_in_plain_words_without_decoding(tmp_path, capsys):
+    root = tmp_path / "export"
+    film(root, "good.dcm", "MRN-G", "1", ViewPosition="PA")
+    padded = film(root, "padded.dcm", "MRN-P", "2", ViewPosition="PA")
+    with open(padded, "ab") as f:               # bytes after the pixel data leave the image whole, as for pydicom
+        f.write(b"\x00\x00\x00")
+    expected = broken_files(root)
+    dicom_manifest.main([str(root)])
+    out = capsys.readouterr()
+    assert f"wrote {root / 'manifest.csv'}: 2 images of 2 patients" in out.out
+    assert f"{len(expected)} unreadable DICOM files listed in manifest_unreadable.csv" in out.out
+    assert read_manifest(root / "manifest.csv").path.tolist() == ["good.dcm", "padded.dcm"]
+    unreadable = pd.read_csv(root / "manifest_unreadable.csv").set_index("path").reason
+    assert sorted(unreadable.index) == sorted(expected)
+    for name, words in expected.items():
+        reason = unreadable[name]
+        assert reason.startswith(f"{root / name}: {words}") and "\n" not in reason, reason
+        assert "force" not in reason.lower(), reason
+    assert [line for line in out.err.splitlines() if "force" in line.lower()] == []
 
 
 def test_a_folder_without_usable_dicom_files_is_one_line(tmp_path, capsys):
