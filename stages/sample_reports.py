@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from cxrldm import paths
+from cxrldm.data.datasets import read_split
 from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv, write_json
 from cxrldm.models.prompts import report_prompt, treat_deid_markers
@@ -21,10 +22,7 @@ OUT = paths.REPORT_SAMPLES
 
 def studies(split: str, limit: int, seed: int) -> pd.DataFrame:
     """One row per study of `split` (its first PA image), all of them or `limit` drawn at random."""
-    images = pd.read_csv(paths.RESIZED / "images.csv", dtype={"dicom_id": str})
-    table = images[images.split == split].drop_duplicates("study_id").sort_values("study_id")
-    if not len(table):
-        raise ValueError(f"no {split} studies in data/resized/images.csv")
+    table = read_split(paths.RESIZED, split).drop_duplicates("study_id").sort_values("study_id")
     if 0 < limit < len(table):
         order = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))[:limit]
         table = table.iloc[order.sort().values.numpy()]
