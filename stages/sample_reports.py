@@ -14,7 +14,7 @@ from cxrldm.data.datasets import read_split
 from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv, write_json
 from cxrldm.models.prompts import report_prompt, treat_deid_markers
-from cxrldm.sampling.generation import generate_images, load_models
+from cxrldm.sampling.generation import generate_images, image_seeds, load_models
 from stages.common import load_params, progress, run
 
 OUT = paths.REPORT_SAMPLES
@@ -46,8 +46,8 @@ def main():
                 jobs.append({"purpose": purpose, "subject_id": row.subject_id, "study_id": row.study_id,
                              "source_dicom_id": row.dicom_id, "source_path": row.path,
                              "prompt": report_prompt(sentences, p["prompt"], rule["max_sentences"], 0.0, generator)})
-    for k, job in enumerate(jobs):                                   # one distinct seed per image
-        job["seed"] = p["seed"] * 1_000_000 + k
+    for job, seed in zip(jobs, image_seeds(p["seed"], len(jobs))):
+        job["seed"] = seed
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
     models = load_models(paths.MODELS, sampling["precision"])
     batch = sampling["batch_size"]
