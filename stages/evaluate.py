@@ -12,10 +12,10 @@ test films, the classifier's own AUROC, so this one can and should come close to
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from cxrldm import paths
 from cxrldm.data.datasets import load_images, read_split
+from cxrldm.data.filters import gaussian_blur
 from cxrldm.data.images import load_array
 from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification, networks, similarity
@@ -33,17 +33,6 @@ RESIZED, SAMPLES = paths.RESIZED, paths.SAMPLES
 
 def load_samples(manifest: pd.DataFrame) -> torch.Tensor:
     return torch.stack([torch.from_numpy(load_array(SAMPLES / f).copy()) for f in manifest.file]).unsqueeze(1).float() / 255
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """The test images blurred (sigma 2 px at 64 px): a real-but-degraded reference for the FID scale."""
-    radius = int(3 * sigma)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    kernel = kernel / kernel.sum()
-    padded = F.pad(images, (radius,) * 4, mode="replicate")
-    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
-    return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
 def normal_prompt_rows(manifest: pd.DataFrame, normal_prompt) -> pd.DataFrame | None:
@@ -90,7 +79,8 @@ def main():
     network = networks.load_network(p["feature_network"], p["xrv_cache_dir"], paths.EVALUATOR)
     real = network.features(test_images[:n_test])
     noise = torch.rand(n_test, 1, size, size, generator=torch.Generator().manual_seed(p["seed"]))
-    blurred = gaussian_blur(test_images[:n_test], sigma=size / 32)
+    sigma = size / 32       # the test images blurred (sigma 2 px at 64 px): a real-but-degraded reference
+    blurred = gaussian_blur(test_images[:n_test], sigma, radius=int(3 * sigma), border="replicate", pad_first=True)
     fidelity_scores = fidelity(real, network.features(samples), p["prdc_k"], kid_subsets=p["kid_subsets"], **options)
     fid = f"fid_{network.name}"
     results[fid] = fidelity_scores.pop("fid")

@@ -26,27 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from cxrldm.data.augmentation import warp
+from cxrldm.data.filters import gaussian_blur
 from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.models.networks import EmbeddingCNN
 
 # What a kind's magnitude means: blur sigma (px), shift (px, right and down), crop (side kept, rescaled
 # back), rotate (degrees), noise (standard deviation, [0, 1] images), contrast (gamma).
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) images, reflecting at the borders; sigma in pixels."""
-    if sigma <= 0:
-        return images
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-x.square() / (2 * sigma ** 2))
-    kernel = (kernel / kernel.sum()).repeat(images.shape[1], 1, 1)
-    n, c, h, w = images.shape
-    out = F.pad(images, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, kernel[:, :, None, :], groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, kernel[:, :, :, None], groups=c)
 
 
 def _affine(images: torch.Tensor, degrees: float = 0.0, zoom: float = 1.0, shift_px: tuple = (0.0, 0.0)):

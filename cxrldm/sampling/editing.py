@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cxrldm.data import dicom
+from cxrldm.data.filters import gaussian_blur
 from cxrldm.models.training import unwrap
 from cxrldm.sampling.generation import decode, denoise, initial_noise
 from cxrldm.sampling.schedulers import make_scheduler
@@ -109,13 +110,8 @@ def feather(mask: torch.Tensor, pixels: float) -> torch.Tensor:
     and are exactly 0 outside it (so paste-back keeps every pixel outside the mask)."""
     if pixels <= 0:
         return mask.clone()
-    radius = max(1, math.ceil(2 * pixels))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-x ** 2 / (2 * (pixels / 2) ** 2))
-    kernel = kernel / kernel.sum()
     flat = mask.reshape(-1, 1, *mask.shape[-2:]).float()
-    blurred = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    blurred = gaussian_blur(flat, pixels / 2, radius=max(1, math.ceil(2 * pixels)), border="replicate")
     return ((2 * blurred - 1).clamp(0, 1) * flat).reshape(mask.shape)
 
 
