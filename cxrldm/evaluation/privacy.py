@@ -21,6 +21,8 @@ score of a pair is its cosine similarity. `plant` makes the transformed copies t
 from __future__ import annotations
 
 import math
+from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,7 @@ from cxrldm.data.augmentation import warp
 from cxrldm.data.filters import gaussian_blur
 from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.evaluation.intervals import mean_interval
+from cxrldm.models import networks as nets
 from cxrldm.models.networks import EmbeddingCNN
 
 # What a kind's magnitude means: blur sigma (px), shift (px, right and down), crop (side kept, rescaled
@@ -178,6 +181,13 @@ def embed(model: EmbeddingCNN, images: torch.Tensor, image_size: int, batch_size
     return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
 
 
+def load_embedding(path: str | Path):
+    """A saved embedding network (stage train_privacy's copy detector or re-identifier) as a function
+    images -> (N, D) unit embeddings (embed at the network's image size)."""
+    model, description = nets.load_model(path)
+    return partial(embed, model, image_size=description["image_size"])
+
+
 def reidentification(query: torch.Tensor, gallery: torch.Tensor, query_patients, gallery_patients,
                      resamples: int = 1000, seed: int = 0, queries_lead_gallery: bool = False) -> dict:
     """How well unit embeddings tell a query's own patient among the gallery's. Per query that has at least
@@ -234,3 +244,18 @@ def gallery_views(images: torch.Tensor, specs) -> torch.Tensor:
         else:
             views.append(copy_transform(images, kind, magnitude))
     return torch.cat(views)
+
+
+def reidentification_check(embed, synthetic: torch.Tensor, training: torch.Tensor, test: torch.Tensor, prompt_patients,
+                           training_patients, test_patients, resamples: int, seed: int) -> dict:
+    """The re-identifier's (`embed`) ranking of each synthetic image's prompt patient among the training
+    patients, and its ceiling: the test films ranked against the other test films and all training films (new
+    patients only)."""
+    gallery = embed(training)
+    test_embedded = embed(test)
+    test_patients = torch.as_tensor(test_patients)
+    return {"synthetic_vs_source": reidentification(embed(synthetic), gallery, prompt_patients, training_patients,
+                                                    resamples, seed),
+            "real_test_patients": reidentification(test_embedded, torch.cat([test_embedded, gallery]), test_patients,
+                                                   torch.cat([test_patients, training_patients]), resamples, seed,
+                                                   queries_lead_gallery=True)}
