@@ -128,6 +128,15 @@ def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, 
     return {**result, **counts}
 
 
+def finding_aurocs(scores: torch.Tensor, targets: torch.Tensor, findings: list[str], resamples: int,
+                   seed: int) -> tuple[dict, float | None]:
+    """auroc_interval of each finding's column of scores (N, F) against its targets, and their mean over the
+    findings that have a value (None where none has)."""
+    aurocs = {f: auroc_interval(scores[:, i], targets[:, i], resamples, seed) for i, f in enumerate(findings)}
+    known = [a["value"] for a in aurocs.values() if a["value"] is not None]
+    return aurocs, sum(known) / len(known) if known else None
+
+
 def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int, seed: int) -> dict:
     """AUROC of the scores of the items with target 1 against the scores of all items with a known target
     (NaN targets left out), with its interval over items: adherence's yardstick on real films, whose

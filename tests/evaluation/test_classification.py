@@ -224,3 +224,17 @@ def test_prompt_laterality_is_evaluate_s_former_block():
     assert got == old
     assert got["auroc_right_vs_left"]["value"] == 1.0 and got["right_prompts"] > got["left_prompts"]
     assert got["one_sided"]["right"]["stated_zone_auroc"]["value"] == 1.0
+
+
+def test_finding_aurocs_are_utility_s_former_per_finding_aurocs_and_their_mean():
+    generator = torch.Generator().manual_seed(4)
+    targets = (torch.rand(20, 3, generator=generator) > 0.6).double()
+    targets[:, 2] = 0                                                   # a finding without positives: no value
+    targets[3, 0] = float("nan")
+    scores = torch.rand(20, 3, generator=generator) + 0.3 * targets.nan_to_num(0)
+    findings = ["Cardiomegaly", "Edema", "Hernia"]
+    aurocs, mean = classification.finding_aurocs(scores, targets, findings, 60, 2)
+    old = {f: auroc_interval(scores[:, i], targets[:, i], 60, 2) for i, f in enumerate(findings)}   # as utility had it
+    known = [a["value"] for a in old.values() if a["value"] is not None]
+    assert aurocs == old and mean == sum(known) / len(known) and len(known) == 2
+    assert classification.finding_aurocs(scores, targets[:, 2:], ["Hernia"], 10, 0)[1] is None
