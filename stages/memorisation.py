@@ -19,24 +19,18 @@ several films is its ceiling. Written to metrics/memorisation.json, with the clo
 metrics/memorisation_pairs.png (synthetic above, training below)."""
 
 
-import numpy as np
+from functools import partial
+
 import torch
 from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data.datasets import load_images, read_split
 from cxrldm.evaluation import memorisation, networks, privacy, samples
-from cxrldm.evaluation.intervals import mean_interval
 from cxrldm.io import atomic_path, write_json
-from cxrldm.models import networks as nets
 from stages.common import load_params, progress, run
 
 SAMPLES, RESIZED, PAIRS = paths.REPORT_SAMPLES, paths.RESIZED, paths.MEMORISATION_PAIRS
-
-
-def learned_space(path):
-    model, description = networks.load_cnn(path)
-    return lambda images: privacy.embed(model, images, description["image_size"])
 
 
 def audit_spaces(names: list[str], p: dict, e: dict) -> dict:
@@ -48,9 +42,9 @@ def audit_spaces(names: list[str], p: dict, e: dict) -> dict:
             network = networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
             spaces[network.name] = network.features, []
         elif name == "pixels":
-            spaces[f"pixels_{p['pixel_size']}"] = lambda x: memorisation.pixel_space(x, p["pixel_size"]), []
+            spaces[f"pixels_{p['pixel_size']}"] = partial(memorisation.pixel_space, size=p["pixel_size"]), []
         elif name == "copy_detector":
-            spaces["copy_detector"] = learned_space(paths.COPY_DETECTOR), p["copy_views"]
+            spaces["copy_detector"] = privacy.load_embedding(paths.COPY_DETECTOR), p["copy_views"]
         else:
             raise ValueError(f"memorisation.spaces: unknown space {name!r}, expected features, pixels or copy_detector")
     return spaces
@@ -63,75 +57,24 @@ def main():
     training, test = read_split(RESIZED, "train"), read_split(RESIZED, "test")
     training_images = load_images(RESIZED, training.path, synthetic.shape[-1], progress)
     test_images = load_images(RESIZED, test.path, synthetic.shape[-1], progress)
-    source = manifest.source_path.map({path: i for i, path in enumerate(training.path)})
     # the planted copies are of the prompts' own source films (then other training films, where too few)
-    planted_ids = list(dict.fromkeys(source.dropna().astype(int).tolist() + list(range(len(training)))))
-    source = torch.tensor(source.fillna(-1).astype(int).to_numpy())
+    source, planted_order = memorisation.prompt_sources(manifest.source_path, training.path)
     training_patients = torch.tensor(training.subject_id.to_numpy())
     prompt_patients = torch.tensor(manifest.subject_id.to_numpy())
-    planted_films = training_images[planted_ids[:p["planted_count"]]]
-    planted = privacy.planted_copies(planted_films, p["planted"], seed=e["seed"])
-
-    def fraction(flags):
-        return mean_interval(flags.double(), e["resamples"], e["seed"])
-
+    planted = privacy.planted_copies(training_images[planted_order[:p["planted_count"]]], p["planted"], seed=e["seed"])
+    audit, pairs = memorisation.space_audit(audit_spaces(p["spaces"], p, e), synthetic, training_images, test_images,
+                                            planted, source, training_patients, prompt_patients, p["percentile"],
+                                            p["top_pairs"], e["resamples"], e["seed"])
     results = {"n_synthetic": len(manifest), "n_training": len(training), "n_null": len(test),
-               "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], "spaces": {},
-               "planted": {spec: {"n": len(planted_films)} for spec in planted}}
-    measured = {}
-    for space, (embed, views) in audit_spaces(p["spaces"], p, e).items():
-        reference = embed(privacy.gallery_views(training_images, views))
-        distances, nearest = memorisation.nearest_neighbours(embed(synthetic), reference)
-        null, _ = memorisation.nearest_neighbours(embed(test_images), reference)
-        planted_distances = {spec: memorisation.nearest_neighbours(embed(copies), reference)[0]
-                             for spec, copies in planted.items()}
-        measured[space] = distances, nearest % len(training_images), null, planted_distances
-    # one level for all spaces, so that the union flags at most `percentile`% of the new patients' films
-    level = memorisation.joint_percentile([null for _, _, null, _ in measured.values()], p["percentile"])
-    results["space_percentile"] = level
-    flags, null_flags, rows = [], [], []
-    for space, (distances, nearest, null, planted_distances) in measured.items():
-        report = memorisation.audit(distances, null, level, nearest, top_k=p["top_pairs"])
-        flags.append(distances < report["threshold"])
-        null_flags.append(null < report["threshold"])
-        report["flagged_fraction"] = fraction(flags[-1])
-        report["nearest_is_source_fraction"] = fraction(nearest == source)
-        report["nearest_is_source_patient_fraction"] = fraction(training_patients[nearest] == prompt_patients)
-        for spec, copy_distances in planted_distances.items():
-            results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
-        results["spaces"][space] = report
-        rows.append(memorisation.pairs_grid(synthetic[report["closest_synthetic"]],
-                                            training_images[report["closest_training"]]))
-    union = torch.stack(flags).any(0)
-    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": fraction(union),
-                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
-    for spec in planted:
-        caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
-        results["planted"][spec]["union"] = int(caught.any(0).sum())
+               "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], **audit}
     if p["reidentification"]:
-        results["reidentification"] = reidentify(synthetic, training_images, test_images, prompt_patients,
-                                                 training_patients, test, e)
-
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1])), constant_values=255) for r in rows]
+        results["reidentification"] = privacy.reidentification_check(
+            privacy.load_embedding(paths.REIDENTIFIER), synthetic, training_images, test_images, prompt_patients,
+            training_patients, torch.tensor(test.subject_id.to_numpy()), e["resamples"], e["seed"])
     with atomic_path(PAIRS) as tmp:
-        Image.fromarray(np.concatenate(rows)[:-6]).save(tmp, format="PNG")
+        Image.fromarray(pairs).save(tmp, format="PNG")
     write_json(paths.metrics("memorisation"), results)
     report_lines(results, len(manifest))
-
-
-def reidentify(synthetic, training_images, test_images, prompt_patients, training_patients, test, e) -> dict:
-    """The re-identifier's ranking of the prompt's patient among the training patients, and its ceiling:
-    test films ranked against the other test films and all training films (new patients only)."""
-    embed = learned_space(paths.REIDENTIFIER)
-    gallery = embed(training_images)
-    test_embedded = embed(test_images)
-    test_patients = torch.tensor(test.subject_id.to_numpy())
-    return {"synthetic_vs_source": privacy.reidentification(embed(synthetic), gallery, prompt_patients,
-                                                            training_patients, e["resamples"], e["seed"]),
-            "real_test_patients": privacy.reidentification(test_embedded, torch.cat([test_embedded, gallery]),
-                                                           test_patients, torch.cat([test_patients, training_patients]),
-                                                           e["resamples"], e["seed"], queries_lead_gallery=True)}
 
 
 def report_lines(results: dict, n: int) -> None:

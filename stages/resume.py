@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -36,6 +37,37 @@ def write_timing(stage: str, seconds: float) -> None:
     metrics (so `dvc metrics show` has them) but no stage declares them, so they stay out of dvc.lock."""
     from cxrldm.io import write_json
     write_json(TIMING / f"{stage}.json", {"seconds": round(seconds, 1)})
+
+
+def start_or_resume(stage: str, init_from: str, own_output: Path, runtime, checkpoint: Path, live_dir: Path,
+                    param: str) -> tuple[str, bool]:
+    """A training stage's start: `init_from` checked (check_init_from), the stage's fingerprint (stage_fingerprint,
+    with the precision and the starting weights' content), and whether the checkpoint resumes it. On the main
+    process a fresh start clears DVCLive's folder and a resume trims it to the checkpoint's epoch."""
+    from cxrldm.io import file_sha256
+    from cxrldm.models.training import checkpoint_epoch, checkpoint_matches
+    check_init_from(init_from, own_output, param)
+    # the starting weights' content, not just their path: a resumed run never mixes two starts
+    start = file_sha256(init_from) if init_from and Path(init_from).is_file() else ""
+    fingerprint = stage_fingerprint(stage, resolved=f"precision={runtime.precision};init_from={start}")
+    resuming = checkpoint_matches(checkpoint, fingerprint)
+    if not resuming and runtime.is_main:
+        shutil.rmtree(live_dir, ignore_errors=True)
+    elif runtime.is_main:
+        trim_live(live_dir, checkpoint_epoch(checkpoint))
+    return fingerprint, resuming
+
+
+def log_metrics(live, epoch: int, metrics: dict) -> None:
+    """An epoch's metrics (but its seconds) to DVCLive at that step."""
+    live.step = epoch
+    for name, value in metrics.items():
+        if name != "seconds":
+            live.log_metric(name, value)
+
+
+def print_epoch(epoch: int, metrics: dict) -> None:
+    print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
 
 def check_init_from(init_from: str, own_output: Path, param: str) -> None:

@@ -14,7 +14,7 @@ from cxrldm.data import dicom_output
 from cxrldm.data.images import save_png, to_uint8
 from cxrldm.io import atomic_dir, write_csv
 from cxrldm.data.images import grid
-from cxrldm.sampling.generation import generate_images, load_models
+from cxrldm.sampling.generation import generate_images, image_seeds, load_models
 from stages.common import load_params, progress, run
 
 OUT = paths.SAMPLES
@@ -51,7 +51,7 @@ def main():
     prompts = read_prompts(p)
     jobs = [(i, q["text"], q["finding"], q["side"]) for i, q in enumerate(prompts) for _ in range(p["n_per_prompt"])]
     jobs += [(UNCONDITIONAL, "", None, None)] * p["n_unconditional"]
-    seeds = [p["seed"] * 1_000_000 + k for k in range(len(jobs))]     # one distinct seed per image
+    seeds = image_seeds(p["seed"], len(jobs))
     models = load_models(paths.MODELS, p["precision"])
     images = generate_images(models, [job[1] for job in jobs], seeds, p["sampler"], p["steps"],
                              p["guidance_scale"], p["batch_size"], progress)

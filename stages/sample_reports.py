@@ -10,10 +10,11 @@ import pandas as pd
 import torch
 
 from cxrldm import paths
+from cxrldm.data.datasets import read_split
 from cxrldm.data.images import save_png
 from cxrldm.io import atomic_dir, write_csv, write_json
 from cxrldm.models.prompts import report_prompt, treat_deid_markers
-from cxrldm.sampling.generation import generate_images, load_models
+from cxrldm.sampling.generation import generate_images, image_seeds, load_models
 from stages.common import load_params, progress, run
 
 OUT = paths.REPORT_SAMPLES
@@ -21,10 +22,7 @@ OUT = paths.REPORT_SAMPLES
 
 def studies(split: str, limit: int, seed: int) -> pd.DataFrame:
     """One row per study of `split` (its first PA image), all of them or `limit` drawn at random."""
-    images = pd.read_csv(paths.RESIZED / "images.csv", dtype={"dicom_id": str})
-    table = images[images.split == split].drop_duplicates("study_id").sort_values("study_id")
-    if not len(table):
-        raise ValueError(f"no {split} studies in data/resized/images.csv")
+    table = read_split(paths.RESIZED, split).drop_duplicates("study_id").sort_values("study_id")
     if 0 < limit < len(table):
         order = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))[:limit]
         table = table.iloc[order.sort().values.numpy()]
@@ -48,8 +46,8 @@ def main():
                 jobs.append({"purpose": purpose, "subject_id": row.subject_id, "study_id": row.study_id,
                              "source_dicom_id": row.dicom_id, "source_path": row.path,
                              "prompt": report_prompt(sentences, p["prompt"], rule["max_sentences"], 0.0, generator)})
-    for k, job in enumerate(jobs):                                   # one distinct seed per image
-        job["seed"] = p["seed"] * 1_000_000 + k
+    for job, seed in zip(jobs, image_seeds(p["seed"], len(jobs))):
+        job["seed"] = seed
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
     models = load_models(paths.MODELS, sampling["precision"])
     batch = sampling["batch_size"]

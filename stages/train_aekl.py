@@ -1,25 +1,18 @@
 """Stage train_aekl: the KL autoencoder with L1, perceptual, KL and patch-adversarial losses."""
 
-import shutil
-from pathlib import Path
+from functools import partial
 
 from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data.datasets import RadiographDataset, load_images, read_split
-from cxrldm.io import file_sha256, write_json
+from cxrldm.io import write_json
 from cxrldm.models import networks
 from cxrldm.models.autoencoder import AutoencoderConfig, train_autoencoder
-from cxrldm.models.training import (
-    NonFiniteLoss,
-    checkpoint_epoch,
-    checkpoint_matches,
-    seed_everything,
-    setup_runtime,
-)
+from cxrldm.models.training import NonFiniteLoss, seed_everything, setup_runtime
 from dvclive import Live
 from stages.common import fail, load_params, progress, run
-from stages.resume import check_init_from, stage_fingerprint, trim_live, write_timing
+from stages.resume import log_metrics, print_epoch, start_or_resume, write_timing
 
 RESIZED = paths.RESIZED
 CHECKPOINT = paths.checkpoint("train_aekl")
@@ -31,15 +24,8 @@ def main():
     cfg = AutoencoderConfig(**load_params()["train_aekl"])
     runtime = setup_runtime(cfg.precision)
     seed_everything(cfg.seed)
-    check_init_from(cfg.init_from, MODEL, "train_aekl.init_from")
-    # the starting weights' content, not just their path: a resumed run never mixes two starts
-    start = file_sha256(cfg.init_from) if cfg.init_from and Path(cfg.init_from).is_file() else ""
-    fingerprint = stage_fingerprint("train_aekl", resolved=f"precision={runtime.precision};init_from={start}")
-    resuming = checkpoint_matches(CHECKPOINT, fingerprint)
-    if not resuming and runtime.is_main:
-        shutil.rmtree(LIVE_DIR, ignore_errors=True)
-    elif runtime.is_main:
-        trim_live(LIVE_DIR, checkpoint_epoch(CHECKPOINT))
+    fingerprint, resuming = start_or_resume("train_aekl", cfg.init_from, MODEL, runtime, CHECKPOINT, LIVE_DIR,
+                                            "train_aekl.init_from")
     train = read_split(RESIZED, "train")
     val = read_split(RESIZED, "validate", limit=cfg.val_images)
     train_set = RadiographDataset(RESIZED, train.path, cfg.image_size, cfg.in_memory, progress)
@@ -48,18 +34,9 @@ def main():
           f"{runtime.device} {runtime.precision}, " + ("resuming" if resuming else "starting fresh"))
 
     live = Live(str(LIVE_DIR), resume=resuming, save_dvc_exp=False, dvcyaml=False) if runtime.is_main else None
-
-    def log(epoch, metrics, grid):
-        live.step = epoch
-        for name, value in metrics.items():
-            if name != "seconds":
-                live.log_metric(name, value)
-        if grid is not None:
-            live.log_image(f"reconstructions/epoch_{epoch:04d}.png", Image.fromarray(grid))
-        print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-
     try:
-        autoencoder, metrics = train_autoencoder(cfg, train_set, val_images, runtime, CHECKPOINT, fingerprint, log)
+        autoencoder, metrics = train_autoencoder(cfg, train_set, val_images, runtime, CHECKPOINT, fingerprint,
+                                                 partial(log_epoch, live))
     except NonFiniteLoss as error:
         fail(f"train_aekl stopped: {error}; the last good checkpoint stays at {CHECKPOINT}")
     if runtime.is_main:
@@ -72,6 +49,14 @@ def main():
             "val_l1": round(metrics["val_l1"], 5), "val_ms_ssim": round(metrics["val_ms_ssim"], 5),
             "ms_ssim_kernel": cfg.ms_ssim_kernel, "image_size": cfg.image_size})
         write_timing("train_aekl", metrics["seconds"])
+
+
+def log_epoch(live, epoch: int, metrics: dict, grid) -> None:
+    """An epoch's metrics and reconstruction grid (when it has one) to DVCLive, a line to stdout."""
+    log_metrics(live, epoch, metrics)
+    if grid is not None:
+        live.log_image(f"reconstructions/epoch_{epoch:04d}.png", Image.fromarray(grid))
+    print_epoch(epoch, metrics)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Per-finding AUROC with intervals in metrics/utility.json. The real-only classifi
 model itself: the same recipe on the same images, so it is not trained twice."""
 
 
+from functools import partial
+
 import torch
 
 from cxrldm import paths
@@ -31,24 +33,19 @@ def main():
     _, test_images, test_targets = classification.labelled_split(RESIZED, "test", labels, findings, size, progress)
     synthetic_targets = classification.training_targets(labels, manifest.study_id, findings)
     real_targets = classification.training_targets(labels, train.study_id, findings)
-
-    def train_on(images, targets):
-        return evaluation.train_evaluator_cnn(images, targets, findings, p["epochs"], p["batch_size"], p["lr"],
-                                              p["seed"], p["width"], progress=progress, precision=p["precision"])
-
+    train_on = partial(evaluation.train_evaluator_cnn, labels=findings, epochs=p["epochs"], batch_size=p["batch_size"],
+                       lr=p["lr"], seed=p["seed"], width=p["width"], progress=progress, precision=p["precision"])
     real = load_images(RESIZED, train.path, size, progress)
-    arms = {"synthetic": (len(synthetic), lambda: train_on(synthetic, synthetic_targets)),
-            "real": (len(train), lambda: evaluation.load_cnn(paths.EVALUATOR)[0]),
-            "both": (len(train) + len(synthetic),
-                     lambda: train_on(torch.cat([real, synthetic]), torch.cat([real_targets, synthetic_targets])))}
+    # the real-only arm is train_evaluator's model (None: load it), trained on the same images the same way
+    arms = {"synthetic": (synthetic, synthetic_targets), "real": None,
+            "both": (torch.cat([real, synthetic]), torch.cat([real_targets, synthetic_targets]))}
     results = {"n_test": len(test_images), "n_train": {}, "auroc": {}, "mean_auroc": {}}
-    for arm, (n_images, classifier) in arms.items():
-        scores = evaluation.TrainedEvaluator(classifier(), size).probabilities(test_images)
-        aurocs = {f: classification.auroc_interval(scores[:, i], test_targets[:, i], e["resamples"], e["seed"])
-                  for i, f in enumerate(findings)}
-        known = [a["value"] for a in aurocs.values() if a["value"] is not None]
-        results["n_train"][arm], results["auroc"][arm] = n_images, aurocs
-        results["mean_auroc"][arm] = sum(known) / len(known) if known else None
+    for arm, data in arms.items():
+        classifier = evaluation.load_cnn(paths.EVALUATOR)[0] if data is None else train_on(*data)
+        scores = evaluation.TrainedEvaluator(classifier, size).probabilities(test_images)
+        results["n_train"][arm] = len(train) if data is None else len(data[0])
+        results["auroc"][arm], results["mean_auroc"][arm] = classification.finding_aurocs(
+            scores, test_targets, findings, e["resamples"], e["seed"])
     write_json(paths.metrics("utility"), results)
     print("mean test AUROC by training data: " + ", ".join(
         f"{arm} {value:.3f} ({results['n_train'][arm]} images)" for arm, value in results["mean_auroc"].items()

@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from cxrldm.data.datasets import load_square
+from cxrldm.data.datasets import load_square, read_images
 from cxrldm.data.labels import read_labels
 from cxrldm.evaluation.reader_study import COLUMNS as CSV_COLUMNS      # the reader_study stage's input
 from cxrldm.io import atomic_path, write_json
@@ -88,7 +88,7 @@ def candidates(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for table in (resized / "images.csv", samples / "manifest.csv"):
         if not table.is_file():
             raise StudyError(f"{table} not found: run the pipeline first (dvc repro)")
-    real = pd.read_csv(resized / "images.csv", dtype={"dicom_id": str})
+    real = read_images(resized)
     real = real[real.split == "test"].assign(file=lambda t: [resized / p for p in t.path])
     synthetic = pd.read_csv(samples / "manifest.csv")
     synthetic = synthetic[synthetic.purpose == "test"].assign(file=lambda t: [samples / p for p in t.file])

@@ -14,9 +14,14 @@ from cxrldm.data.images import load_resized
 IMAGES_CSV = "images.csv"
 
 
+def read_images(resized_dir: str | Path) -> pd.DataFrame:
+    """The resize stage's images.csv (every split): the one reader of that table."""
+    return pd.read_csv(Path(resized_dir) / IMAGES_CSV, dtype={"dicom_id": str})
+
+
 def read_split(resized_dir: str | Path, split: str, limit: int | None = None) -> pd.DataFrame:
     """Rows of the resize stage's images.csv for one split (train / validate / test)."""
-    table = pd.read_csv(Path(resized_dir) / IMAGES_CSV, dtype={"dicom_id": str})
+    table = read_images(resized_dir)
     table = table[table.split == split].reset_index(drop=True)
     if not len(table):
         raise ValueError(f"no '{split}' images in {Path(resized_dir) / IMAGES_CSV}")

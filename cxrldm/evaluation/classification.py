@@ -12,6 +12,7 @@ import torch
 
 from cxrldm.data.datasets import load_images, read_split
 from cxrldm.evaluation.intervals import bootstrap_interval
+from cxrldm.evaluation.samples import rows_images
 
 
 def lower_zones(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,6 +29,25 @@ def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
     raises this number and a left one lowers it: a side check where the classifier has no side labels."""
     image_left, image_right = lower_zones(images)
     return image_left - image_right
+
+
+def laterality(right: torch.Tensor, left: torch.Tensor, what: str, resamples: int, seed: int) -> dict:
+    """The side check of images meant to show a right and a left effusion, from their lower_zone_contrast
+    values (image left minus image right: a right effusion raises it): each group's mean ("right_<what>",
+    "left_<what>"), the AUROC of right above left with its interval, and the counts."""
+    return {f"right_{what}": float(right.mean()), f"left_{what}": float(left.mean()),
+            "auroc_right_vs_left": two_group_auroc_interval(right, left, resamples, seed),
+            "n_right": len(right), "n_left": len(left)}
+
+
+def prompt_laterality(images: torch.Tensor, right: torch.Tensor, null_images: torch.Tensor, resamples: int,
+                      seed: int) -> dict:
+    """laterality of images prompted with a right (`right` True) or a left effusion, and each side's
+    one_sidedness against the null prompt's images."""
+    contrast = lower_zone_contrast(images)
+    return {**laterality(contrast[right], contrast[~right], "prompts", resamples, seed),
+            "one_sided": {side: one_sidedness(images[mask], null_images, side, resamples=resamples, seed=seed)
+                          for side, mask in (("right", right), ("left", ~right))}}
 
 
 def one_sidedness(images: torch.Tensor, null_images: torch.Tensor, side: str, **interval) -> dict:
@@ -109,6 +129,15 @@ def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, 
     return {**result, **counts}
 
 
+def finding_aurocs(scores: torch.Tensor, targets: torch.Tensor, findings: list[str], resamples: int,
+                   seed: int) -> tuple[dict, float | None]:
+    """auroc_interval of each finding's column of scores (N, F) against its targets, and their mean over the
+    findings that have a value (None where none has)."""
+    aurocs = {f: auroc_interval(scores[:, i], targets[:, i], resamples, seed) for i, f in enumerate(findings)}
+    known = [a["value"] for a in aurocs.values() if a["value"] is not None]
+    return aurocs, sum(known) / len(known) if known else None
+
+
 def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int, seed: int) -> dict:
     """AUROC of the scores of the items with target 1 against the scores of all items with a known target
     (NaN targets left out), with its interval over items: adherence's yardstick on real films, whose
@@ -141,3 +170,32 @@ def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resam
     def statistic(a, b):
         return auroc(torch.cat([group[a], reference[b]]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]))
     return bootstrap_interval(statistic, len(group), len(reference), resamples=resamples, seed=seed)
+
+
+def adherence(classifier, manifest: pd.DataFrame, images: torch.Tensor, null_probabilities: torch.Tensor,
+              real_probabilities: torch.Tensor, labels: pd.DataFrame, study_ids, normal: pd.DataFrame | None,
+              resamples: int, seed: int) -> dict:
+    """Prompt adherence of each finding prompt of the sample stage's manifest (its rows with a finding, by group;
+    `images` one per manifest row), in the classifier's column of the finding: the prompt's images against the
+    null prompt's (`null_probabilities`, auroc_vs_null) and, given the `normal` report's rows, against those
+    (auroc_vs_normal), each next to its real-film counterpart (real_adherence of `real_probabilities`, the
+    classifier's on the real films of `study_ids`)."""
+    interval = {"resamples": resamples, "seed": seed}
+    normal_probabilities = None if normal is None else classifier.probabilities(rows_images(manifest, images, normal))
+    results = {}
+    for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
+        finding, prompt = rows.finding.iloc[0], rows.prompt.iloc[0]
+        column, = classifier_columns(classifier, [finding], f"sample prompt {prompt!r}")
+        probabilities = classifier.probabilities(rows_images(manifest, images, rows))[:, column]
+        real = real_probabilities[:, column]
+        entry = results[f"prompt{int(group):03d}"] = {
+            "finding": finding, "prompt": prompt, "prompt_probability": float(probabilities.mean()),
+            "null_probability": float(null_probabilities[:, column].mean()),
+            "auroc_vs_null": two_group_auroc_interval(probabilities, null_probabilities[:, column], **interval),
+            "real_positive_vs_all": real_adherence(real, labels, study_ids, finding, "all", **interval)}
+        if normal_probabilities is not None:
+            entry.update({
+                "normal_prompt": normal.prompt.iloc[0], "normal_probability": float(normal_probabilities[:, column].mean()),
+                "auroc_vs_normal": two_group_auroc_interval(probabilities, normal_probabilities[:, column], **interval),
+                "real_positive_vs_negative": real_adherence(real, labels, study_ids, finding, "negative", **interval)})
+    return results

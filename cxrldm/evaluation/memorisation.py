@@ -9,15 +9,21 @@ synthetic image closer to the training set than the null's low percentile is fla
     train_d, train_i = nearest_neighbours(synthetic_features, training_features)
     null_d, _ = nearest_neighbours(test_features, training_features)
     report = audit(train_d, null_d, percentile=1, synthetic_neighbours=train_i)
+
+Over several spaces at once (space_audit), one level holds for all of them, chosen so that their union flags
+at most the asked share of the held-out images (joint_percentile).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from cxrldm.data.images import grid
+from cxrldm.evaluation.intervals import mean_interval
+from cxrldm.evaluation.privacy import gallery_views
 
 DEFAULT_QUANTILES = (1, 5, 25, 50)
 
@@ -161,3 +167,64 @@ def pairs_grid(synthetic: torch.Tensor, training: torch.Tensor, size: int | None
     if not len(synthetic):
         return np.zeros((2 * size, 0), np.uint8)
     return grid(torch.cat([resized(synthetic), resized(training)]), len(synthetic), gap=gap, row_gap=0)
+
+
+def prompt_sources(source_paths: pd.Series, training_paths) -> tuple[torch.Tensor, list[int]]:
+    """Each prompt's own film among the training films (its index, -1 where its source is not one), and the
+    order in which planted copies take training films: the prompts' own source films first (each once, in
+    prompt order), then the other training films."""
+    source = source_paths.map({path: i for i, path in enumerate(training_paths)})
+    planted_order = list(dict.fromkeys(source.dropna().astype(int).tolist() + list(range(len(training_paths)))))
+    return torch.tensor(source.fillna(-1).astype(int).to_numpy()), planted_order
+
+
+def space_audit(spaces: dict, synthetic: torch.Tensor, training: torch.Tensor, null_images: torch.Tensor,
+                planted: dict[str, torch.Tensor], source: torch.Tensor, training_patients: torch.Tensor,
+                prompt_patients: torch.Tensor, percentile: float, top_k: int, resamples: int,
+                seed: int) -> tuple[dict, np.ndarray]:
+    """The audit in every space of `spaces` ({name: (images -> (N, D) embedding, the poses the training films
+    are matched in, as privacy.gallery_views takes them)}) of synthetic images against the training films, the
+    null being the held-out `null_images`. One level for all spaces (joint_percentile), so that their union
+    flags at most `percentile`% of the null; per space its audit, flagged fraction and how often the nearest
+    training film is the prompt's own (`source`) or its patient's; the union's counts; and how many of each
+    set of `planted` copies each space and the union flag. Fractions have intervals (`resamples`, `seed`).
+    Returns {"space_percentile", "spaces", "union", "planted"} and an image of each space's closest pairs
+    (a row per space: synthetic above training)."""
+    measured = {}
+    for space, (embed, views) in spaces.items():
+        reference = embed(gallery_views(training, views))
+        distances, nearest = nearest_neighbours(embed(synthetic), reference)
+        null, _ = nearest_neighbours(embed(null_images), reference)
+        planted_distances = {spec: nearest_neighbours(embed(copies), reference)[0] for spec, copies in planted.items()}
+        measured[space] = distances, nearest % len(training), null, planted_distances
+    # one level for all spaces, so that the union flags at most `percentile`% of the new patients' films
+    level = joint_percentile([null for _, _, null, _ in measured.values()], percentile)
+    results = {"space_percentile": level, "spaces": {},
+               "planted": {spec: {"n": len(copies)} for spec, copies in planted.items()}}
+    flags, null_flags, rows = [], [], []
+    for space, (distances, nearest, null, planted_distances) in measured.items():
+        report = audit(distances, null, level, nearest, top_k=top_k)
+        flags.append(distances < report["threshold"])
+        null_flags.append(null < report["threshold"])
+        report["flagged_fraction"] = mean_interval(flags[-1].double(), resamples, seed)
+        report["nearest_is_source_fraction"] = mean_interval((nearest == source).double(), resamples, seed)
+        report["nearest_is_source_patient_fraction"] = mean_interval(
+            (training_patients[nearest] == prompt_patients).double(), resamples, seed)
+        for spec, copy_distances in planted_distances.items():
+            results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
+        results["spaces"][space] = report
+        rows.append(pairs_grid(synthetic[report["closest_synthetic"]], training[report["closest_training"]]))
+    union = torch.stack(flags).any(0)
+    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": mean_interval(union.double(), resamples, seed),
+                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
+    for spec in planted:
+        caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
+        results["planted"][spec]["union"] = int(caught.any(0).sum())
+    return results, stack_rows(rows)
+
+
+def stack_rows(rows: list[np.ndarray], gap: int = 6) -> np.ndarray:
+    """uint8 images one above the other, padded white on the right to the widest, `gap` white rows between."""
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, gap), (0, width - r.shape[1])), constant_values=255) for r in rows]
+    return np.concatenate(rows)[:-gap]

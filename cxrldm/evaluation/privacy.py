@@ -21,32 +21,20 @@ score of a pair is its cosine similarity. `plant` makes the transformed copies t
 from __future__ import annotations
 
 import math
+from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from cxrldm.data.augmentation import warp
+from cxrldm.data.filters import gaussian_blur
 from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.evaluation.intervals import mean_interval
-from cxrldm.evaluation.networks import EmbeddingCNN
+from cxrldm.evaluation.networks import EmbeddingCNN, load_cnn
 
 # What a kind's magnitude means: blur sigma (px), shift (px, right and down), crop (side kept, rescaled
 # back), rotate (degrees), noise (standard deviation, [0, 1] images), contrast (gamma).
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) images, reflecting at the borders; sigma in pixels."""
-    if sigma <= 0:
-        return images
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-x.square() / (2 * sigma ** 2))
-    kernel = (kernel / kernel.sum()).repeat(images.shape[1], 1, 1)
-    n, c, h, w = images.shape
-    out = F.pad(images, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, kernel[:, :, None, :], groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, kernel[:, :, :, None], groups=c)
 
 
 def _affine(images: torch.Tensor, degrees: float = 0.0, zoom: float = 1.0, shift_px: tuple = (0.0, 0.0)):
@@ -192,6 +180,13 @@ def embed(model: EmbeddingCNN, images: torch.Tensor, image_size: int, batch_size
     return torch.cat(out) if out else torch.zeros(0, model.embed_dim)
 
 
+def load_embedding(path: str | Path):
+    """A saved embedding network (stage train_privacy's copy detector or re-identifier) as a function
+    images -> (N, D) unit embeddings (embed at the network's image size)."""
+    model, description = load_cnn(path)
+    return partial(embed, model, image_size=description["image_size"])
+
+
 def reidentification(query: torch.Tensor, gallery: torch.Tensor, query_patients, gallery_patients,
                      resamples: int = 1000, seed: int = 0, queries_lead_gallery: bool = False) -> dict:
     """How well unit embeddings tell a query's own patient among the gallery's. Per query that has at least
@@ -248,3 +243,18 @@ def gallery_views(images: torch.Tensor, specs) -> torch.Tensor:
         else:
             views.append(copy_transform(images, kind, magnitude))
     return torch.cat(views)
+
+
+def reidentification_check(embed, synthetic: torch.Tensor, training: torch.Tensor, test: torch.Tensor, prompt_patients,
+                           training_patients, test_patients, resamples: int, seed: int) -> dict:
+    """The re-identifier's (`embed`) ranking of each synthetic image's prompt patient among the training
+    patients, and its ceiling: the test films ranked against the other test films and all training films (new
+    patients only)."""
+    gallery = embed(training)
+    test_embedded = embed(test)
+    test_patients = torch.as_tensor(test_patients)
+    return {"synthetic_vs_source": reidentification(embed(synthetic), gallery, prompt_patients, training_patients,
+                                                    resamples, seed),
+            "real_test_patients": reidentification(test_embedded, torch.cat([test_embedded, gallery]), test_patients,
+                                                   torch.cat([test_patients, training_patients]), resamples, seed,
+                                                   queries_lead_gallery=True)}

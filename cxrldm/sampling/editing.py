@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from cxrldm.data import dicom
+from cxrldm.data.filters import gaussian_blur
 from cxrldm.models.training import unwrap
-from cxrldm.sampling.generation import decode, denoise, initial_noise
+from cxrldm.sampling.generation import decode, denoise, image_seeds, initial_noise
 from cxrldm.sampling.schedulers import make_scheduler
 
 # Fixed zones as (top, bottom, left, right) fractions of the image. A PA film shows the patient's right
@@ -109,13 +111,8 @@ def feather(mask: torch.Tensor, pixels: float) -> torch.Tensor:
     and are exactly 0 outside it (so paste-back keeps every pixel outside the mask)."""
     if pixels <= 0:
         return mask.clone()
-    radius = max(1, math.ceil(2 * pixels))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-x ** 2 / (2 * (pixels / 2) ** 2))
-    kernel = kernel / kernel.sum()
     flat = mask.reshape(-1, 1, *mask.shape[-2:]).float()
-    blurred = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    blurred = gaussian_blur(flat, pixels / 2, radius=max(1, math.ceil(2 * pixels)), border="replicate")
     return ((2 * blurred - 1).clamp(0, 1) * flat).reshape(mask.shape)
 
 
@@ -196,6 +193,67 @@ def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[in
         raw.append(decode(autoencoder, x, models.scale_factor, runtime))
     raw = torch.cat(raw)
     return EditResult(paste_back(images, raw, weights), raw, weights)
+
+
+def label_columns(edits: list[dict]) -> list[str]:
+    """The CheXpert label columns a list of edits (dicts with "finding" and "source") needs: No Finding where a
+    source is `normal`, then every finding and every source that names one, sorted."""
+    columns = sorted({x["finding"] for x in edits} | {x["source"] for x in edits if x["source"] not in ("normal", "any")})
+    normal = ["No Finding"] if any(x["source"] == "normal" for x in edits) else []
+    return [*normal, *columns]
+
+
+def source_films(films: pd.DataFrame, labels: pd.DataFrame, source: str, limit: int) -> pd.DataFrame:
+    """The first `limit` films (by study) whose CheXpert label `source` is 1 (`normal`: No Finding;
+    `any`: every film)."""
+    if source == "any":
+        return films.sort_values("study_id").head(limit)
+    column = "No Finding" if source == "normal" else source
+    positive = labels.reindex(films.study_id)[column].to_numpy() == 1.0
+    return films[positive].sort_values("study_id").head(limit)
+
+
+@dataclass
+class EditRun:
+    films: pd.DataFrame      # the edited films' rows
+    index: torch.Tensor      # their rows among the originals
+    before: torch.Tensor     # the originals edited, (N, 1, S, S)
+    edit_mask: torch.Tensor  # (N, 1, S, S) of 0 and 1
+    keep_mask: torch.Tensor
+    seeds: list[int]         # one per film
+    result: EditResult
+
+
+def edit_runs(models, films: pd.DataFrame, labels: pd.DataFrame, originals: torch.Tensor, edits: list[dict],
+              limit: int, seed: int, strength: float, guidance: float, steps: int, feather_px: float,
+              batch_size: int, param: str):
+    """Each edit of `edits` (dicts with "name", "prompt", "source", "mask" and optionally "keep", a zone or a PNG)
+    applied to up to `limit` of the films (one row per study, `originals` their images at the model's size) with
+    that source (source_films): yields (edit, EditRun) in turn. Seeds follow image_seeds over all the edits'
+    films, the count going on from one edit to the next. An edit with fewer than 2 films is an error naming
+    `param`."""
+    position = {path: i for i, path in enumerate(films.path)}
+    size, offset = models.image_size, 0
+    for spec in edits:
+        chosen = source_films(films, labels, spec["source"], limit)
+        if len(chosen) < 2:
+            raise ValueError(f"{param} {spec['name']}: {len(chosen)} test films with source "
+                             f"{spec['source']!r}; an edit needs at least 2")
+        index = torch.tensor([position[path] for path in chosen.path])
+        before = originals[index]
+        edit = mask_from(spec["mask"], size, size, 1.0).expand_as(before)
+        keep = mask_from(spec.get("keep"), size, size, 0.0).expand_as(before)
+        seeds = image_seeds(seed, len(chosen), offset=offset)
+        offset += len(chosen)
+        result = edit_images(models, before, [spec["prompt"]] * len(chosen), seeds, strength, guidance, steps, edit,
+                             keep, feather_px, batch_size)
+        yield spec, EditRun(chosen, index, before, edit, keep, seeds, result)
+
+
+def edit_triples(before: torch.Tensor, edited: torch.Tensor, n: int) -> torch.Tensor:
+    """(3 n, 1, S, S): for each of the first n films its original, its edit and their difference_map, in turn."""
+    shown = slice(0, n)
+    return torch.stack([before[shown], edited[shown], difference_map(edited, before)[shown]], 1).flatten(0, 1)
 
 
 def square_crop_box(height: int, width: int) -> tuple[int, int, int]:

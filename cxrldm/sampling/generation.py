@@ -16,6 +16,12 @@ from cxrldm.sampling.guidance import guided_prediction
 from cxrldm.sampling.schedulers import check_steps, make_scheduler
 
 
+def image_seeds(seed: int, n: int, offset: int = 0) -> list[int]:
+    """The seeds of n images of a stage run with `seed`: image k (counted from `offset`, the images before
+    these in the same run) gets seed * 1_000_000 + k, so every image has its own recorded seed."""
+    return [seed * 1_000_000 + offset + k for k in range(n)]
+
+
 def initial_noise(seeds: list[int], shape: list[int]) -> torch.Tensor:
     """One latent of N(0, 1) per seed, each from its own generator: an image depends only on its seed."""
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])

@@ -4,6 +4,7 @@ its real-image AUROC interval must lie above faithfulness.min_ceiling."""
 import pytest
 import torch
 
+from cxrldm.evaluation import classification
 from cxrldm.evaluation.classification import auroc_interval, ceiling_note
 from cxrldm.report.evaluation_page import faithfulness_bars
 
@@ -87,23 +88,153 @@ def test_real_adherence_against_negative_films_is_the_classifiers_auroc():
         real_adherence(scores, labels, [1, 2, 3, 4, 5], "Cardiomegaly", "normal", 50, 0)
 
 
-def test_normal_prompt_must_name_a_prompt_without_a_finding():
-    """evaluate.normal_prompt picks the images a finding prompt is contrasted with; a prompt that has a finding,
-    or none at all, is a one-line error naming the param, not a silent comparison with the wrong images."""
+class ColumnClassifier:
+    """A stand-in classifier: finding f's probability is the mean brightness of image rows f::3 (each call
+    counted, so that a test sees the images are scored once per group)."""
+    name, labels = "stand_in", ["Cardiomegaly", "Pleural Effusion", "Edema"]
+
+    def probabilities(self, images):
+        return torch.stack([images[:, 0, f::3].mean(dim=(1, 2)) for f in range(3)], 1)
+
+
+def sample_manifest(n: int = 5):
+    """Prompt groups 0 (Cardiomegaly), 1 (Pleural Effusion, right), 2 (Pleural Effusion, left), 3 (normal, no
+    finding; its first film shows both findings) and unconditional, interleaved; images whose brightness follows
+    their group, with noise."""
     import pandas as pd
-    from stages.evaluate import normal_prompt_rows
+    groups = [(0, "Big heart.", "Cardiomegaly", ""), (1, "Right effusion.", "Pleural Effusion", "right"),
+              (2, "Left effusion.", "Pleural Effusion", "left"), (3, "Normal.", "", ""), ("unconditional", "", "", "")]
+    rows = [{"group": g, "prompt": t, "finding": f, "side": s} for k in range(n) for g, t, f, s in groups]
+    manifest = pd.DataFrame(rows)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(len(manifest), 1, 12, 12, generator=generator) * 0.5
+    for i, row in manifest.iterrows():
+        if row.group == 3 and i < 5:                 # one normal film with the findings: against the normal
+            images[i, 0, 0::3] += 0.6                # reports' images, adherence is below 1 (against the null, 1)
+            images[i, 0, 1::3] += 0.6
+        if row.finding == "Cardiomegaly":
+            images[i, 0, 0::3] += 0.4
+        if row.side:
+            zone = slice(0, 6) if row.side == "right" else slice(6, 12)   # a right effusion: the image's left
+            images[i, 0, 6:, zone] += 0.3
+            images[i, 0, 1::3] += 0.2
+    return manifest, images
 
-    manifest = pd.DataFrame({"group": ["unconditional", "0", "0", "1", "1"],
-                             "prompt": ["", "Normal.", "Normal.", "Big heart.", "Big heart."],
-                             "finding": ["", "", "", "Cardiomegaly", "Cardiomegaly"]})
-    images = torch.arange(5.0)
 
+def old_evaluate_adherence(classifier, manifest, images, null_probabilities, test_probabilities, labels, study_ids,
+                           normal, options):
+    """Stage evaluate's adherence loop as it was written in the stage (the reference, verbatim but for names)."""
     def picked(rows):
         return images[torch.from_numpy(manifest.index.isin(rows.index))]
-    rows = normal_prompt_rows(manifest, 0)
-    text, normal = rows.prompt.iloc[0], picked(rows)
-    assert text == "Normal." and normal.tolist() == [1.0, 2.0]
-    assert normal_prompt_rows(manifest, None) is None
-    for wrong in (1, 7):
-        with pytest.raises(ValueError, match=r"evaluate.normal_prompt: .*\(prompts without one: 0;"):
-            normal_prompt_rows(manifest, wrong)
+    normal_probabilities = None if normal is None else classifier.probabilities(picked(normal))
+    adherence = {}
+    for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
+        finding = rows.finding.iloc[0]
+        column, = classification.classifier_columns(classifier, [finding], f"sample prompt {rows.prompt.iloc[0]!r}")
+        probabilities = classifier.probabilities(picked(rows))[:, column]
+        def yardstick(reference):
+            return classification.real_adherence(test_probabilities[:, column], labels, study_ids,
+                                                 finding, reference, **options)
+        entry = adherence[f"prompt{int(group):03d}"] = {
+            "finding": finding, "prompt": rows.prompt.iloc[0],
+            "prompt_probability": float(probabilities.mean()),
+            "null_probability": float(null_probabilities[:, column].mean()),
+            "auroc_vs_null": classification.two_group_auroc_interval(probabilities, null_probabilities[:, column], **options),
+            "real_positive_vs_all": yardstick("all")}
+        if normal_probabilities is not None:
+            entry.update({
+                "normal_prompt": normal.prompt.iloc[0], "normal_probability": float(normal_probabilities[:, column].mean()),
+                "auroc_vs_normal": classification.two_group_auroc_interval(
+                    probabilities, normal_probabilities[:, column], **options),
+                "real_positive_vs_negative": yardstick("negative")})
+    return adherence
+
+
+def real_films(n: int = 10):
+    import pandas as pd
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(n, 1, 12, 12, generator=generator) * 0.5
+    images[::2, 0, 0::3] += 0.4                                           # even films: cardiomegaly
+    labels = pd.DataFrame({"Cardiomegaly": [1.0, 0.0] * (n // 2), "Pleural Effusion": [0.0] * (n - 1) + [-1.0]},
+                          index=pd.Index(range(100, 100 + n), name="study_id"))
+    return images, labels, list(range(100, 100 + n))
+
+
+@pytest.mark.parametrize("with_normal", [False, True])
+def test_adherence_is_evaluate_s_former_loop(with_normal):
+    from cxrldm.evaluation.samples import rows_images
+    manifest, images = sample_manifest()
+    classifier, options = ColumnClassifier(), {"resamples": 60, "seed": 3}
+    real, labels, study_ids = real_films()
+    null = classifier.probabilities(rows_images(manifest, images, manifest[manifest.group == "unconditional"]))
+    real_probabilities = classifier.probabilities(real)
+    normal = manifest[manifest.group.astype(str) == "3"] if with_normal else None
+    got = classification.adherence(classifier, manifest, images, null, real_probabilities, labels, study_ids, normal,
+                                   **options)
+    assert got == old_evaluate_adherence(classifier, manifest, images, null, real_probabilities, labels, study_ids,
+                                         normal, options)
+    assert list(got) == ["prompt000", "prompt001", "prompt002"]
+    heart = got["prompt000"]
+    assert (heart["finding"], heart["prompt"]) == ("Cardiomegaly", "Big heart.")
+    assert heart["auroc_vs_null"]["value"] == 1.0 and heart["prompt_probability"] > heart["null_probability"]
+    assert heart["real_positive_vs_all"]["n_positive"] == 5
+    assert ("auroc_vs_normal" in heart) == ("real_positive_vs_negative" in heart) == with_normal
+    if with_normal:
+        assert heart["normal_prompt"] == "Normal." and heart["real_positive_vs_negative"]["value"] == 1.0
+        assert heart["auroc_vs_normal"]["value"] < 1.0 and heart["normal_probability"] > heart["null_probability"]
+
+
+def test_adherence_names_the_prompt_whose_finding_the_classifier_lacks():
+    manifest, images = sample_manifest(2)
+    manifest.loc[manifest.group == 0, "finding"] = "Hernia"
+    real, labels, study_ids = real_films()
+    classifier = ColumnClassifier()
+    with pytest.raises(ValueError, match=r"sample prompt 'Big heart.': \['Hernia'\]"):
+        classification.adherence(classifier, manifest, images, classifier.probabilities(images[:2]),
+                                 classifier.probabilities(real), labels, study_ids, None, 10, 0)
+
+
+def test_laterality_is_the_side_measure_evaluate_and_edit_wrote():
+    right = torch.tensor([0.3, 0.2, 0.25, -0.01])
+    left = torch.tensor([-0.2, 0.0, -0.1])
+    got = classification.laterality(right, left, "edits", 80, 1)
+    # as stage edit wrote it; stage evaluate wrote the same with "prompts" and counts of its boolean mask
+    assert got == {"right_edits": float(right.mean()), "left_edits": float(left.mean()),
+                   "auroc_right_vs_left": classification.two_group_auroc_interval(right, left, resamples=80, seed=1),
+                   "n_right": 4, "n_left": 3}
+    assert got["auroc_right_vs_left"]["value"] == pytest.approx(11 / 12)
+    assert list(classification.laterality(left, right, "prompts", 10, 0))[:2] == ["right_prompts", "left_prompts"]
+
+
+def test_prompt_laterality_is_evaluate_s_former_block():
+    from cxrldm.evaluation.samples import rows_images
+    manifest, images = sample_manifest()
+    options = {"resamples": 70, "seed": 5}
+    sided = manifest[manifest.side != ""]
+    sided_images = rows_images(manifest, images, sided)
+    null = rows_images(manifest, images, manifest[manifest.group == "unconditional"])
+    right = torch.tensor((sided.side == "right").to_numpy())
+    got = classification.prompt_laterality(sided_images, right, null, **options)
+    contrast = classification.lower_zone_contrast(sided_images)           # the stage's block, verbatim
+    old = {"right_prompts": float(contrast[right].mean()), "left_prompts": float(contrast[~right].mean()),
+           "auroc_right_vs_left": classification.two_group_auroc_interval(contrast[right], contrast[~right], **options),
+           "n_right": int(right.sum()), "n_left": int((~right).sum()),
+           "one_sided": {side: classification.one_sidedness(sided_images[mask], null, side, **options)
+                         for side, mask in (("right", right), ("left", ~right))}}
+    assert got == old
+    assert got["auroc_right_vs_left"]["value"] == 1.0 and got["right_prompts"] > got["left_prompts"]
+    assert got["one_sided"]["right"]["stated_zone_auroc"]["value"] == 1.0
+
+
+def test_finding_aurocs_are_utility_s_former_per_finding_aurocs_and_their_mean():
+    generator = torch.Generator().manual_seed(4)
+    targets = (torch.rand(20, 3, generator=generator) > 0.6).double()
+    targets[:, 2] = 0                                                   # a finding without positives: no value
+    targets[3, 0] = float("nan")
+    scores = torch.rand(20, 3, generator=generator) + 0.3 * targets.nan_to_num(0)
+    findings = ["Cardiomegaly", "Edema", "Hernia"]
+    aurocs, mean = classification.finding_aurocs(scores, targets, findings, 60, 2)
+    old = {f: auroc_interval(scores[:, i], targets[:, i], 60, 2) for i, f in enumerate(findings)}   # as utility had it
+    known = [a["value"] for a in old.values() if a["value"] is not None]
+    assert aurocs == old and mean == sum(known) / len(known) and len(known) == 2
+    assert classification.finding_aurocs(scores, targets[:, 2:], ["Hernia"], 10, 0)[1] is None

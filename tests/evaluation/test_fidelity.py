@@ -261,3 +261,61 @@ def test_frechet_distance_agrees_with_monai_and_stays_real_on_rank_deficient_set
     value = frechet_distance(resample, small * 0.9 + 0.1)
     assert value == value and value >= 0
     assert frechet_distance(small, small) == pytest.approx(0.0, abs=1e-5)
+
+
+class PooledFeatures:
+    """A stand-in feature network: each image's brightness and its fine detail (the absolute difference from a
+    3 x 3 local mean), each average-pooled to 2 x 2 (8 features)."""
+    name = "pooled"
+
+    def features(self, images):
+        detail = (images - torch.nn.functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)).abs()
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        return torch.cat([pool(images, 2).flatten(1), pool(detail, 2).flatten(1)], 1)
+
+
+def old_evaluate_fidelity_block(network, test_images, samples, size, k, kid_subsets, options):
+    """Stage evaluate's fidelity block and blur as they were written in the stage (the reference)."""
+    import torch.nn.functional as F
+    from cxrldm.evaluation.fidelity import fidelity, frechet_distance
+
+    def gaussian_blur(images, sigma):
+        radius = int(3 * sigma)
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+        kernel = kernel / kernel.sum()
+        padded = F.pad(images, (radius,) * 4, mode="replicate")
+        blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
+        return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
+
+    results, n_test = {}, len(test_images)
+    real = network.features(test_images)
+    noise = torch.rand(n_test, 1, size, size, generator=torch.Generator().manual_seed(options["seed"]))
+    blurred = gaussian_blur(test_images, sigma=size / 32)
+    fidelity_scores = fidelity(real, network.features(samples), k, kid_subsets=kid_subsets, **options)
+    fid = f"fid_{network.name}"
+    results[fid] = fidelity_scores.pop("fid")
+    results[f"{fid}_noise_baseline"] = frechet_distance(network.features(noise), real)
+    results[f"{fid}_blur_baseline"] = frechet_distance(network.features(blurred), real)
+    results[f"kid_{network.name}"] = fidelity_scores.pop("kid")
+    results[f"prdc_{network.name}"] = fidelity_scores
+    if results[f"{fid}_blur_baseline"] <= results[fid]["value"]:
+        results["feature_network_note"] = (f"blurred test images are as close to the real ones as the samples under "
+                                           f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
+                                           f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur")
+    return results
+
+
+@pytest.mark.parametrize("size, copies", [(32, True), (48, False)])
+def test_fidelity_with_baselines_is_evaluate_s_former_block(size, copies):
+    from cxrldm.evaluation.fidelity import fidelity_with_baselines
+    generator = torch.Generator().manual_seed(size)
+    real = torch.rand(12, 1, size, size, generator=generator)
+    fake = real[:10].clone() if copies else (torch.rand(10, 1, size, size, generator=generator) + 0.3).clamp(0, 1)
+    options = {"resamples": 30, "seed": 4}
+    got = fidelity_with_baselines(PooledFeatures(), real, fake, 3, 5, **options)
+    assert got == old_evaluate_fidelity_block(PooledFeatures(), real, fake, size, 3, 5, options)
+    assert {"fid_pooled", "fid_pooled_noise_baseline", "fid_pooled_blur_baseline", "kid_pooled", "prdc_pooled"} <= set(got)
+    # the note where a blur of the real images is as close as the fakes: not for copies of the real images
+    assert ("feature_network_note" in got) == (got["fid_pooled_blur_baseline"] <= got["fid_pooled"]["value"])
+    assert ("feature_network_note" in got) == (not copies)

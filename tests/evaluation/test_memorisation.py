@@ -185,3 +185,99 @@ def test_pairs_grid_puts_each_synthetic_image_above_its_training_match():
     assert (grid[:, 32:34] == 255).all()
     small = F.interpolate(training, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
     np.testing.assert_array_equal(grid[32:, 68:], (small[2, 0].clamp(0, 1) * 255).round().byte().numpy())
+
+
+def old_stage_audit(spaces, synthetic, training_images, test_images, planted, source, training_patients,
+                    prompt_patients, percentile, top_pairs, resamples, seed):
+    """Stage memorisation's audit as it was written in the stage before it moved to space_audit (the reference)."""
+    from cxrldm.evaluation import privacy
+    from cxrldm.evaluation.intervals import mean_interval
+
+    def fraction(flags):
+        return mean_interval(flags.double(), resamples, seed)
+
+    planted_films = next(iter(planted.values()))
+    results = {"spaces": {}, "planted": {spec: {"n": len(planted_films)} for spec in planted}}
+    measured = {}
+    for space, (embed, views) in spaces.items():
+        reference = embed(privacy.gallery_views(training_images, views))
+        distances, nearest = memorisation.nearest_neighbours(embed(synthetic), reference)
+        null, _ = memorisation.nearest_neighbours(embed(test_images), reference)
+        planted_distances = {spec: memorisation.nearest_neighbours(embed(copies), reference)[0]
+                             for spec, copies in planted.items()}
+        measured[space] = distances, nearest % len(training_images), null, planted_distances
+    level = memorisation.joint_percentile([null for _, _, null, _ in measured.values()], percentile)
+    results["space_percentile"] = level
+    flags, null_flags, rows = [], [], []
+    for space, (distances, nearest, null, planted_distances) in measured.items():
+        report = memorisation.audit(distances, null, level, nearest, top_k=top_pairs)
+        flags.append(distances < report["threshold"])
+        null_flags.append(null < report["threshold"])
+        report["flagged_fraction"] = fraction(flags[-1])
+        report["nearest_is_source_fraction"] = fraction(nearest == source)
+        report["nearest_is_source_patient_fraction"] = fraction(training_patients[nearest] == prompt_patients)
+        for spec, copy_distances in planted_distances.items():
+            results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
+        results["spaces"][space] = report
+        rows.append(memorisation.pairs_grid(synthetic[report["closest_synthetic"]],
+                                            training_images[report["closest_training"]]))
+    union = torch.stack(flags).any(0)
+    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": fraction(union),
+                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
+    for spec in planted:
+        caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
+        results["planted"][spec]["union"] = int(caught.any(0).sum())
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1])), constant_values=255) for r in rows]
+    return results, np.concatenate(rows)[:-6]
+
+
+@pytest.fixture(scope="module")
+def small_cohort():
+    """64 px films: 24 training (patients 0-11, two films each), 16 held out, 12 synthetic of which the first 4
+    are exact copies of training films 3, 5, 7, 9 (their prompts' own sources)."""
+    training = F.interpolate(films(24, seed=5), size=(64, 64), mode="area")
+    held_out = F.interpolate(films(16, seed=6), size=(64, 64), mode="area")
+    synthetic = torch.cat([training[[3, 5, 7, 9]], F.interpolate(films(8, seed=7), size=(64, 64), mode="area")])
+    return training, held_out, synthetic
+
+
+def test_space_audit_is_the_stage_s_former_audit_and_flags_planted_copies(small_cohort):
+    from functools import partial
+    from cxrldm.evaluation import privacy
+    training, held_out, synthetic = small_cohort
+    spaces = {"features": (random_cnn_features, []), "pixels_16": (partial(memorisation.pixel_space, size=16), ["shift:1"])}
+    source = torch.tensor([3, 5, 7, 9] + [-1] * 8)
+    training_patients = torch.arange(24) // 2
+    prompt_patients = torch.tensor([1, 2, 3, 4] + [1, 2, 3, 4, 5, 6, 7, 8])
+    planted = privacy.planted_copies(training[:4], ["exact", "shift:1", "noise:0.02"], seed=1)
+    arguments = (spaces, synthetic, training, held_out, planted, source, training_patients, prompt_patients, 10.0, 3,
+                 50, 2)
+    results, pairs = memorisation.space_audit(*arguments)
+    old_results, old_pairs = old_stage_audit(*arguments)
+    assert json.dumps(results, sort_keys=True) == json.dumps(old_results, sort_keys=True)
+    assert np.array_equal(pairs, old_pairs) and pairs.dtype == np.uint8
+    # the copies are flagged in every space and are their prompts' own films; the union flags them too
+    for space in spaces:
+        assert results["spaces"][space]["flagged_count"] >= 4
+        assert results["spaces"][space]["nearest_is_source_fraction"]["value"] >= 4 / 12
+    assert results["union"]["flagged_count"] >= 4 and results["union"]["null_flagged_fraction"] <= 0.10
+    assert results["planted"]["exact"] == {"n": 4, "features": 4, "pixels_16": 4, "union": 4}
+    assert 0 <= results["space_percentile"] <= 10.0
+    assert pairs.shape[0] == 2 * (2 * 64) + 6                          # a row of pairs per space, 6 px apart
+
+
+def test_prompt_sources_index_the_training_films_and_plant_the_sources_first():
+    import pandas as pd
+    source, order = memorisation.prompt_sources(pd.Series(["c.png", "x.png", "a.png", "c.png"]),
+                                                ["a.png", "b.png", "c.png", "d.png"])
+    assert source.tolist() == [2, -1, 0, 2] and source.dtype == torch.int64
+    assert order == [2, 0, 1, 3]
+
+
+def test_stack_rows_pads_to_the_widest_with_white_gaps():
+    rows = [np.zeros((2, 3), np.uint8), np.full((1, 5), 7, np.uint8)]
+    stacked = memorisation.stack_rows(rows, gap=2)
+    assert stacked.shape == (2 + 2 + 1, 5)
+    assert (stacked[:2, :3] == 0).all() and (stacked[:2, 3:] == 255).all() and (stacked[2:4] == 255).all()
+    assert (stacked[4] == 7).all()

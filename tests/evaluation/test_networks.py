@@ -48,16 +48,6 @@ def test_pair_indices_all_or_fixed_subset():
     assert not torch.equal(subset, similarity.pair_indices(50, 100, seed=4))
 
 
-def test_mean_pairwise_ms_ssim_averages_the_pairs():
-    g = torch.Generator().manual_seed(1)
-    images = torch.nn.functional.avg_pool2d(torch.rand(4, 1, 68, 68, generator=g), 5, 1)
-    pairs = similarity.pair_indices(4, 0, 0)
-    expected = torch.stack([ms_ssim(images[i:i + 1], images[j:j + 1], 3)[0] for i, j in pairs.tolist()]).mean()
-    assert similarity.mean_pairwise_ms_ssim(images, pairs, 3, batch_size=2) == pytest.approx(float(expected), rel=1e-5)
-    same = images[:1].repeat(3, 1, 1, 1)
-    assert similarity.mean_pairwise_ms_ssim(same, similarity.pair_indices(3, 0, 0), 3) == pytest.approx(1.0, abs=1e-5)
-
-
 def test_auroc_against_hand_counts():
     scores = torch.tensor([0.9, 0.8, 0.3, 0.3, 0.1])
     positive = torch.tensor([1, 0, 1, 0, 0])

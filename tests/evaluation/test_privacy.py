@@ -46,18 +46,6 @@ def test_mirror_crop_rotation_contrast_and_noise_are_what_they_say():
     torch.testing.assert_close(privacy.copy_transform(images, "exact"), images)
 
 
-def test_blur_is_a_normalised_gaussian_of_the_given_width():
-    impulse = torch.zeros(1, 1, 41, 41)
-    impulse[..., 20, 20] = 1.0
-    blurred = privacy.gaussian_blur(impulse, 2.0)[0, 0].double()
-    assert blurred.sum().item() == pytest.approx(1.0, abs=1e-6)
-    offsets = torch.arange(41, dtype=torch.float64) - 20
-    variance = (blurred.sum(0) * offsets.square()).sum().item()
-    assert variance == pytest.approx(4.0, rel=0.02)
-    flat = torch.full((1, 1, 16, 16), 0.3)
-    torch.testing.assert_close(privacy.gaussian_blur(flat, 1.5), flat)
-
-
 def test_copy_specs_parse_and_bad_ones_say_which():
     assert parse_copy("shift:2") == ("shift", 2.0)
     assert parse_copy("mirror") == ("mirror", 0.0)
@@ -238,3 +226,45 @@ def test_a_detector_trained_channels_last_saves_and_reloads(tmp_path, detector, 
     reloaded, _ = load_cnn(path)
     torch.testing.assert_close(privacy.embed(reloaded, films["held_out"][:8], SIZE),
                                privacy.embed(detector, films["held_out"][:8], SIZE))
+
+
+def test_a_saved_embedding_loads_as_a_function_embedding_at_its_size(tmp_path):
+    from cxrldm.models import networks as nets
+    from cxrldm.models.networks import EmbeddingCNN
+    torch.manual_seed(0)
+    model = EmbeddingCNN(width=8, embed_dim=16).eval()
+    nets.save_model(model, "EmbeddingCNN", {"width": 8, "embed_dim": 16}, tmp_path / "e.safetensors", {"image_size": 24})
+    images = torch.rand(5, 1, 40, 40, generator=torch.Generator().manual_seed(1))
+    embed = privacy.load_embedding(tmp_path / "e.safetensors")
+    assert torch.equal(embed(images), privacy.embed(model, images, 24))
+    assert not torch.equal(embed(images), privacy.embed(model, images, 40))     # resized to its own size
+
+
+def old_stage_reidentify(embed, synthetic, training_images, test_images, prompt_patients, training_patients,
+                         test_patients, resamples, seed):
+    """Stage memorisation's reidentify as it was written in the stage (the reference)."""
+    gallery = embed(training_images)
+    test_embedded = embed(test_images)
+    return {"synthetic_vs_source": privacy.reidentification(embed(synthetic), gallery, prompt_patients,
+                                                            training_patients, resamples, seed),
+            "real_test_patients": privacy.reidentification(test_embedded, torch.cat([test_embedded, gallery]),
+                                                           test_patients, torch.cat([test_patients, training_patients]),
+                                                           resamples, seed, queries_lead_gallery=True)}
+
+
+def test_reidentification_check_is_the_stage_s_former_one():
+    def embed(images):                                  # a stand-in embedding: pooled, unit length
+        return torch.nn.functional.normalize(torch.nn.functional.adaptive_avg_pool2d(images, 3).flatten(1), dim=1)
+    generator = torch.Generator().manual_seed(2)
+    patients = torch.rand(6, 1, 12, 12, generator=generator)
+    training = patients.repeat(2, 1, 1, 1) + 0.05 * torch.rand(12, 1, 12, 12, generator=generator)
+    training_patients = torch.arange(12) % 6
+    test = torch.rand(4, 1, 12, 12, generator=generator).repeat(2, 1, 1, 1)
+    test_patients = torch.tensor([10, 11, 12, 13] * 2)
+    synthetic, prompt_patients = patients[[0, 2, 4]] + 0.01, torch.tensor([0, 2, 4])
+    got = privacy.reidentification_check(embed, synthetic, training, test, prompt_patients, training_patients,
+                                         test_patients, 40, 1)
+    assert got == old_stage_reidentify(embed, synthetic, training, test, prompt_patients, training_patients,
+                                       test_patients, 40, 1)
+    assert got["synthetic_vs_source"]["n_queries"] == 3 and got["synthetic_vs_source"]["top1"]["value"] == 1.0
+    assert got["real_test_patients"]["n_queries"] == 8 and got["real_test_patients"]["auroc"]["value"] == 1.0

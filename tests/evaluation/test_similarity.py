@@ -18,6 +18,8 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cxrldm.evaluation import similarity
+from cxrldm.evaluation.intervals import pairwise_mean_interval
 from cxrldm.evaluation.similarity import ms_ssim
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -125,3 +127,33 @@ def test_identical_images_score_one():
     a, _ = batch(64)
     got = ms_ssim(torch.from_numpy(a), torch.from_numpy(a), 3)
     np.testing.assert_allclose(got.numpy(), 1.0, rtol=0, atol=TOL)
+
+
+def smooth_images(n: int, side: int = 68, seed: int = 1) -> torch.Tensor:
+    return torch.nn.functional.avg_pool2d(torch.rand(n, 1, side, side, generator=torch.Generator().manual_seed(seed)), 5, 1)
+
+
+def test_mean_pairwise_ms_ssim_averages_the_pairs():
+    images = smooth_images(4)
+    pairs = similarity.pair_indices(4, 0, 0)
+    expected = torch.stack([ms_ssim(images[i:i + 1], images[j:j + 1], 3)[0] for i, j in pairs.tolist()]).double().mean()
+    result = similarity.mean_pairwise_ms_ssim(images, 0, 3, resamples=50, batch_size=2)
+    assert result["value"] == pytest.approx(float(expected), rel=1e-5)
+    assert (result["pairs"], result["n"]) == (6, 4) and result["resamples"] <= 50    # no pair in some resamples
+    assert result["low"] <= result["value"] <= result["high"]
+    same = images[:1].repeat(3, 1, 1, 1)
+    assert similarity.mean_pairwise_ms_ssim(same, 0, 3, resamples=20)["value"] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("pairs", [0, 5])
+def test_mean_pairwise_ms_ssim_is_evaluate_s_former_inline_computation(pairs):
+    """Bit for bit what stage evaluate computed inline before it called this: the same pairs (all, or a subset
+    drawn with the seed), scored 256 pairs a batch, the interval resampling the images, and the pair count."""
+    images, kernel, resamples, seed = smooth_images(6, seed=4), 3, 40, 2
+    index = similarity.pair_indices(len(images), pairs, seed)
+    scores = torch.cat([ms_ssim(images[c[:, 0]], images[c[:, 1]], kernel) for c in index.split(256)])
+    old = {**pairwise_mean_interval(scores, index, len(images), resamples=resamples, seed=seed), "pairs": len(index)}
+    assert similarity.mean_pairwise_ms_ssim(images, pairs, kernel, resamples=resamples, seed=seed) == old
+    assert old["pairs"] == (15 if pairs == 0 else 5)
+    # MONAI's MS-SSIM of a pair moves in the last digits with the batch it is computed in: the batching is kept
+    torch.testing.assert_close(similarity.pairwise_ms_ssim(images, index, kernel, batch_size=4), scores)

@@ -175,9 +175,9 @@ def test_evaluate_metrics_come_from_the_right_samples_groups_and_columns(project
     # diversity: mean pairwise MS-SSIM of the unconditional samples only (here the test images themselves)
     kernel = p["ms_ssim_kernel"]
     pairs = similarity.pair_indices(len(unconditional), p["pairs"], p["seed"])
-    expected_diversity = similarity.mean_pairwise_ms_ssim(unconditional, pairs, kernel)
-    all_diversity = similarity.mean_pairwise_ms_ssim(
-        everything, similarity.pair_indices(len(everything), p["pairs"], p["seed"]), kernel)
+    expected_diversity = float(similarity.pairwise_ms_ssim(unconditional, pairs, kernel).mean())
+    all_diversity = float(similarity.pairwise_ms_ssim(
+        everything, similarity.pair_indices(len(everything), p["pairs"], p["seed"]), kernel).mean())
     clearly_apart(expected_diversity, {"all samples": all_diversity}, "diversity of the unconditional samples", 0.01)
     assert results["ms_ssim_samples"]["value"] == pytest.approx(expected_diversity, **SAME), \
         "ms_ssim_samples not of the unconditional samples"

@@ -223,14 +223,14 @@ def test_the_edit_stage_writes_grids_and_measures_identity_and_success_by_value(
             weights = torch.ones_like(images)
             return edit.EditResult(images.roll(shift, 0), images.roll(shift, 0), weights)
         return fake
-    monkeypatch.setattr(stages.edit, "edit_images", planted(0))
+    monkeypatch.setattr(edit, "edit_images", planted(0))           # what edit_runs calls
     stages.edit.main()
     unchanged = json.loads((project / "metrics/edit.json").read_text())["edits"]
     for entry in unchanged.values():
         assert entry["probability_change"]["value"] == 0 and entry["identity_top1_pixels"]["value"] == 1
         assert entry["identity_top1_features"]["value"] == 1
         assert entry["flip_rate"]["value"] in (0, None)
-    monkeypatch.setattr(stages.edit, "edit_images", planted(1))
+    monkeypatch.setattr(edit, "edit_images", planted(1))           # what edit_runs calls
     stages.edit.main()
     swapped = json.loads((project / "metrics/edit.json").read_text())["edits"]
     for entry in swapped.values():
