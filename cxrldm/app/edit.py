@@ -1,5 +1,5 @@
 """The Edit page's API: upload a film, send the painted masks, edit through the command line's own code
-path (cxrldm.cli.edit.edit_film), and hand back the edited film, masks, manifest row and command."""
+path (cxrldm.sampling.runs.edit_film), and hand back the edited film, masks, manifest row and command."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from PIL import Image
 
-from cxrldm.cli.edit import MANIFEST_COLUMNS, check_inputs, edit_film
+from cxrldm.app.errors import one_line_error
 from cxrldm.io import write_csv
 from cxrldm.sampling.editing import EditError, start_index
+from cxrldm.sampling.runs import EDIT_COLUMNS, check_inputs, edit_film
 
 FORMATS = {b"\x89PNG\r\n\x1a\n": ("PNG", ".png"), b"\xff\xd8\xff": ("JPEG", ".jpg")}
 FILM_ID = re.compile(r"[0-9a-f]{24}")
@@ -33,8 +34,6 @@ def image_format(data: bytes) -> tuple[str, str] | None:
 def check_image(data: bytes, what: str, max_pixels: int) -> tuple[str, Image.Image]:
     """A PNG/JPEG's suffix and decoded image; refuses other files, unreadable ones and ones over max_pixels
     (checked from the header, before decoding)."""
-    from cxrldm.app.server import one_line_error
-
     kind = image_format(data)
     if kind is None:
         raise one_line_error(415, f"{what}: not a PNG or JPEG image")
@@ -75,8 +74,6 @@ def command(film: str, prompt: str, settings: dict, masks: dict, models_arg: str
 
 
 def router(jobs, models_arg: str, max_bytes: int, max_pixels: int) -> APIRouter:
-    from cxrldm.app.server import one_line_error
-
     api = APIRouter()
     uploads = jobs.work_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -145,7 +142,7 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int) -> APIRouter:
                             steps, seed, paths.get("--edit-mask"), paths.get("--keep-mask"), feather)
             row = {**run.row, "input": source.name, "edit_mask": names.get("--edit-mask", ""),
                    "keep_mask": names.get("--keep-mask", "")}      # as the command, run in this folder, writes it
-            write_csv(folder / "manifest.csv", pd.DataFrame([row], columns=MANIFEST_COLUMNS))
+            write_csv(folder / "manifest.csv", pd.DataFrame([row], columns=EDIT_COLUMNS))
             (folder / "command.sh").write_text(line + "\n")
             return {"original": source.name, "edited": run.names["edited"], "difference": run.names["difference"],
                     "masks": list(names.values()), "row": {k: str(v) for k, v in row.items()}, "command": line,

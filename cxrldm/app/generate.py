@@ -1,5 +1,5 @@
 """The Generate page's API: report text in, images out, through the command line's own code path
-(cxrldm.cli.generate.generate_run), with the command that reproduces them."""
+(cxrldm.sampling.runs.generate_run), with the command that reproduces them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import shlex
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cxrldm.cli.generate import generate_run
+from cxrldm.app.errors import one_line_error
 from cxrldm.sampling import SAMPLERS
+from cxrldm.sampling.runs import generate_run
 from cxrldm.sampling.schedulers import check_steps, make_scheduler
 
 
@@ -31,8 +32,6 @@ def command(settings: Settings, models_dir: str) -> str:
 
 
 def router(jobs, models_arg: str) -> APIRouter:
-    from cxrldm.app.server import one_line_error
-
     api = APIRouter()
 
     @api.post("/api/generate")

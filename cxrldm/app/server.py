@@ -8,10 +8,14 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from cxrldm.app import answers, edit, generate, reader, study
+from cxrldm.app.errors import one_line_error
+from cxrldm.app.jobs import Jobs, public
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 20_000_000          # a request body, and so a film upload, of at most 20 MB
@@ -22,10 +26,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def one_line_error(status: int, message: str) -> HTTPException:
-    return HTTPException(status, message.splitlines()[0] if message else "error")
 
 
 class BodyLimit:
@@ -63,9 +63,6 @@ class BodyLimit:
 def create_app(models_dir: str | Path = "models", study_dir: str | Path | None = "reader_study",
                database: str | None = None, work_dir: str | Path | None = None, study_only: bool = False,
                device: str = "auto", max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> FastAPI:
-    from cxrldm.app import answers, edit, generate, reader, study
-    from cxrldm.app.jobs import Jobs, public
-
     app = FastAPI(title="cxr-ldm", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(RequestValidationError)
