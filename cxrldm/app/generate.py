@@ -19,9 +19,9 @@ class Settings(BaseModel):
     prompt: str = Field(min_length=1, max_length=4000)
     n: int = Field(4, ge=1, le=16)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    guidance: float = Field(3.0, ge=0, le=50)
-    steps: int = Field(50, ge=1, le=1000)
-    sampler: str = "ddim"
+    guidance: float | None = Field(None, ge=0, le=50)     # None: the models' profile's (cxrldm.app.profile)
+    steps: int | None = Field(None, ge=1, le=1000)
+    sampler: str | None = None
 
 
 def command(settings: Settings, models_dir: str) -> str:
@@ -31,11 +31,13 @@ def command(settings: Settings, models_dir: str) -> str:
             f"--sampler {settings.sampler} --models {shlex.quote(models_dir)} --out my_samples")
 
 
-def router(jobs, models_arg: str) -> APIRouter:
+def router(jobs, models_arg: str, defaults: dict) -> APIRouter:
+    """The API; `defaults`: guidance, steps and sampler for the settings a request leaves out."""
     api = APIRouter()
 
     @api.post("/api/generate")
     def start(settings: Settings):
+        settings = settings.model_copy(update={k: v for k, v in defaults.items() if getattr(settings, k) is None})
         if settings.sampler not in SAMPLERS:
             raise one_line_error(422, f"sampler must be one of {', '.join(SAMPLERS)}")
         prompts = [settings.prompt] * settings.n
