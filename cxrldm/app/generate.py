@@ -1,5 +1,5 @@
 """The Generate page's API: report text in, images out, through the command line's own code path
-(cxrldm.cli.generate.generate_run), with the command that reproduces them."""
+(cxrldm.sampling.runs.generate_run), with the command that reproduces them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import shlex
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cxrldm.cli.generate import generate_run
+from cxrldm.app.errors import one_line_error
 from cxrldm.sampling import SAMPLERS
+from cxrldm.sampling.runs import generate_run
 from cxrldm.sampling.schedulers import check_steps, make_scheduler
 
 
@@ -18,9 +19,9 @@ class Settings(BaseModel):
     prompt: str = Field(min_length=1, max_length=4000)
     n: int = Field(4, ge=1, le=16)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    guidance: float = Field(3.0, ge=0, le=50)
-    steps: int = Field(50, ge=1, le=1000)
-    sampler: str = "ddim"
+    guidance: float | None = Field(None, ge=0, le=50)     # None: the models' profile's (cxrldm.app.profile)
+    steps: int | None = Field(None, ge=1, le=1000)
+    sampler: str | None = None
 
 
 def command(settings: Settings, models_dir: str) -> str:
@@ -30,13 +31,13 @@ def command(settings: Settings, models_dir: str) -> str:
             f"--sampler {settings.sampler} --models {shlex.quote(models_dir)} --out my_samples")
 
 
-def router(jobs, models_arg: str) -> APIRouter:
-    from cxrldm.app.server import one_line_error
-
+def router(jobs, models_arg: str, defaults: dict) -> APIRouter:
+    """The API; `defaults`: guidance, steps and sampler for the settings a request leaves out."""
     api = APIRouter()
 
     @api.post("/api/generate")
     def start(settings: Settings):
+        settings = settings.model_copy(update={k: v for k, v in defaults.items() if getattr(settings, k) is None})
         if settings.sampler not in SAMPLERS:
             raise one_line_error(422, f"sampler must be one of {', '.join(SAMPLERS)}")
         prompts = [settings.prompt] * settings.n

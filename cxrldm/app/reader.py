@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cxrldm.app import answers
+from cxrldm.app.errors import one_line_error
 from cxrldm.app.study import FILMS, now
 
 
@@ -27,8 +28,6 @@ class Answer(BaseModel):
 
 
 def router(study: dict, study_dir: Path, engine, static: Path) -> APIRouter:
-    from cxrldm.app.server import one_line_error
-
     api = APIRouter()
     films = {f["id"] for f in study["films"]}
     findings = study["findings"]                          # the study's own list, as drawn

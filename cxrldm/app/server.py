@@ -8,10 +8,16 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+import torch
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from cxrldm.app import answers, edit, errors, generate, reader, study
+from cxrldm.app.cpus import usable_cpus
+from cxrldm.app.errors import one_line_error
+from cxrldm.app.jobs import Jobs, public
+from cxrldm.app.profile import load_profile
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 20_000_000          # a request body, and so a film upload, of at most 20 MB
@@ -22,10 +28,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def one_line_error(status: int, message: str) -> HTTPException:
-    return HTTPException(status, message.splitlines()[0] if message else "error")
 
 
 class BodyLimit:
@@ -62,17 +64,12 @@ class BodyLimit:
 
 def create_app(models_dir: str | Path = "models", study_dir: str | Path | None = "reader_study",
                database: str | None = None, work_dir: str | Path | None = None, study_only: bool = False,
-               device: str = "auto", max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> FastAPI:
-    from cxrldm.app import answers, edit, generate, reader, study
-    from cxrldm.app.jobs import Jobs, public
-
+               device: str = "auto", max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
+               threads: int | None = None) -> FastAPI:
+    """The app; `threads`: torch's (default: the CPUs this process may use, cxrldm.app.cpus)."""
     app = FastAPI(title="cxr-ldm", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}"}, 422)
+    errors.install(app)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -100,11 +97,13 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
     if study_only:
         return app
 
+    torch.set_num_threads(threads or usable_cpus())     # before the job thread starts: it keeps the count
+    profile = load_profile(models_dir)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="cxrldm-app-"))
     jobs = Jobs(models_dir, work, device)
     app.state.jobs = jobs
-    app.include_router(generate.router(jobs, str(models_dir)))
-    app.include_router(edit.router(jobs, str(models_dir), max_bytes, max_pixels))
+    app.include_router(generate.router(jobs, str(models_dir), profile.generate))
+    app.include_router(edit.router(jobs, str(models_dir), max_bytes, max_pixels, profile.edit))
 
     app.get("/")(lambda: page("index.html"))
     app.get("/generate")(lambda: page("generate.html"))
@@ -118,7 +117,8 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
 
     @app.get("/api/status")
     def status():
-        return {"models": jobs.loading, "models_dir": str(models_dir)}
+        return {"models": jobs.loading, "models_dir": str(models_dir), "profile": profile.public(),
+                "threads": torch.get_num_threads()}
 
     @app.get("/api/jobs/{job_id}")
     def job_state(job_id: str):

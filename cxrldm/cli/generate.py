@@ -4,61 +4,19 @@
 
 With --dicom each image is also written as a DICOM Secondary Capture marked synthetic (cxrldm.data.dicom_output),
 one new study and series per run; --burn-label draws "SYNTHETIC" into the pixels of the PNG and the DICOM.
+The library is cxrldm.sampling.runs (generate_run), which the web app calls too.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
-import pandas as pd
-from pydicom.uid import generate_uid
 from tqdm import tqdm
 
-from cxrldm.data import dicom_output
-from cxrldm.data.images import save_gray, to_uint8
-from cxrldm.io import write_csv
 from cxrldm.sampling import SAMPLERS
-from cxrldm.sampling.generation import generate_images, load_models
-
-MANIFEST_COLUMNS = ["prompt", "seed", "guidance", "sampler", "steps", "file", "dicom"]
-def read_manifest(path: Path) -> list[dict]:
-    """The rows of an earlier run's manifest.csv in the same output directory, so a new run adds to it."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], guidance: float, steps: int,
-                 sampler: str, dicom: bool = False, burn_label: bool = False, progress=None) -> list[dict]:
-    """Generate one image per (prompt, seed) as the command line does (it and the web app both call this):
-    writes seedN.png (and seedN.dcm) into `out` and adds the rows to out/manifest.csv; returns all its rows."""
-    out = Path(out)
-    rows = read_manifest(out / "manifest.csv")
-    images = generate_images(models, prompts, seeds, sampler, steps, guidance, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    if dicom:                                          # the hash reads every model file: only for DICOM
-        study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
-    for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
-        name = f"seed{seed}.png"
-        pixels = to_uint8(image)
-        if burn_label:
-            pixels = dicom_output.burn_label(pixels)
-        save_gray(pixels, out / name)
-        row = {"prompt": prompt, "seed": seed, "guidance": guidance, "sampler": sampler,
-               "steps": steps, "file": name, "dicom": ""}
-        if dicom:
-            row["dicom"] = f"seed{seed}.dcm"
-            comments = dicom_output.generated_comments(prompt, {"seed": seed, "guidance": guidance,
-                                                                "sampler": sampler, "steps": steps}, model)
-            dicom_output.write(dicom_output.secondary_capture(
-                pixels, dicom_output.GENERATED, comments, study, series, number,
-                burned_in=burn_label, software=f"cxrldm model {model[:16]}"), out / row["dicom"])
-        rows.append(row)
-    write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
-    return rows
+from cxrldm.sampling.generation import load_models
+from cxrldm.sampling.runs import generate_run, read_manifest
 
 
 def main(argv=None) -> None:

@@ -35,3 +35,36 @@ function figure(src, caption) {
   fig.append(img, cap);
   return fig;
 }
+
+// The loaded models' profile (cxrldm/app/profile.py): the form's defaults, and the data the models know.
+async function applyProfile(tool) {
+  const {profile} = await request("/api/status");
+  for (const [key, value] of Object.entries(profile[tool])) {
+    const input = document.getElementById(key);
+    if (input) input.value = value;
+  }
+  document.getElementById("models").textContent =
+    `Models trained on ${profile.trained_on}. Default settings: ${profile.settings_from}.`;
+  return profile;
+}
+
+// A failed or refused request leaves nothing of an earlier result on the page.
+function clearResult(progress) {
+  document.getElementById("result").classList.add("hidden");
+  progress.value = 0;
+}
+
+function showError(status, message) {
+  status.textContent = message;
+  status.className = "status error";
+}
+
+// The browser refuses a form with a bad value without a request: say which value, in the status line.
+function reportInvalid(form, status, progress) {
+  form.addEventListener("invalid", event => {
+    const label = event.target.closest("label");
+    clearResult(progress);
+    const name = label ? label.firstChild.textContent.trim() : event.target.id;
+    showError(status, `${name}: ${event.target.validationMessage}`);
+  }, true);
+}

@@ -2,6 +2,13 @@
 const $ = id => document.getElementById(id);
 const canvas = $("canvas"), context = canvas.getContext("2d");
 let film = null, image = null, edit = null, keep = null, overlay = null, overlayPixels = null, painting = false;
+let last = null;     // the stroke's previous point: the brush is drawn along the way from there
+
+applyProfile("edit").then(profile => {
+  $("phantoms").classList.toggle("hidden", !profile.phantoms);
+  $("go").disabled = false;
+}, error => showError($("upload-status"), error.message));
+reportInvalid($("form"), $("status"), $("progress"));
 
 $("file").addEventListener("change", async () => {
   const file = $("file").files[0];
@@ -10,11 +17,11 @@ $("file").addEventListener("change", async () => {
   form.append("file", file);
   $("upload-status").className = "status";
   $("upload-status").textContent = "uploading...";
+  clearResult($("progress"));
   try {
     film = await request("/api/films", {method: "POST", body: form});
   } catch (error) {
-    $("upload-status").textContent = error.message;
-    $("upload-status").className = "status error";
+    showError($("upload-status"), error.message);
     $("painter").classList.add("hidden");
     return;
   }
@@ -55,8 +62,16 @@ function paint(event) {
   const box = canvas.getBoundingClientRect();
   const x = (event.clientX - box.left) * canvas.width / box.width;
   const y = (event.clientY - box.top) * canvas.height / box.height;
-  const tool = document.querySelector("input[name=tool]:checked").value;
   const radius = +$("brush").value * canvas.width / 512 / 2;
+  const from = last || {x, y};
+  const dabs = Math.max(1, Math.ceil(Math.hypot(x - from.x, y - from.y) / Math.max(0.5, radius / 2)));
+  for (let k = 1; k <= dabs; k++) dab(from.x + (x - from.x) * k / dabs, from.y + (y - from.y) * k / dabs, radius);
+  last = {x, y};
+  redraw();
+}
+
+function dab(x, y, radius) {
+  const tool = document.querySelector("input[name=tool]:checked").value;
   for (let j = Math.max(0, Math.floor(y - radius)); j <= Math.min(canvas.height - 1, y + radius); j++) {
     for (let i = Math.max(0, Math.floor(x - radius)); i <= Math.min(canvas.width - 1, x + radius); i++) {
       if ((i - x) ** 2 + (j - y) ** 2 > radius ** 2) continue;
@@ -66,12 +81,13 @@ function paint(event) {
       else { edit[at] = 0; keep[at] = 0; }
     }
   }
-  redraw();
 }
 
-canvas.addEventListener("pointerdown", event => { painting = true; canvas.setPointerCapture(event.pointerId); paint(event); });
+canvas.addEventListener("pointerdown", event => {
+  painting = true; last = null; canvas.setPointerCapture(event.pointerId); paint(event);
+});
 canvas.addEventListener("pointermove", event => { if (painting) paint(event); });
-canvas.addEventListener("pointerup", () => { painting = false; });
+canvas.addEventListener("pointerup", () => { painting = false; last = null; });
 $("clear").addEventListener("click", () => { edit.fill(0); keep.fill(0); redraw(); });
 
 function maskBlob(mask) {
@@ -95,11 +111,12 @@ $("form").addEventListener("submit", async event => {
   if (keep.some(v => v)) form.append("keep_mask", await maskBlob(keep), "keep_mask.png");
   $("go").disabled = true;
   $("status").className = "status";
+  clearResult($("progress"));
   try {
     let job = await request("/api/edit", {method: "POST", body: form});
     job = await follow(job, $("progress"), $("status"));
     const files = `/api/jobs/${job.id}/files/`, result = job.result;
-    $("images").replaceChildren(figure(files + result.original, "original"), figure(files + result.edited, "edited"),
+    $("images").replaceChildren(figure(files + result.shown, "original"), figure(files + result.edited, "edited"),
                                 figure(files + result.difference, "difference (edited - original on grey)"));
     $("changed").textContent = `${result.changed} of ${result.pixels} pixels changed`;
     $("edited").href = files + result.edited;
@@ -113,8 +130,8 @@ $("form").addEventListener("submit", async event => {
     $("result").classList.remove("hidden");
     $("status").textContent = "done";
   } catch (error) {
-    $("status").textContent = error.message;
-    $("status").className = "status error";
+    clearResult($("progress"));
+    showError($("status"), error.message);
   } finally {
     $("go").disabled = false;
   }

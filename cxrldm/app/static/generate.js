@@ -1,12 +1,16 @@
 "use strict";
 const $ = id => document.getElementById(id);
 
+applyProfile("generate").then(() => { $("go").disabled = false; }, error => showError($("status"), error.message));
+reportInvalid($("form"), $("status"), $("progress"));
+
 $("form").addEventListener("submit", async event => {
   event.preventDefault();
   const settings = {prompt: $("prompt").value, n: +$("n").value, seed: +$("seed").value,
                     guidance: +$("guidance").value, steps: +$("steps").value, sampler: $("sampler").value};
   $("go").disabled = true;
   $("status").className = "status";
+  clearResult($("progress"));
   try {
     let job = await request("/api/generate", {method: "POST", headers: {"Content-Type": "application/json"},
                                               body: JSON.stringify(settings)});
@@ -20,8 +24,8 @@ $("form").addEventListener("submit", async event => {
     $("result").classList.remove("hidden");
     $("status").textContent = `done: ${job.result.images.length} images`;
   } catch (error) {
-    $("status").textContent = error.message;
-    $("status").className = "status error";
+    clearResult($("progress"));
+    showError($("status"), error.message);
   } finally {
     $("go").disabled = false;
   }
