@@ -21,9 +21,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm.models import networks  # noqa: E402
-from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training, train_step  # noqa: E402
-from cxrldm.models.training import Runtime  # noqa: E402
+from cxrldm.models import networks
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training, train_step
+from cxrldm.models.training import Runtime
 
 
 def profile(path: Path, **overrides) -> AutoencoderConfig:
@@ -37,10 +37,13 @@ def time_steps(cfg: AutoencoderConfig, runtime: Runtime, steps: int) -> tuple[fl
     autoencoder, *rest = build_training(cfg, runtime)
     model = SampledAutoencoder(autoencoder)
     images = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, device=runtime.device)
-    eps = torch.randn([cfg.batch_size, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)],
-                      device=runtime.device)
+    eps = torch.randn(
+        [cfg.batch_size, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)], device=runtime.device
+    )
+
     def step():
         train_step(images, eps, model, *rest, cfg, runtime, adversarial=True)
+
     step()
     if runtime.device.type == "cuda":
         torch.cuda.synchronize()
@@ -63,8 +66,11 @@ def main():
     parser.add_argument("--precisions", default=None, help="comma-separated; default fp32,bf16 (+fp16 on a GPU)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    precisions = args.precisions.split(",") if args.precisions else (
-        ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else []))
+    precisions = (
+        args.precisions.split(",")
+        if args.precisions
+        else (["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else []))
+    )
     # The perceptual trunk may be absent offline; the seed row says whether it ran.
     seed = profile(ROOT / "configs/mimic.yaml", image_size=args.seed_size, batch_size=args.seed_batch)
     try:
@@ -72,17 +78,22 @@ def main():
     except FileNotFoundError:
         seed = dataclasses.replace(seed, perceptual_weight=0.0)
     rows = [("demo (params.yaml)", profile(ROOT / "params.yaml")), (f"seed @{args.seed_size}px", seed)]
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} timed steps\n")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} timed steps\n"
+    )
     print("| configuration | params | image | batch | perceptual | precision | s/step | images/s | peak GPU GiB |")
     print("|---|---:|---:|---:|---|---|---:|---:|---:|")
     for name, cfg in rows:
         n = networks.n_params(networks.build("AutoencoderKL", cfg.autoencoder_kwargs()))
         for precision in precisions:
             seconds, memory = time_steps(cfg, Runtime(device, precision), args.steps)
-            print(f"| {name} | {n / 1e6:.2f} M | {cfg.image_size} | {cfg.batch_size} | "
-                  f"{'on' if cfg.perceptual_weight else 'off'} | {precision} | {seconds:.3f} | "
-                  f"{cfg.batch_size / seconds:.1f} | {'-' if memory is None else f'{memory:.2f}'} |", flush=True)
+            print(
+                f"| {name} | {n / 1e6:.2f} M | {cfg.image_size} | {cfg.batch_size} | "
+                f"{'on' if cfg.perceptual_weight else 'off'} | {precision} | {seconds:.3f} | "
+                f"{cfg.batch_size / seconds:.1f} | {'-' if memory is None else f'{memory:.2f}'} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

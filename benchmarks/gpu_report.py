@@ -42,39 +42,47 @@ from __future__ import annotations
 
 import time
 
-STARTED = time.monotonic()          # --budget-s counts the imports too
+STARTED = time.monotonic()  # --budget-s counts the imports too
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import sys  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import gc
+import json
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")    # before transformers: the hub would retry for ~23 s per config
-import monai  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import yaml  # noqa: E402
-from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: the hub would retry for ~23 s per config
+import monai
+import torch
+import torch.nn.functional as F
+import yaml
+from transformers import CLIPTextConfig, CLIPTextModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-import seed_flops  # noqa: E402
-from gpu_smoke import autoencoder_case, sampling_case, timed  # noqa: E402
-from cxrldm.models import networks  # noqa: E402
-from cxrldm.models.autoencoder import AutoencoderConfig  # noqa: E402
-from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
-from cxrldm.models.text import encoder_width  # noqa: E402
-from cxrldm.models.training import Runtime  # noqa: E402
+import seed_flops
+from gpu_smoke import autoencoder_case, sampling_case, timed
 
-SCALE_FACTOR = 0.3                  # the seed's typed-in value; any number times the same
+from cxrldm.models import networks
+from cxrldm.models.autoencoder import AutoencoderConfig
+from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step
+from cxrldm.models.text import encoder_width
+from cxrldm.models.training import Runtime
+
+SCALE_FACTOR = 0.3  # the seed's typed-in value; any number times the same
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's datasheets, by torch.cuda.get_device_name.
-DATASHEET_BF16_TFLOPS = ((r"\bH100\b.*\bPCIe\b", 756.0), (r"\bH100\b.*\bNVL\b", 835.0), (r"\bH100\b", 989.0),
-                         (r"\bH200\b", 989.0), (r"\bA100\b", 312.0), (r"\bL40S\b", 362.0), (r"\bA10\b", 125.0))
-COMPILE_ESTIMATE_S = {"cuda": 150.0, "cpu": 20.0}   # a first torch.compile of the UNet's forward and backward
+DATASHEET_BF16_TFLOPS = (
+    (r"\bH100\b.*\bPCIe\b", 756.0),
+    (r"\bH100\b.*\bNVL\b", 835.0),
+    (r"\bH100\b", 989.0),
+    (r"\bH200\b", 989.0),
+    (r"\bA100\b", 312.0),
+    (r"\bL40S\b", 362.0),
+    (r"\bA10\b", 125.0),
+)
+COMPILE_ESTIMATE_S = {"cuda": 150.0, "cpu": 20.0}  # a first torch.compile of the UNet's forward and backward
 ORDER = {"bf16 matmul": 0, "train_ldm": 1, "train_ldm speed-up": 1, "train_aekl": 2, "sampling": 3}
 
 
@@ -123,15 +131,20 @@ def measure(make_step, batch: int, steps: int, device: torch.device, recover=Non
         if not out_of_memory(error):
             raise
         oom = True
-    release(device)     # outside the except clause, whose traceback holds the step's tensors
+    release(device)  # outside the except clause, whose traceback holds the step's tensors
     if oom:
         if recover is not None:
             recover()
         log(f"  batch {batch}: out of memory")
         return None
     log(f"  batch {batch}: {seconds:.3f} s per call, peak {peak or 0:.1f} GiB")
-    return {"batch": batch, "s_per_step": seconds, "images_per_s": batch / seconds, "peak_gib": peak,
-            "wall_s": time.monotonic() - started}
+    return {
+        "batch": batch,
+        "s_per_step": seconds,
+        "images_per_s": batch / seconds,
+        "peak_gib": peak,
+        "wall_s": time.monotonic() - started,
+    }
 
 
 def largest_batch(try_batch, first: dict, cap: int, budget: Budget) -> tuple[dict, dict, str]:
@@ -178,7 +191,8 @@ class LdmCase:
         self.cfg, self.runtime, self.width = cfg, runtime, width
         self.tokens = params["text_encoder"]["max_length"]
         self.unet, self.ema, self.optimizer, self.warmup, self.scaler = build_training(
-            cfg, self.ae.latent_channels, width, runtime)
+            cfg, self.ae.latent_channels, width, runtime
+        )
         self.model = self.unet
         self.scheduler = cfg.noise_schedule()
 
@@ -186,8 +200,20 @@ class LdmCase:
         device = self.runtime.device
         drawn = draw_step(mu, sigma, SCALE_FACTOR, self.cfg.num_train_timesteps, None)
         latents, noise, timesteps = (t.to(device) for t in drawn)
-        train_step(self.model, self.ema, self.optimizer, self.warmup, self.scaler, self.scheduler, latents, noise,
-                   timesteps, context.to(device), self.cfg, self.runtime)
+        train_step(
+            self.model,
+            self.ema,
+            self.optimizer,
+            self.warmup,
+            self.scaler,
+            self.scheduler,
+            latents,
+            noise,
+            timesteps,
+            context.to(device),
+            self.cfg,
+            self.runtime,
+        )
 
     def recover(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -202,9 +228,16 @@ class ReferenceLdm(LdmCase):
         super().__init__(params, DiffusionConfig(**params["train_ldm"]), Runtime(device, "fp16"), width)
         self.autoencoder = networks.build("AutoencoderKL", self.ae.autoencoder_kwargs()).to(device).eval()
         # SD 2.1's text encoder (the OpenCLIP ViT-H text tower less its last layer: 23 layers at width 1024)
-        config = CLIPTextConfig(hidden_size=width, num_hidden_layers=text_layers, num_attention_heads=width // 64,
-                                intermediate_size=4 * width, vocab_size=49408, max_position_embeddings=77,
-                                hidden_act="gelu", attn_implementation="eager")
+        config = CLIPTextConfig(
+            hidden_size=width,
+            num_hidden_layers=text_layers,
+            num_attention_heads=width // 64,
+            intermediate_size=4 * width,
+            vocab_size=49408,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            attn_implementation="eager",
+        )
         self.text_encoder = CLIPTextModel(config).to(device).eval()
 
     def step_for(self, batch: int):
@@ -217,6 +250,7 @@ class ReferenceLdm(LdmCase):
                 mu, sigma = self.autoencoder.encode(images)
                 context = self.text_encoder(tokens).last_hidden_state
             self.train(mu.float(), sigma.float(), context.float())
+
         return step
 
 
@@ -224,8 +258,14 @@ class OursLdm(LdmCase):
     """Our step: cached latent distributions and prompt embeddings (on the CPU, where the caches are), bf16
     autocast, scaled-dot-product attention, optionally channels-last and torch.compile."""
 
-    def __init__(self, params: dict, device: torch.device, width: int, channels_last: bool = False,
-                 compile_backend: str | None = None):
+    def __init__(
+        self,
+        params: dict,
+        device: torch.device,
+        width: int,
+        channels_last: bool = False,
+        compile_backend: str | None = None,
+    ):
         super().__init__(params, SdpaConfig(**params["train_ldm"]), Runtime(device, "bf16"), width)
         if channels_last:
             self.unet.to(memory_format=torch.channels_last)
@@ -259,13 +299,18 @@ def sdpa_kernels(unet_kwargs: dict, device: torch.device) -> list[str]:
     """The scaled-dot-product-attention kernels that run the UNet's attention head widths in bf16, forward and
     backward (FlashAttention takes heads up to 256 wide; the seed's are 512 and 768)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     widths = sorted({h for h, on in zip(unet_kwargs["num_head_channels"], unet_kwargs["attention_levels"]) if on})
     accepted = []
-    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                    SDPBackend.MATH):
+    for backend in (
+        SDPBackend.FLASH_ATTENTION,
+        SDPBackend.CUDNN_ATTENTION,
+        SDPBackend.EFFICIENT_ATTENTION,
+        SDPBackend.MATH,
+    ):
         try:
             with warnings.catch_warnings(), sdpa_kernel(backend):
-                warnings.simplefilter("ignore")     # a refusal warns as well as raising
+                warnings.simplefilter("ignore")  # a refusal warns as well as raising
                 for width in widths:
                     q = torch.randn(1, 1, 64, width, device=device, dtype=torch.bfloat16, requires_grad=True)
                     F.scaled_dot_product_attention(q, q, q).sum().backward()
@@ -290,8 +335,18 @@ def number(value, spec: str) -> str:
 class Report:
     """The table's rows, the summary, what was skipped or failed; the JSON is rewritten at every change."""
 
-    COLUMNS = ("item", "configuration", "batch", "s/step", "images/s", "TFLOP/s", "% of matmul", "% of datasheet",
-               "peak GiB", "note")
+    COLUMNS = (
+        "item",
+        "configuration",
+        "batch",
+        "s/step",
+        "images/s",
+        "TFLOP/s",
+        "% of matmul",
+        "% of datasheet",
+        "peak GiB",
+        "note",
+    )
 
     def __init__(self, meta: dict, json_path: str | None):
         self.meta, self.json_path = meta, json_path
@@ -301,7 +356,7 @@ class Report:
         row = {"item": item, "configuration": configuration, "largest": largest, **(result or {}), **fields}
         row.pop("wall_s", None)
         self.rows.append(row)
-        self.rows.sort(key=lambda r: (ORDER[r["item"]], r["largest"]))     # stable: measured order within
+        self.rows.sort(key=lambda r: (ORDER[r["item"]], r["largest"]))  # stable: measured order within
         self.save()
         return row
 
@@ -317,18 +372,32 @@ class Report:
 
     def save(self) -> None:
         if self.json_path:
-            document = {**self.meta, "elapsed_s": time.monotonic() - STARTED, "summary": self.summary,
-                        "rows": self.rows, "skipped": self.skipped, "failed": self.failed}
+            document = {
+                **self.meta,
+                "elapsed_s": time.monotonic() - STARTED,
+                "summary": self.summary,
+                "rows": self.rows,
+                "skipped": self.skipped,
+                "failed": self.failed,
+            }
             Path(self.json_path).write_text(json.dumps(document, indent=2) + "\n")
 
     def table(self) -> str:
         def cells(row):
             speedup = row.get("speedup")
-            return (row["item"], row["configuration"], number(row.get("batch"), "d"),
-                    number(row.get("s_per_step"), ".4f"),
-                    f"{speedup:.2f}x" if speedup is not None else number(row.get("images_per_s"), ".1f"),
-                    number(row.get("tflops"), ".4g"), number(row.get("of_matmul"), ".1%"),
-                    number(row.get("of_datasheet"), ".1%"), number(row.get("peak_gib"), ".1f"), row.get("note", ""))
+            return (
+                row["item"],
+                row["configuration"],
+                number(row.get("batch"), "d"),
+                number(row.get("s_per_step"), ".4f"),
+                f"{speedup:.2f}x" if speedup is not None else number(row.get("images_per_s"), ".1f"),
+                number(row.get("tflops"), ".4g"),
+                number(row.get("of_matmul"), ".1%"),
+                number(row.get("of_datasheet"), ".1%"),
+                number(row.get("peak_gib"), ".1f"),
+                row.get("note", ""),
+            )
+
         lines = ["| " + " | ".join(self.COLUMNS) + " |", "|---|---|" + "---:|" * 7 + "---|"]
         return "\n".join(lines + ["| " + " | ".join(cells(row)) + " |" for row in self.rows])
 
@@ -344,17 +413,26 @@ class GpuReport:
         self.datasheet = datasheet_tflops(self.device_name)
         self.image_size = params["train_aekl"]["image_size"]
         self.budget = Budget(args.budget_s)
-        self.report = Report({"device": self.device_name, "torch": torch.__version__, "monai": monai.__version__,
-                              "profile": Path(args.profile).name, "toy": args.toy, "budget_s": args.budget_s,
-                              "unet_parameters": unet_parameters(params, self.width),
-                              "datasheet_bf16_tflops": self.datasheet,
-                              "settings": {k: v for k, v in vars(args).items() if k not in ("json", "profile")}},
-                             args.json)
+        self.report = Report(
+            {
+                "device": self.device_name,
+                "torch": torch.__version__,
+                "monai": monai.__version__,
+                "profile": Path(args.profile).name,
+                "toy": args.toy,
+                "budget_s": args.budget_s,
+                "unet_parameters": unet_parameters(params, self.width),
+                "datasheet_bf16_tflops": self.datasheet,
+                "settings": {k: v for k, v in vars(args).items() if k not in ("json", "profile")},
+            },
+            args.json,
+        )
         self.summary = self.report.summary
         self.matmul = self.flops = self.reference = self.eager = self.sampled = None
         self.aekl = {}
-        self.reference_label = (f"reference: encode {self.image_size} px + CLIP every step, fp16 + GradScaler, "
-                                "plain attention")
+        self.reference_label = (
+            f"reference: encode {self.image_size} px + CLIP every step, fp16 + GradScaler, plain attention"
+        )
 
     def attempt(self, name: str, estimate_s: float, work):
         """work() unless the budget has less than `estimate_s` left. A failure is recorded and the run goes on:
@@ -365,15 +443,16 @@ class GpuReport:
         log(name)
         try:
             return work()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self.report.fail(name, error)
             return None
         finally:
             release(self.device)
 
     def measure(self, make_step, batch: int, steps: int | None = None, recover=None, **timed_kwargs):
-        return measure(make_step, batch, self.args.steps if steps is None else steps, self.device, recover,
-                       **timed_kwargs)
+        return measure(
+            make_step, batch, self.args.steps if steps is None else steps, self.device, recover, **timed_kwargs
+        )
 
     def largest(self, try_batch, first: dict):
         return largest_batch(try_batch, first, self.args.max_batch, self.budget)
@@ -385,8 +464,13 @@ class GpuReport:
         self.matmul = self.attempt("bf16 matmul", 10, lambda: matmul_tflops(self.device, self.args.matmul_size, reps))
         if self.matmul is not None:
             self.summary["matmul_bf16_tflops"] = self.matmul
-            self.report.add("bf16 matmul", f"{self.args.matmul_size}^3, random data", tflops=self.matmul,
-                            of_matmul=1.0, of_datasheet=self.matmul / self.datasheet if self.datasheet else None)
+            self.report.add(
+                "bf16 matmul",
+                f"{self.args.matmul_size}^3, random data",
+                tflops=self.matmul,
+                of_matmul=1.0,
+                of_datasheet=self.matmul / self.datasheet if self.datasheet else None,
+            )
         self.flops = self.attempt("UNet FLOPs per training image", 60, lambda: seed_flops.unet_flops(self.params))
         self.summary["unet_train_gflop_per_image"] = self.flops / 1e9 if self.flops else None
         latent_channels = self.params["train_aekl"]["latent_channels"]
@@ -395,9 +479,15 @@ class GpuReport:
 
     def ldm_row(self, configuration: str, result: dict, **fields) -> dict:
         tflops = self.flops * result["images_per_s"] / 1e12 if self.flops else None
-        return self.report.add("train_ldm", configuration, result, tflops=tflops,
-                               of_matmul=tflops / self.matmul if tflops and self.matmul else None,
-                               of_datasheet=tflops / self.datasheet if tflops and self.datasheet else None, **fields)
+        return self.report.add(
+            "train_ldm",
+            configuration,
+            result,
+            tflops=tflops,
+            of_matmul=tflops / self.matmul if tflops and self.matmul else None,
+            of_datasheet=tflops / self.datasheet if tflops and self.datasheet else None,
+            **fields,
+        )
 
     def reference_case(self) -> ReferenceLdm:
         return ReferenceLdm(self.params, self.device, self.width, text_layers=1 if self.args.toy else 23)
@@ -426,20 +516,27 @@ class GpuReport:
     def train_ldm_largest(self) -> None:
         """Ours (the faster eager variant: a compile for every batch size tried would eat the budget) and the
         reference's way, each at its largest batch."""
+
         def search(case, first):
             return self.largest(lambda b: self.measure(case.step_for, b, recover=case.recover), first)
 
         largest = {}
         if self.eager:
             first = self.eager["result"]
-            found = self.attempt("train_ldm ours, largest batch", 2.5 * first["wall_s"],
-                                 lambda: search(self.ours_case(self.eager["channels_last"]), first))
+            found = self.attempt(
+                "train_ldm ours, largest batch",
+                2.5 * first["wall_s"],
+                lambda: search(self.ours_case(self.eager["channels_last"]), first),
+            )
             if found:
                 largest["ours"] = found[0]
                 self.ldm_row(self.eager["label"], found[0], largest=True, note=searched(*found[1:]))
         if self.reference:
-            found = self.attempt("train_ldm reference, largest batch", 2.5 * self.reference["wall_s"],
-                                 lambda: search(self.reference_case(), self.reference))
+            found = self.attempt(
+                "train_ldm reference, largest batch",
+                2.5 * self.reference["wall_s"],
+                lambda: search(self.reference_case(), self.reference),
+            )
             if found:
                 largest["reference"] = found[0]
                 self.ldm_row(self.reference_label, found[0], largest=True, note=searched(*found[1:]))
@@ -447,9 +544,13 @@ class GpuReport:
             self.summary["train_ldm_largest_batch"] = {way: result["batch"] for way, result in largest.items()}
             speedup = largest["ours"]["images_per_s"] / largest["reference"]["images_per_s"]
             self.summary["train_ldm_speedup_largest"] = speedup
-            self.report.add("train_ldm speed-up", "ours / reference, each at its largest batch", largest=True,
-                            speedup=speedup,
-                            note=f"batches {largest['ours']['batch']} and {largest['reference']['batch']}")
+            self.report.add(
+                "train_ldm speed-up",
+                "ours / reference, each at its largest batch",
+                largest=True,
+                speedup=speedup,
+                note=f"batches {largest['ours']['batch']} and {largest['reference']['batch']}",
+            )
 
     def train_ldm_compiled(self) -> None:
         """torch.compile on the faster eager variant at the per-GPU batch; then the pick, and its speed-up."""
@@ -467,8 +568,11 @@ class GpuReport:
             result = self.measure(lambda _: step, batch, recover=case.recover)
             return result and {**result, "compile_s": compile_s}
 
-        compiled = self.attempt(f"train_ldm {ours['label']} + torch.compile, batch {batch}",
-                                COMPILE_ESTIMATE_S.get(self.device.type, 150.0), compiled_run)
+        compiled = self.attempt(
+            f"train_ldm {ours['label']} + torch.compile, batch {batch}",
+            COMPILE_ESTIMATE_S.get(self.device.type, 150.0),
+            compiled_run,
+        )
         torch.compiler.reset()
         if compiled:
             label = f"{ours['label']} + torch.compile ({self.args.compile_backend})"
@@ -490,7 +594,7 @@ class GpuReport:
         batch = self.args.ae_batch
         for precision in ("fp32", "bf16"):
             runtime = Runtime(self.device, precision)
-            make = lambda b, runtime=runtime: autoencoder_case(self.params, runtime, b)  # noqa: E731
+            make = lambda b, runtime=runtime: autoencoder_case(self.params, runtime, b)
             result = self.attempt(f"train_aekl {precision}, batch {batch}", 20, lambda: self.measure(make, batch))
             if result:
                 self.aekl[precision] = (make, result)
@@ -502,16 +606,26 @@ class GpuReport:
             if precision not in self.aekl:
                 continue
             make, first = self.aekl[precision]
-            found = self.attempt(f"train_aekl {precision}, largest batch", 2.5 * first["wall_s"],
-                                 lambda: self.largest(lambda b: self.measure(make, b), first))
+            found = self.attempt(
+                f"train_aekl {precision}, largest batch",
+                2.5 * first["wall_s"],
+                lambda: self.largest(lambda b: self.measure(make, b), first),
+            )
             if found:
                 self.summary["train_aekl_largest_batch"][precision] = found[0]["batch"]
-                self.report.add("train_aekl", self.aekl_label(precision), found[0], largest=True,
-                                note=searched(*found[1:]))
+                self.report.add(
+                    "train_aekl", self.aekl_label(precision), found[0], largest=True, note=searched(*found[1:])
+                )
 
     def sampler(self, batch: int):
-        return sampling_case(self.params, Runtime(self.device, "bf16"), batch, self.width, self.args.sample_steps,
-                             SdpaConfig(**self.params["train_ldm"]))
+        return sampling_case(
+            self.params,
+            Runtime(self.device, "bf16"),
+            batch,
+            self.width,
+            self.args.sample_steps,
+            SdpaConfig(**self.params["train_ldm"]),
+        )
 
     def full_run(self, batch: int):
         """All the DDIM steps once, after a one-step warm-up."""
@@ -519,8 +633,10 @@ class GpuReport:
         return self.measure(lambda _: step, batch, 1, warmup=lambda: step(1))
 
     def sampling_label(self) -> str:
-        return (f"DDIM {self.args.sample_steps} steps, guidance {self.params['sample']['guidance_scale']:g}, "
-                f"decode to {self.image_size} px; bf16, SDPA")
+        return (
+            f"DDIM {self.args.sample_steps} steps, guidance {self.params['sample']['guidance_scale']:g}, "
+            f"decode to {self.image_size} px; bf16, SDPA"
+        )
 
     def sampling(self) -> None:
         batch = self.args.sample_batch
@@ -539,8 +655,11 @@ class GpuReport:
             result = self.measure(lambda _: lambda: step(1), batch, 1, warmup=lambda: None)
             return result and {**result, "s_per_step": None, "images_per_s": None}
 
-        found = self.attempt("sampling, largest batch (one-step fit tests)", 2.5 * self.sampled["wall_s"],
-                             lambda: self.largest(probe, self.sampled))
+        found = self.attempt(
+            "sampling, largest batch (one-step fit tests)",
+            2.5 * self.sampled["wall_s"],
+            lambda: self.largest(probe, self.sampled),
+        )
         if not found:
             return
         fit, trials, stop = found
@@ -553,21 +672,30 @@ class GpuReport:
 
     def show(self) -> None:
         args, flops = self.args, self.flops
-        print(f"{self.device_name}, torch {torch.__version__}, MONAI {monai.__version__}, profile "
-              f"{Path(args.profile).name}, {self.report.meta['unet_parameters'] / 1e6:.1f} M-parameter UNet; "
-              f"{time.monotonic() - STARTED:.0f} s of --budget-s {args.budget_s:g}\n")
+        print(
+            f"{self.device_name}, torch {torch.__version__}, MONAI {monai.__version__}, profile "
+            f"{Path(args.profile).name}, {self.report.meta['unet_parameters'] / 1e6:.1f} M-parameter UNet; "
+            f"{time.monotonic() - STARTED:.0f} s of --budget-s {args.budget_s:g}\n"
+        )
         print(self.report.table() + "\n")
-        peak = (f"the {self.device_name}'s dense bf16 peak, {self.datasheet:g} TFLOP/s" if self.datasheet else
-                "a datasheet peak (unknown for this device)")
-        print(f"TFLOP/s (train_ldm): the UNet's training FLOPs per image ("
-              f"{f'{flops / 1e9:.1f} GFLOP' if flops else 'not counted'}, forward and backward, counted as "
-              "seed_flops.py counts them) times images/s; the reference's autoencoder and text encoder work is not "
-              f"counted. % of matmul: of the bf16 matrix product above; % of datasheet: of {peak}.")
+        peak = (
+            f"the {self.device_name}'s dense bf16 peak, {self.datasheet:g} TFLOP/s"
+            if self.datasheet
+            else "a datasheet peak (unknown for this device)"
+        )
+        print(
+            f"TFLOP/s (train_ldm): the UNet's training FLOPs per image ("
+            f"{f'{flops / 1e9:.1f} GFLOP' if flops else 'not counted'}, forward and backward, counted as "
+            "seed_flops.py counts them) times images/s; the reference's autoencoder and text encoder work is not "
+            f"counted. % of matmul: of the bf16 matrix product above; % of datasheet: of {peak}."
+        )
         kernels = self.summary.get("sdpa_kernels")
-        print(f"SDPA kernels that run this UNet's attention heads in bf16: "
-              f"{', '.join(kernels) if kernels else 'not checked'}. Peak GiB: "
-              f"{'allocated on the GPU' if self.device.type == 'cuda' else 'the process resident set'}, "
-              "model and optimiser state included.")
+        print(
+            f"SDPA kernels that run this UNet's attention heads in bf16: "
+            f"{', '.join(kernels) if kernels else 'not checked'}. Peak GiB: "
+            f"{'allocated on the GPU' if self.device.type == 'cuda' else 'the process resident set'}, "
+            "model and optimiser state included."
+        )
         if self.report.skipped:
             print(f"Skipped for the time budget (--budget-s {args.budget_s:g}): {'; '.join(self.report.skipped)}.")
         for failure in self.report.failed:
@@ -579,26 +707,41 @@ def parse_args():
     parser.add_argument("--profile", help="default: configs/mimic.yaml (with --toy: configs/tiny.yaml)")
     parser.add_argument("--json", help="also write the report here as JSON")
     parser.add_argument("--budget-s", type=float, default=400.0, help="the whole run's time cap in seconds")
-    parser.add_argument("--toy", action="store_true",
-                        help="the same code paths on the CPU at tiny sizes (tiny profile, batch 2, one step)")
+    parser.add_argument(
+        "--toy",
+        action="store_true",
+        help="the same code paths on the CPU at tiny sizes (tiny profile, batch 2, one step)",
+    )
     parser.add_argument("--device", help="default: cuda where available (with --toy: cpu)")
     parser.add_argument("--ldm-batch", type=int, help="per-GPU train_ldm batch (default 32; toy 2)")
     parser.add_argument("--ae-batch", type=int, help="train_aekl batch for fp32 against bf16 (default 8; toy 2)")
     parser.add_argument("--sample-batch", type=int, help="sampling batch (default 16; toy 2)")
-    parser.add_argument("--sample-steps", type=int,
-                        help="DDIM steps (default: the profile's train_ldm.sample_steps, the bundle's 50; toy 2)")
+    parser.add_argument(
+        "--sample-steps",
+        type=int,
+        help="DDIM steps (default: the profile's train_ldm.sample_steps, the bundle's 50; toy 2)",
+    )
     parser.add_argument("--steps", type=int, help="timed training steps after a warm-up step (default 3; toy 1)")
     parser.add_argument("--max-batch", type=int, help="the largest batch a search tries (default 4096; toy 4)")
     parser.add_argument("--matmul-size", type=int, help="n of the n x n x n bf16 product (default 8192; toy 256)")
-    parser.add_argument("--compile-backend", help="torch.compile backend (default inductor; toy eager, which traces "
-                                                  "the same way without generating code)")
+    parser.add_argument(
+        "--compile-backend",
+        help="torch.compile backend (default inductor; toy eager, which traces the same way without generating code)",
+    )
     args = parser.parse_args()
     toy = args.toy
-    defaults = {"profile": str(ROOT / "configs" / ("tiny.yaml" if toy else "mimic.yaml")),
-                "device": "cpu" if toy or not torch.cuda.is_available() else "cuda",
-                "ldm_batch": 2 if toy else 32, "ae_batch": 2 if toy else 8, "sample_batch": 2 if toy else 16,
-                "sample_steps": 2 if toy else None, "steps": 1 if toy else 3, "max_batch": 4 if toy else 4096,
-                "matmul_size": 256 if toy else 8192, "compile_backend": "eager" if toy else "inductor"}
+    defaults = {
+        "profile": str(ROOT / "configs" / ("tiny.yaml" if toy else "mimic.yaml")),
+        "device": "cpu" if toy or not torch.cuda.is_available() else "cuda",
+        "ldm_batch": 2 if toy else 32,
+        "ae_batch": 2 if toy else 8,
+        "sample_batch": 2 if toy else 16,
+        "sample_steps": 2 if toy else None,
+        "steps": 1 if toy else 3,
+        "max_batch": 4 if toy else 4096,
+        "matmul_size": 256 if toy else 8192,
+        "compile_backend": "eager" if toy else "inductor",
+    }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -611,11 +754,19 @@ def main():
     args.sample_steps = args.sample_steps or int(params["train_ldm"]["sample_steps"])
     torch.manual_seed(0)
     if args.toy:
-        torch.set_num_threads(1)    # tiny tensors gain nothing from threads, which spin on shared CPUs
+        torch.set_num_threads(1)  # tiny tensors gain nothing from threads, which spin on shared CPUs
     run = GpuReport(args, params)
     # the fixed batches first, then the searches for the largest; torch.compile, the dearest, among the last
-    for item in (run.peaks, run.train_ldm, run.train_aekl, run.sampling, run.train_ldm_largest, run.train_ldm_compiled,
-                 run.train_aekl_largest, run.sampling_largest):
+    for item in (
+        run.peaks,
+        run.train_ldm,
+        run.train_aekl,
+        run.sampling,
+        run.train_ldm_largest,
+        run.train_ldm_compiled,
+        run.train_aekl_largest,
+        run.sampling_largest,
+    ):
         item()
     run.show()
     run.report.save()

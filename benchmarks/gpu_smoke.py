@@ -24,15 +24,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # only the encoder width is needed; known ones are built in
 sys.path.insert(0, str(ROOT))
-from cxrldm.models import networks  # noqa: E402
-from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder  # noqa: E402
-from cxrldm.models.autoencoder import build_training as build_autoencoder_training  # noqa: E402
-from cxrldm.models.autoencoder import train_step as autoencoder_step  # noqa: E402
-from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
+from cxrldm.models import networks
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder
+from cxrldm.models.autoencoder import build_training as build_autoencoder_training
+from cxrldm.models.autoencoder import train_step as autoencoder_step
+from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step
+from cxrldm.models.text import encoder_width
+from cxrldm.models.training import Runtime
 from cxrldm.sampling.generation import generate
-from cxrldm.sampling.schedulers import make_scheduler  # noqa: E402
-from cxrldm.models.text import encoder_width  # noqa: E402
-from cxrldm.models.training import Runtime  # noqa: E402
+from cxrldm.sampling.schedulers import make_scheduler
 
 
 def cpu_peak_gib(reset: bool = False) -> float | None:
@@ -74,8 +74,9 @@ def autoencoder_case(params, runtime, batch):
     model = SampledAutoencoder(autoencoder)
     images = torch.rand(batch, 1, cfg.image_size, cfg.image_size, device=runtime.device)
     eps = torch.randn([batch, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)], device=runtime.device)
-    return lambda: autoencoder_step(images, eps, model, *rest, dataclasses.replace(cfg, batch_size=batch), runtime,
-                                    adversarial=True)
+    return lambda: autoencoder_step(
+        images, eps, model, *rest, dataclasses.replace(cfg, batch_size=batch), runtime, adversarial=True
+    )
 
 
 def diffusion_case(params, runtime, batch, width):
@@ -86,9 +87,11 @@ def diffusion_case(params, runtime, batch, width):
     scheduler = cfg.noise_schedule()
     mu, sigma = torch.randn(batch, *shape), torch.rand(batch, *shape) * 0.1
     context = torch.randn(batch, params["text_encoder"]["max_length"], width, device=runtime.device)
+
     def step():
         latents, noise, timesteps = (t.to(runtime.device) for t in draw_step(mu, sigma, 0.3, 1000, None))
         train_step(unet, ema, optimizer, warmup, scaler, scheduler, latents, noise, timesteps, context, cfg, runtime)
+
     return step
 
 
@@ -101,10 +104,23 @@ def sampling_case(params, runtime, batch, width, sample_steps, cfg: DiffusionCon
     unet = networks.build("DiffusionModelUNet", cfg.unet_kwargs(ae.latent_channels, width)).to(runtime.device).eval()
     context = torch.randn(batch, params["text_encoder"]["max_length"], width)
     shape = networks.latent_shape(ae.autoencoder_kwargs(), ae.image_size)
+
     def step(steps=sample_steps):
         scheduler = make_scheduler("ddim", 1000, cfg.beta_start, cfg.beta_end, cfg.prediction_type)
-        return generate(unet, autoencoder, scheduler, context, torch.zeros(1, *context.shape[1:]), list(range(batch)),
-                        shape, 0.3, steps, params["sample"]["guidance_scale"], runtime)
+        return generate(
+            unet,
+            autoencoder,
+            scheduler,
+            context,
+            torch.zeros(1, *context.shape[1:]),
+            list(range(batch)),
+            shape,
+            0.3,
+            steps,
+            params["sample"]["guidance_scale"],
+            runtime,
+        )
+
     return step
 
 
@@ -130,15 +146,23 @@ def main():
         if precision == "fp16" and device.type != "cuda":
             continue
         runtime = Runtime(device, precision)
-        cases = [("train_aekl step", args.ae_batch, lambda: autoencoder_case(params, runtime, args.ae_batch)),
-                 ("train_ldm step", args.ldm_batch, lambda: diffusion_case(params, runtime, args.ldm_batch, width)),
-                 (f"sampling, {args.sample_steps} DDIM steps + decode", args.sample_batch,
-                  lambda: sampling_case(params, runtime, args.sample_batch, width, args.sample_steps))]
+        cases = [
+            ("train_aekl step", args.ae_batch, lambda: autoencoder_case(params, runtime, args.ae_batch)),
+            ("train_ldm step", args.ldm_batch, lambda: diffusion_case(params, runtime, args.ldm_batch, width)),
+            (
+                f"sampling, {args.sample_steps} DDIM steps + decode",
+                args.sample_batch,
+                lambda: sampling_case(params, runtime, args.sample_batch, width, args.sample_steps),
+            ),
+        ]
         for work, batch, build in cases:  # one case's models alive at a time
             step = build()
             seconds, memory = timed(step, args.steps, device)
-            print(f"| {work} | {precision} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | "
-                  f"{'-' if memory is None else f'{memory:.1f}'} |", flush=True)
+            print(
+                f"| {work} | {precision} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | "
+                f"{'-' if memory is None else f'{memory:.1f}'} |",
+                flush=True,
+            )
             del step
             if device.type == "cuda":
                 torch.cuda.empty_cache()

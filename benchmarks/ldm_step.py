@@ -17,9 +17,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm.models import networks  # noqa: E402
-from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step  # noqa: E402
-from cxrldm.models.training import Runtime, resolve_precision  # noqa: E402
+from cxrldm.models import networks
+from cxrldm.models.diffusion import DiffusionConfig, build_training, draw_step, train_step
+from cxrldm.models.training import Runtime, resolve_precision
 
 
 def main():
@@ -33,8 +33,9 @@ def main():
     params = yaml.safe_load(Path(args.profile).read_text())
     cfg = DiffusionConfig(**params["train_ldm"])
     ae = params["train_aekl"]
-    ae_kwargs = networks.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"],
-                                        norm_num_groups=ae["norm_num_groups"])
+    ae_kwargs = networks.autoencoder_kwargs(
+        ae["channels"], ae["latent_channels"], ae["num_res_blocks"], norm_num_groups=ae["norm_num_groups"]
+    )
     device = torch.device(args.device)
     runtime = Runtime(device, resolve_precision(cfg.precision, device))
     torch.manual_seed(0)
@@ -72,9 +73,11 @@ def main():
 
     encoding = seconds_per_step(encode_every_step)
     caching = seconds_per_step(cached)
-    print(f"{Path(args.profile).name}: UNet {networks.n_params(unet) / 1e6:.2f} M params, autoencoder "
-          f"{networks.n_params(autoencoder) / 1e6:.2f} M, {size} px images -> latents {list(mu.shape[1:])}, batch {batch}, "
-          f"{device} {runtime.precision}, {args.steps} timed steps\n")
+    print(
+        f"{Path(args.profile).name}: UNet {networks.n_params(unet) / 1e6:.2f} M params, autoencoder "
+        f"{networks.n_params(autoencoder) / 1e6:.2f} M, {size} px images -> latents {list(mu.shape[1:])}, batch {batch}, "
+        f"{device} {runtime.precision}, {args.steps} timed steps\n"
+    )
     print("| latents | s/step | images/s |")
     print("|---|---:|---:|")
     print(f"| encoded by the autoencoder every step (reference) | {encoding:.3f} | {batch / encoding:.1f} |")

@@ -26,13 +26,13 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm.data import tables, layout
-from cxrldm.demo import phantoms  # noqa: E402
-from cxrldm.demo.dataset import dicom_id, sample_findings  # noqa: E402
-from cxrldm.demo.reports import write_report  # noqa: E402
-from cxrldm.demo.findings import Findings  # noqa: E402
-from cxrldm.data.reports import parse_report, read_reports  # noqa: E402
-from cxrldm.data.resize import resize_all  # noqa: E402
+from cxrldm.data import layout, tables
+from cxrldm.data.reports import parse_report, read_reports
+from cxrldm.data.resize import resize_all
+from cxrldm.demo import phantoms
+from cxrldm.demo.dataset import dicom_id, sample_findings
+from cxrldm.demo.findings import Findings
+from cxrldm.demo.reports import write_report
 
 N_IMAGES, N_PA, N_STUDIES, N_SUBJECTS = 377_110, 96_161, 227_835, 65_379
 
@@ -43,21 +43,39 @@ def make_dataset(root: Path, with_images: int) -> None:
     study_subject = np.sort(rng.choice(subjects, N_STUDIES))
     studies = rng.choice(np.arange(50_000_000, 60_000_000), N_STUDIES, replace=False)
     image_study = np.concatenate([np.arange(N_STUDIES), rng.integers(0, N_STUDIES, N_IMAGES - N_STUDIES)])
-    views = np.array(["PA"] * N_PA + ["AP"] * 147_173 + ["LATERAL"] * 82_852 + ["LL"] * 35_133
-                     + [""] * (N_IMAGES - N_PA - 147_173 - 82_852 - 35_133))
+    views = np.array(
+        ["PA"] * N_PA
+        + ["AP"] * 147_173
+        + ["LATERAL"] * 82_852
+        + ["LL"] * 35_133
+        + [""] * (N_IMAGES - N_PA - 147_173 - 82_852 - 35_133)
+    )
     rng.shuffle(views)
-    metadata = pd.DataFrame({
-        "dicom_id": [dicom_id(rng) for _ in range(N_IMAGES)], "subject_id": study_subject[image_study],
-        "study_id": studies[image_study], "PerformedProcedureStepDescription": "CHEST (PA AND LAT)",
-        "ViewPosition": views, "Rows": 3056, "Columns": 2544, "StudyDate": 21500101, "StudyTime": 80000.0,
-        "ProcedureCodeSequence_CodeMeaning": "CHEST (PA AND LAT)", "ViewCodeSequence_CodeMeaning": "",
-        "PatientOrientationCodeSequence_CodeMeaning": "Erect"})
+    metadata = pd.DataFrame(
+        {
+            "dicom_id": [dicom_id(rng) for _ in range(N_IMAGES)],
+            "subject_id": study_subject[image_study],
+            "study_id": studies[image_study],
+            "PerformedProcedureStepDescription": "CHEST (PA AND LAT)",
+            "ViewPosition": views,
+            "Rows": 3056,
+            "Columns": 2544,
+            "StudyDate": 21500101,
+            "StudyTime": 80000.0,
+            "ProcedureCodeSequence_CodeMeaning": "CHEST (PA AND LAT)",
+            "ViewCodeSequence_CodeMeaning": "",
+            "PatientOrientationCodeSequence_CodeMeaning": "Erect",
+        }
+    )
     metadata.loc[metadata.ViewPosition == "", "ViewPosition"] = None
     metadata.to_csv(root / layout.METADATA_CSV, index=False)
     split = tables.patient_split(metadata.subject_id, (0.98, 0.01, 0.01), 0)
     metadata[["dicom_id", "study_id", "subject_id"]].assign(split=metadata.subject_id.map(split)).to_csv(
-        root / layout.SPLIT_CSV, index=False)
-    paths = [layout.image_path(*row) for row in metadata[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)]
+        root / layout.SPLIT_CSV, index=False
+    )
+    paths = [
+        layout.image_path(*row) for row in metadata[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)
+    ]
     (root / layout.CHECKSUMS).write_text("".join(f"{'0' * 64} {p}\n" for p in paths))
     pa_paths = [p for p, v in zip(paths, views) if v == "PA"]
     for p in pa_paths[:with_images]:
@@ -91,11 +109,13 @@ def stand_in_encoder():
         def encode(self, images):
             n = len(images)
             return torch.full((n, 3, 64, 64), 0.5) + images[:, :1, :1, :1], torch.full((n, 3, 64, 64), 0.1)
+
     return StandInEncoder()
 
 
 def placeholders(n: int):
     import torch
+
     return torch.arange(n, dtype=torch.float32).remainder(7).view(n, 1, 1, 1)
 
 
@@ -105,8 +125,10 @@ def run_latent_store(workdir: Path) -> str:
 
     from cxrldm.models import latents
     from cxrldm.models.training import Runtime
-    std = latents.encode_to_files(stand_in_encoder(), placeholders(N_PA), Runtime(torch.device("cpu"), "fp32"), 256,
-                                  workdir, "train")
+
+    std = latents.encode_to_files(
+        stand_in_encoder(), placeholders(N_PA), Runtime(torch.device("cpu"), "fp32"), 256, workdir, "train"
+    )
     size = sum(f.stat().st_size for f in workdir.glob("train.*.npy")) / 1e9
     return f"{N_PA} latents streamed to {size:.1f} GB of memory maps, std {std:.4f}"
 
@@ -114,6 +136,7 @@ def run_latent_store(workdir: Path) -> str:
 def run_latent_concat(workdir: Path) -> str:
     """The simple way, at 1/8 of the images: collect every batch, concatenate, then the std in float64."""
     import torch
+
     n, encoder, images, mus, sigmas = N_PA // 8, stand_in_encoder(), placeholders(N_PA // 8), [], []
     for batch in images.split(256):
         mu, sigma = encoder.encode(batch)
@@ -137,9 +160,11 @@ def with_peak_memory(function, root: Path) -> tuple[str, float]:
         summary = function(root)
         return summary, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak, done = [anonymous_kib()], threading.Event()
+
     def poll():
         while not done.wait(0.02):
             peak[0] = max(peak[0], anonymous_kib())
+
     watcher = threading.Thread(target=poll, daemon=True)
     watcher.start()
     try:
@@ -193,17 +218,23 @@ def main():
         print(f"| {name} | {seconds:.1f} | {memory:.0f} | {summary} |", flush=True)
     latent_dir = Path(args.workdir) / "latents"
     latent_dir.mkdir(exist_ok=True)
-    for name, function in (("scale_factor storage, ours", run_latent_store),
-                           ("scale_factor storage, in memory (1/8 of the images)", run_latent_concat)):
+    for name, function in (
+        ("scale_factor storage, ours", run_latent_store),
+        ("scale_factor storage, in memory (1/8 of the images)", run_latent_concat),
+    ):
         seconds, memory, summary = measured(function, latent_dir)
         print(f"| {name} | {seconds:.1f} | {memory:.0f} | {summary} |", flush=True)
     rate, png_kb = resize_rate(Path(args.workdir) / "resize", args.images)
-    print(f"| resize ({args.images} JPEGs of 2544x3056) | {args.images / rate:.1f} | - | {rate:.1f} images/s on "
-          f"{os.cpu_count()} cores: 96,161 PA images in {N_PA / rate / 3600:.1f} h |")
+    print(
+        f"| resize ({args.images} JPEGs of 2544x3056) | {args.images / rate:.1f} | - | {rate:.1f} images/s on "
+        f"{os.cpu_count()} cores: 96,161 PA images in {N_PA / rate / 3600:.1f} h |"
+    )
     latents_gb = N_PA * 2 * 3 * 64 * 64 * 2 / 1e9
-    print(f"\nresized PNGs at 512: {png_kb:.0f} KB each -> {N_PA * png_kb / 1024 ** 2:.1f} GB for 96,161 images")
-    print(f"latent cache (mu and sigma, float16, 3x64x64): {latents_gb:.1f} GB for 96,161 images "
-          "(the LDM stage memory-maps it)")
+    print(f"\nresized PNGs at 512: {png_kb:.0f} KB each -> {N_PA * png_kb / 1024**2:.1f} GB for 96,161 images")
+    print(
+        f"latent cache (mu and sigma, float16, 3x64x64): {latents_gb:.1f} GB for 96,161 images "
+        "(the LDM stage memory-maps it)"
+    )
 
 
 if __name__ == "__main__":

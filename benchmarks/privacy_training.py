@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cxrldm.evaluation import privacy  # noqa: E402
+from cxrldm.evaluation import privacy
 
 
 def main():
@@ -32,23 +32,36 @@ def main():
     rows = []
     for channels_last in (False, True):
         start = time.perf_counter()
-        model = privacy.train_embedding(films, torch.arange(len(films)), args.epochs, p["batch_size"], p["lr"],
-                                        seed=0, width=p["width"], embed_dim=p["embed_dim"],
-                                        temperature=p["temperature"], precision=p["precision"],
-                                        channels_last=channels_last)
+        model = privacy.train_embedding(
+            films,
+            torch.arange(len(films)),
+            args.epochs,
+            p["batch_size"],
+            p["lr"],
+            seed=0,
+            width=p["width"],
+            embed_dim=p["embed_dim"],
+            temperature=p["temperature"],
+            precision=p["precision"],
+            channels_last=channels_last,
+        )
         seconds = time.perf_counter() - start
         rows.append((channels_last, seconds, privacy.embed(model, probe, p["image_size"])))
     steps = args.epochs * (args.films // p["batch_size"])
-    print(f"EmbeddingCNN width {p['width']}, {p['image_size']} px, batch {p['batch_size']} anchors + partners, "
-          f"precision {p['precision']}, {torch.get_num_threads()} threads, {steps} steps\n")
+    print(
+        f"EmbeddingCNN width {p['width']}, {p['image_size']} px, batch {p['batch_size']} anchors + partners, "
+        f"precision {p['precision']}, {torch.get_num_threads()} threads, {steps} steps\n"
+    )
     print("| layout | s/step | s/epoch |")
     print("|---|---:|---:|")
     for channels_last, seconds, _ in rows:
         name = "channels-last (train_privacy)" if channels_last else "default (contiguous)"
         print(f"| {name} | {seconds / steps:.4f} | {seconds / args.epochs:.2f} |")
     drift = (rows[0][2] - rows[1][2]).norm(dim=1).mean()
-    print(f"\nspeed-up: {rows[0][1] / rows[1][1]:.2f}x; mean distance between the two layouts' unit embeddings "
-          f"of {len(probe)} films: {drift:.3f}")
+    print(
+        f"\nspeed-up: {rows[0][1] / rows[1][1]:.2f}x; mean distance between the two layouts' unit embeddings "
+        f"of {len(probe)} films: {drift:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cxrldm.demo import phantoms  # noqa: E402
-from cxrldm.demo.findings import Findings  # noqa: E402
-from cxrldm.data.images import load_resized  # noqa: E402
+from cxrldm.data.images import load_resized
+from cxrldm.demo import phantoms
+from cxrldm.demo.findings import Findings
 
 
 def make_originals(folder: Path, n: int) -> list[Path]:
@@ -55,8 +55,10 @@ def main():
     print("|------------------------------|---------:|-------------:|--------------:|")
     print(f"| plain decode + Lanczos       | {plain_speed:8.1f} |            - |             - |")
     print(f"| draft decode + Lanczos (ours)| {draft_speed:8.1f} | {diff.max():12d} | {diff.mean():13.3f} |")
-    print(f"\nspeed-up: {draft_speed / plain_speed:.2f}x; pixels differing by more than 2 levels: "
-          f"{(diff > 2).mean() * 100:.3f}%")
+    print(
+        f"\nspeed-up: {draft_speed / plain_speed:.2f}x; pixels differing by more than 2 levels: "
+        f"{(diff > 2).mean() * 100:.3f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from cxrldm.models import networks  # noqa: E402
-from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training  # noqa: E402
-from cxrldm.models.autoencoder import train_step as autoencoder_step  # noqa: E402
-from cxrldm.models.diffusion import DiffusionConfig  # noqa: E402
-from cxrldm.models.text import encoder_width  # noqa: E402
-from cxrldm.models.training import Runtime  # noqa: E402
+from cxrldm.models import networks
+from cxrldm.models.autoencoder import AutoencoderConfig, SampledAutoencoder, build_training
+from cxrldm.models.autoencoder import train_step as autoencoder_step
+from cxrldm.models.diffusion import DiffusionConfig
+from cxrldm.models.text import encoder_width
+from cxrldm.models.training import Runtime
 
 
 def counted(step) -> float:
@@ -43,8 +43,9 @@ def autoencoder_flops(params: dict) -> float:
     autoencoder, *rest = build_training(cfg, runtime)
     images = torch.rand(1, 1, cfg.image_size, cfg.image_size)
     eps = torch.randn([1, *networks.latent_shape(cfg.autoencoder_kwargs(), cfg.image_size)])
-    return counted(lambda: autoencoder_step(images, eps, SampledAutoencoder(autoencoder), *rest, cfg, runtime,
-                                            adversarial=True))
+    return counted(
+        lambda: autoencoder_step(images, eps, SampledAutoencoder(autoencoder), *rest, cfg, runtime, adversarial=True)
+    )
 
 
 def unet_flops(params: dict) -> float:
@@ -61,12 +62,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=str(ROOT / "configs" / "mimic.yaml"))
     parser.add_argument("--images", type=int, default=94_000, help="PA training images (MIMIC-CXR: about 94k)")
-    parser.add_argument("--tflops", type=float, nargs="+", default=[100.0, 400.0],
-                        help="sustained TFLOP/s of the whole job to project for")
+    parser.add_argument(
+        "--tflops",
+        type=float,
+        nargs="+",
+        default=[100.0, 400.0],
+        help="sustained TFLOP/s of the whole job to project for",
+    )
     args = parser.parse_args()
     params = yaml.safe_load(Path(args.profile).read_text())
-    rows = [("train_aekl", autoencoder_flops(params), params["train_aekl"]["epochs"]),
-            ("train_ldm", unet_flops(params), params["train_ldm"]["epochs"])]
+    rows = [
+        ("train_aekl", autoencoder_flops(params), params["train_aekl"]["epochs"]),
+        ("train_ldm", unet_flops(params), params["train_ldm"]["epochs"]),
+    ]
     header = " | ".join(f"GPU-hours at {t:g} TFLOP/s" for t in args.tflops)
     print(f"profile {Path(args.profile).name}, {args.images:,} training images\n")
     print(f"| stage | GFLOP per image per step | epochs | total PFLOP | {header} |")

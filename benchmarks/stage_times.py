@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-STARTS = {"Running stage '": "ran", "Stage '": "skipped or restored"}     # DVC's lines as a stage begins
+STARTS = {"Running stage '": "ran", "Stage '": "skipped or restored"}  # DVC's lines as a stage begins
 
 
 def stage_start(line: str) -> tuple[str, str] | None:
@@ -20,7 +20,7 @@ def stage_start(line: str) -> tuple[str, str] | None:
     for marker, how in STARTS.items():
         at = line.find(marker)
         if at >= 0 and (marker != "Stage '" or at == 0 or line[at - 1] in "\r\n "):
-            return line[at + len(marker):].split("'", 1)[0], how
+            return line[at + len(marker) :].split("'", 1)[0], how
     return None
 
 
@@ -44,8 +44,9 @@ def stage_seconds(lines, clock=time.perf_counter) -> tuple[list[tuple[str, str, 
 
 
 def main() -> int:
-    process = subprocess.Popen(["dvc", "repro", *sys.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
+    process = subprocess.Popen(
+        ["dvc", "repro", *sys.argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     stages, total = stage_seconds(process.stdout)
     code = process.wait()
     print(f"\n{'stage':<18} {'seconds':>8} {'share':>6}")

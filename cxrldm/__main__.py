@@ -35,8 +35,10 @@ EXAMPLES = """examples:
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return ("usage: cxrldm COMMAND [options]\n\nText-to-chest-X-ray latent diffusion: the tools beside the DVC "
-            "pipeline.\n\ncommands:\n" + "\n".join(lines) + "\n\n" + EXAMPLES)
+    return (
+        "usage: cxrldm COMMAND [options]\n\nText-to-chest-X-ray latent diffusion: the tools beside the DVC "
+        "pipeline.\n\ncommands:\n" + "\n".join(lines) + "\n\n" + EXAMPLES
+    )
 
 
 def version() -> str:
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         nearest = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f"; did you mean {nearest[0]}?" if nearest else f"; one of: {', '.join(COMMANDS)}"
         raise SystemExit(f"cxrldm: unknown command {name!r}{hint}")
-    sys.argv[0] = f"cxrldm {name}"          # argparse's usage lines then read `cxrldm generate ...`
+    sys.argv[0] = f"cxrldm {name}"  # argparse's usage lines then read `cxrldm generate ...`
     importlib.import_module(COMMANDS[name][0]).main(rest)
 
 

@@ -56,8 +56,9 @@ def atomic_dir(path: str | Path):
             shutil.rmtree(path)
 
 
-def write_json(path: str | Path, data, *, indent: int = 2, sort_keys: bool = True, default=None,
-               clean_stale: bool = True) -> None:
+def write_json(
+    path: str | Path, data, *, indent: int = 2, sort_keys: bool = True, default=None, clean_stale: bool = True
+) -> None:
     """Every JSON file the project writes: strict JSON (RFC 8259), so NaN and infinities are refused with a
     one-line ValueError naming the file and the keys that hold them, and nothing is written. A number that
     is undefined is written as null with the reason beside it: in an interval dict a "note" ("undefined:
@@ -69,8 +70,10 @@ def write_json(path: str | Path, data, *, indent: int = 2, sort_keys: bool = Tru
         keys = non_finite(data)
         if not keys:
             raise
-        raise ValueError(f"{path}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}: not a finite number, "
-                         "which JSON cannot hold (write None with a note saying why)") from None
+        raise ValueError(
+            f"{path}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}: not a finite number, "
+            "which JSON cannot hold (write None with a note saying why)"
+        ) from None
     with atomic_path(path, clean_stale) as tmp:
         tmp.write_text(text + "\n")
 

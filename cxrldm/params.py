@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from cxrldm.evaluation import COPY_KINDS, parse_copy
 from cxrldm.models import DEID_MARKERS, PRECISIONS, PROMPT_RULES
@@ -22,7 +23,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    allowed: str                                # what is allowed, for the message
+    allowed: str  # what is allowed, for the message
     accepts: Callable[[Any], bool]
 
 
@@ -36,16 +37,24 @@ def _is_number(v) -> bool:
 
 def integer(low: int | None = None, high: int | None = None) -> Rule:
     bounds = f" >= {low}" if high is None and low is not None else f" in [{low}, {high}]" if low is not None else ""
-    return Rule(f"an integer{bounds}", lambda v: _is_int(v) and (low is None or v >= low)
-                and (high is None or v <= high))
+    return Rule(
+        f"an integer{bounds}", lambda v: _is_int(v) and (low is None or v >= low) and (high is None or v <= high)
+    )
 
 
 def number(low: float | None = None, high: float | None = None, above: float | None = None) -> Rule:
     if above is not None:
         return Rule(f"a number > {above:g}", lambda v: _is_number(v) and v > above)
-    text = f" in [{low:g}, {high:g}]" if low is not None and high is not None else f" >= {low:g}" if low is not None else ""
-    return Rule(f"a number{text}", lambda v: _is_number(v) and (low is None or v >= low)
-                and (high is None or v <= high))
+    text = (
+        f" in [{low:g}, {high:g}]"
+        if low is not None and high is not None
+        else f" >= {low:g}"
+        if low is not None
+        else ""
+    )
+    return Rule(
+        f"a number{text}", lambda v: _is_number(v) and (low is None or v >= low) and (high is None or v <= high)
+    )
 
 
 def choice(*values) -> Rule:
@@ -53,15 +62,19 @@ def choice(*values) -> Rule:
 
 
 def text(empty: bool = False) -> Rule:
-    return Rule("a string" if empty else "a non-empty string", lambda v: isinstance(v, str) and (empty or bool(v.strip())))
+    return Rule(
+        "a string" if empty else "a non-empty string", lambda v: isinstance(v, str) and (empty or bool(v.strip()))
+    )
 
 
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
 
 
 def items(rule: Rule, min_length: int = 1) -> Rule:
-    return Rule(f"a list of at least {min_length} items, each {rule.allowed}",
-                lambda v: isinstance(v, list) and len(v) >= min_length and all(rule.accepts(x) for x in v))
+    return Rule(
+        f"a list of at least {min_length} items, each {rule.allowed}",
+        lambda v: isinstance(v, list) and len(v) >= min_length and all(rule.accepts(x) for x in v),
+    )
 
 
 def optional(rule: Rule) -> Rule:
@@ -69,9 +82,14 @@ def optional(rule: Rule) -> Rule:
 
 
 def _prompt(v) -> bool:
-    return (isinstance(v, dict) and isinstance(v.get("text"), str) and bool(v["text"].strip())
-            and set(v) <= {"text", "finding", "side"} and (v.get("finding") is None or isinstance(v["finding"], str))
-            and v.get("side") in (None, "left", "right"))
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("text"), str)
+        and bool(v["text"].strip())
+        and set(v) <= {"text", "finding", "side"}
+        and (v.get("finding") is None or isinstance(v["finding"], str))
+        and v.get("side") in (None, "left", "right")
+    )
 
 
 EDIT_KEYS = {"name", "prompt", "finding", "target", "source", "mask", "keep", "side"}
@@ -80,9 +98,15 @@ EDIT_KEYS = {"name", "prompt", "finding", "target", "source", "mask", "keep", "s
 def _edit(v) -> bool:
     def named(key):
         return isinstance(v.get(key), str) and bool(v[key].strip())
-    return (isinstance(v, dict) and set(v) <= EDIT_KEYS and all(named(k) for k in ("name", "prompt", "finding", "source", "mask"))
-            and v.get("target") in ("present", "absent") and v.get("side") in (None, "left", "right")
-            and (v.get("keep") is None or isinstance(v["keep"], str)))
+
+    return (
+        isinstance(v, dict)
+        and set(v) <= EDIT_KEYS
+        and all(named(k) for k in ("name", "prompt", "finding", "source", "mask"))
+        and v.get("target") in ("present", "absent")
+        and v.get("side") in (None, "left", "right")
+        and (v.get("keep") is None or isinstance(v["keep"], str))
+    )
 
 
 def _copy(v) -> bool:
@@ -97,85 +121,182 @@ POSITIVE, COUNT = integer(1), integer(0)
 RATE, WEIGHT = number(above=0), number(0)
 
 RULES: dict[str, Rule] = {
-    "data.format": choice("mimic", "manifest"), "data.root": text(), "data.reports": text(), "data.index": text(),
-    "data.labels": text(), "data.checksums": text(), "data.demographics": text(),
-    "extract_reports.prompt": choice("report", "template"), "extract_reports.template": text(),
-    "demo_data.seed": SEED, "demo_data.n_studies": POSITIVE, "demo_data.min_side": integer(16),
-    "filter_pa.view": text(), "filter_pa.split": choice("official", "by_patient"), "filter_pa.split_file": text(),
-    "filter_pa.split_seed": SEED, "filter_pa.train_fraction": number(0, 1),
-    "filter_pa.validate_fraction": number(0, 1), "filter_pa.test_fraction": number(0, 1),
-    "resize.size": integer(16), "resize.draft": BOOLEAN,
-    "train_aekl.seed": SEED, "train_aekl.image_size": integer(8), "train_aekl.channels": items(POSITIVE),
-    "train_aekl.latent_channels": POSITIVE, "train_aekl.num_res_blocks": POSITIVE,
-    "train_aekl.norm_num_groups": POSITIVE, "train_aekl.disc_channels": POSITIVE, "train_aekl.disc_layers": POSITIVE,
-    "train_aekl.disc_norm": choice("batch", "instance"), "train_aekl.perceptual_network": choice("squeeze", "alex", "vgg"),
-    "train_aekl.perceptual_weight": WEIGHT, "train_aekl.kl_weight": WEIGHT, "train_aekl.adv_weight": WEIGHT,
-    "train_aekl.adv_start_epoch": COUNT, "train_aekl.lr_g": RATE, "train_aekl.lr_d": RATE,
-    "train_aekl.grad_clip": WEIGHT, "train_aekl.batch_size": POSITIVE, "train_aekl.epochs": POSITIVE,
-    "train_aekl.augment_p": number(0, 1), "train_aekl.augment_degrees": number(0, 180),
-    "train_aekl.augment_translate_px": WEIGHT, "train_aekl.augment_scale": number(0, 0.5),
-    "train_aekl.augment_flip_p": number(0, 1), "train_aekl.augment_shift_p": number(0, 1),
-    "train_aekl.augment_shift": number(0, 0.5), "train_aekl.augment_gamma_p": number(0, 1),
+    "data.format": choice("mimic", "manifest"),
+    "data.root": text(),
+    "data.reports": text(),
+    "data.index": text(),
+    "data.labels": text(),
+    "data.checksums": text(),
+    "data.demographics": text(),
+    "extract_reports.prompt": choice("report", "template"),
+    "extract_reports.template": text(),
+    "demo_data.seed": SEED,
+    "demo_data.n_studies": POSITIVE,
+    "demo_data.min_side": integer(16),
+    "filter_pa.view": text(),
+    "filter_pa.split": choice("official", "by_patient"),
+    "filter_pa.split_file": text(),
+    "filter_pa.split_seed": SEED,
+    "filter_pa.train_fraction": number(0, 1),
+    "filter_pa.validate_fraction": number(0, 1),
+    "filter_pa.test_fraction": number(0, 1),
+    "resize.size": integer(16),
+    "resize.draft": BOOLEAN,
+    "train_aekl.seed": SEED,
+    "train_aekl.image_size": integer(8),
+    "train_aekl.channels": items(POSITIVE),
+    "train_aekl.latent_channels": POSITIVE,
+    "train_aekl.num_res_blocks": POSITIVE,
+    "train_aekl.norm_num_groups": POSITIVE,
+    "train_aekl.disc_channels": POSITIVE,
+    "train_aekl.disc_layers": POSITIVE,
+    "train_aekl.disc_norm": choice("batch", "instance"),
+    "train_aekl.perceptual_network": choice("squeeze", "alex", "vgg"),
+    "train_aekl.perceptual_weight": WEIGHT,
+    "train_aekl.kl_weight": WEIGHT,
+    "train_aekl.adv_weight": WEIGHT,
+    "train_aekl.adv_start_epoch": COUNT,
+    "train_aekl.lr_g": RATE,
+    "train_aekl.lr_d": RATE,
+    "train_aekl.grad_clip": WEIGHT,
+    "train_aekl.batch_size": POSITIVE,
+    "train_aekl.epochs": POSITIVE,
+    "train_aekl.augment_p": number(0, 1),
+    "train_aekl.augment_degrees": number(0, 180),
+    "train_aekl.augment_translate_px": WEIGHT,
+    "train_aekl.augment_scale": number(0, 0.5),
+    "train_aekl.augment_flip_p": number(0, 1),
+    "train_aekl.augment_shift_p": number(0, 1),
+    "train_aekl.augment_shift": number(0, 0.5),
+    "train_aekl.augment_gamma_p": number(0, 1),
     "train_aekl.augment_gamma": number(0, 0.5),
-    "train_aekl.precision": PRECISION, "train_aekl.val_every": POSITIVE, "train_aekl.val_images": POSITIVE,
-    "train_aekl.ms_ssim_kernel": integer(1), "train_aekl.in_memory": BOOLEAN, "train_aekl.num_workers": COUNT,
+    "train_aekl.precision": PRECISION,
+    "train_aekl.val_every": POSITIVE,
+    "train_aekl.val_images": POSITIVE,
+    "train_aekl.ms_ssim_kernel": integer(1),
+    "train_aekl.in_memory": BOOLEAN,
+    "train_aekl.num_workers": COUNT,
     "train_aekl.init_from": text(empty=True),
-    "text_encoder.model": text(), "text_encoder.encoder_subfolder": text(empty=True),
-    "text_encoder.tokenizer_subfolder": text(empty=True), "text_encoder.max_length": integer(2),
-    "scale_factor.override": optional(number(above=0)), "scale_factor.batch_size": POSITIVE,
+    "text_encoder.model": text(),
+    "text_encoder.encoder_subfolder": text(empty=True),
+    "text_encoder.tokenizer_subfolder": text(empty=True),
+    "text_encoder.max_length": integer(2),
+    "scale_factor.override": optional(number(above=0)),
+    "scale_factor.batch_size": POSITIVE,
     "scale_factor.precision": PRECISION,
-    "train_ldm.seed": SEED, "train_ldm.channels": items(POSITIVE), "train_ldm.attention_levels": items(BOOLEAN),
-    "train_ldm.num_head_channels": items(COUNT), "train_ldm.num_res_blocks": POSITIVE,
-    "train_ldm.norm_num_groups": POSITIVE, "train_ldm.num_train_timesteps": integer(2),
-    "train_ldm.beta_start": number(above=0), "train_ldm.beta_end": number(above=0),
-    "train_ldm.prediction_type": choice("epsilon", "v_prediction", "sample"), "train_ldm.lr": RATE,
-    "train_ldm.weight_decay": WEIGHT, "train_ldm.warmup_steps": COUNT, "train_ldm.grad_clip": WEIGHT,
+    "train_ldm.seed": SEED,
+    "train_ldm.channels": items(POSITIVE),
+    "train_ldm.attention_levels": items(BOOLEAN),
+    "train_ldm.num_head_channels": items(COUNT),
+    "train_ldm.num_res_blocks": POSITIVE,
+    "train_ldm.norm_num_groups": POSITIVE,
+    "train_ldm.num_train_timesteps": integer(2),
+    "train_ldm.beta_start": number(above=0),
+    "train_ldm.beta_end": number(above=0),
+    "train_ldm.prediction_type": choice("epsilon", "v_prediction", "sample"),
+    "train_ldm.lr": RATE,
+    "train_ldm.weight_decay": WEIGHT,
+    "train_ldm.warmup_steps": COUNT,
+    "train_ldm.grad_clip": WEIGHT,
     "train_ldm.lr_schedule": choice("constant", "cosine"),
-    "train_ldm.ema_decay": number(0, 0.99999), "train_ldm.batch_size": POSITIVE, "train_ldm.epochs": POSITIVE,
-    "train_ldm.max_sentences": POSITIVE, "train_ldm.deid_markers": choice(*DEID_MARKERS),
-    "train_ldm.whole_report_share": number(0, 1), "text_encoder.windows": POSITIVE,
-    "sample_reports.prompt": choice(*PROMPT_RULES), "faithfulness.min_ceiling": number(0, 1),
-    "train_ldm.deid_word": text(empty=True), "train_ldm.condition_dropout": number(0, 1),
-    "train_ldm.prompt_pool": COUNT, "train_ldm.precision": PRECISION, "train_ldm.val_every": POSITIVE,
-    "train_ldm.sample_every": POSITIVE, "train_ldm.sample_prompts": items(text(), 0),
-    "train_ldm.sample_steps": POSITIVE, "train_ldm.sample_guidance": WEIGHT,
+    "train_ldm.ema_decay": number(0, 0.99999),
+    "train_ldm.batch_size": POSITIVE,
+    "train_ldm.epochs": POSITIVE,
+    "train_ldm.max_sentences": POSITIVE,
+    "train_ldm.deid_markers": choice(*DEID_MARKERS),
+    "train_ldm.whole_report_share": number(0, 1),
+    "text_encoder.windows": POSITIVE,
+    "sample_reports.prompt": choice(*PROMPT_RULES),
+    "faithfulness.min_ceiling": number(0, 1),
+    "train_ldm.deid_word": text(empty=True),
+    "train_ldm.condition_dropout": number(0, 1),
+    "train_ldm.prompt_pool": COUNT,
+    "train_ldm.precision": PRECISION,
+    "train_ldm.val_every": POSITIVE,
+    "train_ldm.sample_every": POSITIVE,
+    "train_ldm.sample_prompts": items(text(), 0),
+    "train_ldm.sample_steps": POSITIVE,
+    "train_ldm.sample_guidance": WEIGHT,
     "train_ldm.init_from": text(empty=True),
-    "train_evaluator.seed": SEED, "train_evaluator.image_size": integer(16), "train_evaluator.labels": items(text()),
-    "train_evaluator.width": POSITIVE, "train_evaluator.epochs": POSITIVE, "train_evaluator.batch_size": POSITIVE,
-    "train_evaluator.lr": RATE, "train_evaluator.precision": PRECISION,
-    "sample.seed": SEED, "sample.prompts": items(Rule("{text, finding, side: left/right}", _prompt), 0),
-    "sample.prompts_file": optional(text(empty=True)), "sample.n_per_prompt": POSITIVE,
-    "sample.n_unconditional": POSITIVE, "sample.sampler": choice(*SAMPLERS), "sample.steps": POSITIVE,
-    "sample.guidance_scale": WEIGHT, "sample.batch_size": POSITIVE, "sample.precision": PRECISION,
+    "train_evaluator.seed": SEED,
+    "train_evaluator.image_size": integer(16),
+    "train_evaluator.labels": items(text()),
+    "train_evaluator.width": POSITIVE,
+    "train_evaluator.epochs": POSITIVE,
+    "train_evaluator.batch_size": POSITIVE,
+    "train_evaluator.lr": RATE,
+    "train_evaluator.precision": PRECISION,
+    "sample.seed": SEED,
+    "sample.prompts": items(Rule("{text, finding, side: left/right}", _prompt), 0),
+    "sample.prompts_file": optional(text(empty=True)),
+    "sample.n_per_prompt": POSITIVE,
+    "sample.n_unconditional": POSITIVE,
+    "sample.sampler": choice(*SAMPLERS),
+    "sample.steps": POSITIVE,
+    "sample.guidance_scale": WEIGHT,
+    "sample.batch_size": POSITIVE,
+    "sample.precision": PRECISION,
     "sample.dicom": BOOLEAN,
-    "sample_reports.seed": SEED, "sample_reports.test_studies": COUNT, "sample_reports.train_studies": COUNT,
+    "sample_reports.seed": SEED,
+    "sample_reports.test_studies": COUNT,
+    "sample_reports.train_studies": COUNT,
     "sample_reports.seeds_per_prompt": POSITIVE,
-    "evaluate.feature_network": Rule("xrv, evaluator_cnn or hf:<hub id or directory>",
-                                     lambda v: v in ("xrv", "evaluator_cnn") or (isinstance(v, str)
-                                                                                and v.startswith("hf:") and len(v) > 3)),
-    "evaluate.classifier": choice("xrv", "evaluator_cnn"), "evaluate.normal_prompt": optional(integer(0)),
+    "evaluate.feature_network": Rule(
+        "xrv, evaluator_cnn or hf:<hub id or directory>",
+        lambda v: v in ("xrv", "evaluator_cnn") or (isinstance(v, str) and v.startswith("hf:") and len(v) > 3),
+    ),
+    "evaluate.classifier": choice("xrv", "evaluator_cnn"),
+    "evaluate.normal_prompt": optional(integer(0)),
     "evaluate.prdc_k": POSITIVE,
-    "evaluate.kid_subsets": POSITIVE, "evaluate.resamples": POSITIVE, "evaluate.xrv_cache_dir": text(),
-    "evaluate.n_reconstruction": POSITIVE, "evaluate.n_test": integer(3), "evaluate.pairs": COUNT,
-    "evaluate.ms_ssim_kernel": integer(1), "evaluate.seed": SEED, "evaluate.precision": PRECISION,
-    "faithfulness.findings": items(text()), "faithfulness.min_studies": integer(3),
-    "faithfulness.subgroups": items(text(), 0), "faithfulness.age_bands": items(integer(1), 0),
-    "memorisation.percentile": number(0, 100), "memorisation.pixel_size": integer(4),
-    "memorisation.top_pairs": POSITIVE, "memorisation.planted_count": POSITIVE,
+    "evaluate.kid_subsets": POSITIVE,
+    "evaluate.resamples": POSITIVE,
+    "evaluate.xrv_cache_dir": text(),
+    "evaluate.n_reconstruction": POSITIVE,
+    "evaluate.n_test": integer(3),
+    "evaluate.pairs": COUNT,
+    "evaluate.ms_ssim_kernel": integer(1),
+    "evaluate.seed": SEED,
+    "evaluate.precision": PRECISION,
+    "faithfulness.findings": items(text()),
+    "faithfulness.min_studies": integer(3),
+    "faithfulness.subgroups": items(text(), 0),
+    "faithfulness.age_bands": items(integer(1), 0),
+    "memorisation.percentile": number(0, 100),
+    "memorisation.pixel_size": integer(4),
+    "memorisation.top_pairs": POSITIVE,
+    "memorisation.planted_count": POSITIVE,
     "memorisation.spaces": items(choice("features", "pixels", "copy_detector")),
     "memorisation.reidentification": BOOLEAN,
     "memorisation.copy_views": items(Rule("kind[:magnitude] with kind one of " + ", ".join(COPY_KINDS), _copy), 0),
     "memorisation.planted": items(Rule("kind[:magnitude] with kind one of " + ", ".join(COPY_KINDS), _copy), 0),
-    "privacy.seed": SEED, "privacy.image_size": integer(16), "privacy.width": POSITIVE,
-    "privacy.embed_dim": POSITIVE, "privacy.temperature": number(above=0), "privacy.epochs": POSITIVE,
-    "privacy.reid_epochs": POSITIVE, "privacy.batch_size": integer(2), "privacy.lr": RATE,
+    "privacy.seed": SEED,
+    "privacy.image_size": integer(16),
+    "privacy.width": POSITIVE,
+    "privacy.embed_dim": POSITIVE,
+    "privacy.temperature": number(above=0),
+    "privacy.epochs": POSITIVE,
+    "privacy.reid_epochs": POSITIVE,
+    "privacy.batch_size": integer(2),
+    "privacy.lr": RATE,
     "privacy.precision": PRECISION,
-    "edit.seed": SEED, "edit.strength": number(0, 1), "edit.steps": POSITIVE, "edit.guidance_scale": WEIGHT,
-    "edit.feather_px": WEIGHT, "edit.images_per_edit": integer(2), "edit.threshold": number(0, 1),
-    "edit.batch_size": POSITIVE, "edit.precision": PRECISION, "edit.dicom": BOOLEAN,
+    "edit.seed": SEED,
+    "edit.strength": number(0, 1),
+    "edit.steps": POSITIVE,
+    "edit.guidance_scale": WEIGHT,
+    "edit.feather_px": WEIGHT,
+    "edit.images_per_edit": integer(2),
+    "edit.threshold": number(0, 1),
+    "edit.batch_size": POSITIVE,
+    "edit.precision": PRECISION,
+    "edit.dicom": BOOLEAN,
     "reader_study.answers": text(),
-    "edit.edits": items(Rule("{name, prompt, finding, target: present/absent, source: normal/any/<finding>, "
-                             "mask: <zone or PNG>, keep (optional), side (optional): left/right}", _edit)),
+    "edit.edits": items(
+        Rule(
+            "{name, prompt, finding, target: present/absent, source: normal/any/<finding>, "
+            "mask: <zone or PNG>, keep (optional), side (optional): left/right}",
+            _edit,
+        )
+    ),
 }
 
 
@@ -188,21 +309,37 @@ def _odd(v) -> bool:
 RELATIONS = [
     (("train_aekl.ms_ssim_kernel",), _odd, "an odd kernel size"),
     (("evaluate.ms_ssim_kernel",), _odd, "an odd kernel size"),
-    (("train_aekl.image_size", "train_aekl.channels"),
-     lambda size, channels: size % 2 ** (len(channels) - 1) == 0,
-     "an image size divisible by 2^(levels - 1), the autoencoder's downsampling"),
-    (("train_aekl.channels", "train_aekl.norm_num_groups"),
-     lambda channels, groups: all(c % groups == 0 for c in channels), "channels divisible by norm_num_groups"),
-    (("train_ldm.channels", "train_ldm.norm_num_groups"),
-     lambda channels, groups: all(c % groups == 0 for c in channels), "channels divisible by norm_num_groups"),
-    (("train_ldm.channels", "train_ldm.attention_levels", "train_ldm.num_head_channels"),
-     lambda c, a, h: len(c) == len(a) == len(h), "one attention level and head width per channel level"),
-    (("train_ldm.beta_start", "train_ldm.beta_end"), lambda start, end: start < end < 1,
-     "beta_start < beta_end < 1"),
-    (("train_aekl.adv_start_epoch", "train_aekl.epochs"), lambda start, epochs: start <= epochs,
-     "adv_start_epoch <= epochs"),
-    (("filter_pa.train_fraction", "filter_pa.validate_fraction", "filter_pa.test_fraction"),
-     lambda *f: abs(sum(f) - 1) < 1e-6 and f[0] > 0 and f[2] > 0, "fractions summing to 1, train and test above 0"),
+    (
+        ("train_aekl.image_size", "train_aekl.channels"),
+        lambda size, channels: size % 2 ** (len(channels) - 1) == 0,
+        "an image size divisible by 2^(levels - 1), the autoencoder's downsampling",
+    ),
+    (
+        ("train_aekl.channels", "train_aekl.norm_num_groups"),
+        lambda channels, groups: all(c % groups == 0 for c in channels),
+        "channels divisible by norm_num_groups",
+    ),
+    (
+        ("train_ldm.channels", "train_ldm.norm_num_groups"),
+        lambda channels, groups: all(c % groups == 0 for c in channels),
+        "channels divisible by norm_num_groups",
+    ),
+    (
+        ("train_ldm.channels", "train_ldm.attention_levels", "train_ldm.num_head_channels"),
+        lambda c, a, h: len(c) == len(a) == len(h),
+        "one attention level and head width per channel level",
+    ),
+    (("train_ldm.beta_start", "train_ldm.beta_end"), lambda start, end: start < end < 1, "beta_start < beta_end < 1"),
+    (
+        ("train_aekl.adv_start_epoch", "train_aekl.epochs"),
+        lambda start, epochs: start <= epochs,
+        "adv_start_epoch <= epochs",
+    ),
+    (
+        ("filter_pa.train_fraction", "filter_pa.validate_fraction", "filter_pa.test_fraction"),
+        lambda *f: abs(sum(f) - 1) < 1e-6 and f[0] > 0 and f[2] > 0,
+        "fractions summing to 1, train and test above 0",
+    ),
     (("memorisation.percentile",), lambda p: 0 < p < 100, "a percentile strictly between 0 and 100"),
     (("edit.edits",), lambda edits: len({e["name"] for e in edits}) == len(edits), "edits with distinct names"),
 ]

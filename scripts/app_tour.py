@@ -34,11 +34,11 @@ def click_and_wait(page) -> float:
 
 
 def main() -> None:
+    from helpers import Server, http
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
     from cxrldm.app.study import draw, export
-    from helpers import Server, http
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default=".", help="the pipeline's folder (models/, data/, params.yaml)")
@@ -54,7 +54,7 @@ def main() -> None:
     study = draw(project, work / "study", args.films // 2, args.films - args.films // 2, 1)
     server = Server("--models", models, "--study", work / "study", "--work", work / "jobs", log=work / "server.log")
     server.start()
-    while json.loads(http("GET", server.url + "/api/status")[2])["models"] == "loading":   # time the work, not the load
+    while json.loads(http("GET", server.url + "/api/status")[2])["models"] == "loading":  # time the work, not the load
         time.sleep(0.2)
     shots = Path(args.shots) if args.shots else work
     shots.mkdir(parents=True, exist_ok=True)
@@ -71,15 +71,16 @@ def main() -> None:
             generate_s = click_and_wait(page)
             page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
 
-            film = next(f for f in study["films"]
-                        if f["truth"] == "real" and "Pleural Effusion" not in f["findings_truth"])
+            film = next(
+                f for f in study["films"] if f["truth"] == "real" and "Pleural Effusion" not in f["findings_truth"]
+            )
             page.goto(server.url + "/edit")
             page.set_input_files("#file", str(project / film["source"]))
             page.wait_for_selector("#painter:not(.hidden)")
             box = page.locator("#canvas").bounding_box()
-            at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])   # noqa: E731
+            at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])
             page.eval_on_selector("#brush", "b => b.value = 70")
-            for y in (0.55, 0.65, 0.75, 0.85):                # the patient's right lower zone (image left)
+            for y in (0.55, 0.65, 0.75, 0.85):  # the patient's right lower zone (image left)
                 page.mouse.move(*at(0.1, y))
                 page.mouse.down()
                 page.mouse.move(*at(0.45, y), steps=8)

@@ -38,7 +38,7 @@ def imported_modules(path: str, root: Path = ROOT) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             folder = Path(path).parent.parts
-            package = ".".join(folder[:len(folder) - node.level + 1]) if node.level else ""
+            package = ".".join(folder[: len(folder) - node.level + 1]) if node.level else ""
             module = ".".join(part for part in (package, node.module) if part)
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)

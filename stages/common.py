@@ -22,10 +22,10 @@ def _read_params(path: str = PARAMS_FILE) -> dict:
         return yaml.safe_load(f)
 
 
-RECORD_ENV = "CXRLDM_RECORD_PARAMS"     # a directory: record the params each stage reads (RecordingParams)
+RECORD_ENV = "CXRLDM_RECORD_PARAMS"  # a directory: record the params each stage reads (RecordingParams)
 
 
-_read: set[str] = set()                 # the dotted params this process's code read, when recording
+_read: set[str] = set()  # the dotted params this process's code read, when recording
 
 
 def load_params(path: str = PARAMS_FILE) -> dict:
@@ -46,8 +46,12 @@ class RecordingParams(dict):
     through [], get, items, values, `**`, dict(), == and json.dumps all count; sections are views too."""
 
     def __init__(self, data: dict, read: set, prefix: str = ""):
-        super().__init__({key: RecordingParams(value, read, f"{prefix}{key}.") if isinstance(value, dict)
-                          else value for key, value in data.items()})
+        super().__init__(
+            {
+                key: RecordingParams(value, read, f"{prefix}{key}.") if isinstance(value, dict) else value
+                for key, value in data.items()
+            }
+        )
         self._read, self._prefix = read, prefix
 
     def __getitem__(self, key):
@@ -57,7 +61,7 @@ class RecordingParams(dict):
         return value
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 (self.get is this method)
 
     def __iter__(self):  # overriding it turns off CPython's `**`/dict() fast path that skips __getitem__
         return iter(list(self.keys()))
@@ -86,7 +90,7 @@ def _write_read_params(folder: Path) -> None:
     """Merge this process's reads into folder/<stage>.json (a stage may run in several processes)."""
     file = folder / f"{stage_name()}.json"
     read = _read | set(json.loads(file.read_text())) if file.exists() else _read
-    write_json(file, sorted(read), indent=1, sort_keys=False, clean_stale=False)   # another process may be writing
+    write_json(file, sorted(read), indent=1, sort_keys=False, clean_stale=False)  # another process may be writing
 
 
 def workers() -> int:
@@ -115,6 +119,7 @@ def check_stage_params(stage: str, dvc_file: str = "dvc.yaml") -> None:
     """Check every param the stage lists in dvc.yaml (and those its cmd and deps interpolate) against
     cxrldm/params.py, before any data is read or output touched; and that params.yaml holds no unknown key."""
     from cxrldm.params import check, check_known
+
     spec = yaml.safe_load(Path(dvc_file).read_text())["stages"][stage]
     text = " ".join([spec["cmd"], *map(str, spec.get("deps", []))])
     params = _read_params()

@@ -13,8 +13,14 @@ OUT = paths.DEMO
 def main():
     p = load_params()["demo_data"]
     with atomic_dir(OUT) as tmp:
-        counts = demo.generate(tmp, n_studies=p["n_studies"], seed=p["seed"], min_side=p["min_side"],
-                               workers=workers(), progress=partial(progress, desc="demo images"))
+        counts = demo.generate(
+            tmp,
+            n_studies=p["n_studies"],
+            seed=p["seed"],
+            min_side=p["min_side"],
+            workers=workers(),
+            progress=partial(progress, desc="demo images"),
+        )
     write_json(paths.metrics("demo_data"), counts)
     print(counts)
 

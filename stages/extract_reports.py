@@ -40,8 +40,11 @@ def parsed(text) -> dict:
 def manifest_reports(manifest: pd.DataFrame, studies: pd.DataFrame):
     """Per study: its first row with a report, parsed, or with findings / impression, used as they are."""
     texts = [c for c in ("report", "findings", "impression") if c in manifest]
-    has_text = manifest[texts].fillna("").astype(str).apply(lambda c: c.str.strip() != "").any(axis=1) \
-        if texts else pd.Series(False, index=manifest.index)
+    has_text = (
+        manifest[texts].fillna("").astype(str).apply(lambda c: c.str.strip() != "").any(axis=1)
+        if texts
+        else pd.Series(False, index=manifest.index)
+    )
     rows = manifest.assign(_text=~has_text).sort_values(["study_id", "_text"], kind="stable")
     rows = rows.drop_duplicates("study_id").set_index("study_id")
     for study in studies.study_id:
@@ -50,8 +53,14 @@ def manifest_reports(manifest: pd.DataFrame, studies: pd.DataFrame):
         if text is not None:
             yield parsed(text), False
         elif findings or impression:
-            yield {"findings": findings, "impression": impression,
-                   "sentences": split_sentences(findings) + split_sentences(impression)}, False
+            yield (
+                {
+                    "findings": findings,
+                    "impression": impression,
+                    "sentences": split_sentences(findings) + split_sentences(impression),
+                },
+                False,
+            )
         else:
             yield parsed(None), True
 
@@ -60,8 +69,10 @@ def template_reports(template: str, studies: pd.DataFrame, values: pd.DataFrame)
     """Per study: the template filled from its labels and metadata, as its one prompt sentence."""
     missing = [f for f in template_fields(template) if f != "findings" and f not in values.columns]
     if missing:
-        raise ValueError(f"extract_reports.template: {{{missing[0]}}} is not a column of the manifest or the "
-                         f"labels (columns: {', '.join(map(str, values.columns))})")
+        raise ValueError(
+            f"extract_reports.template: {{{missing[0]}}} is not a column of the manifest or the "
+            f"labels (columns: {', '.join(map(str, values.columns))})"
+        )
     rows = values.drop_duplicates("study_id").set_index("study_id")
     for study in studies.study_id:
         filled = render_template(template, rows.loc[study].to_dict() if study in rows.index else {})
@@ -82,15 +93,29 @@ def main():
         values = labels.drop_duplicates("study_id")
         if manifest is not None:
             extra = [c for c in manifest.columns if c not in values.columns]
-            values = values.merge(manifest[extra + ["study_id"]].drop_duplicates("study_id"), on="study_id", how="outer")
+            values = values.merge(
+                manifest[extra + ["study_id"]].drop_duplicates("study_id"), on="study_id", how="outer"
+            )
         reports = template_reports(template, studies, values)
     elif manifest is not None:
         reports = manifest_reports(manifest, studies)
     else:
-        reports = (({**parsed(text), "invalid_utf8": getattr(text, "invalid_utf8", False)}, text is None)
-                   for text in mimic_texts(source, studies))
-    rows, counts = [], {"studies": len(studies), "missing_report": 0, "no_findings": 0, "no_impression": 0,
-                        "no_sections": 0, "sentences": 0, "invalid_utf8": 0}
+        reports = (
+            ({**parsed(text), "invalid_utf8": getattr(text, "invalid_utf8", False)}, text is None)
+            for text in mimic_texts(source, studies)
+        )
+    rows, counts = (
+        [],
+        {
+            "studies": len(studies),
+            "missing_report": 0,
+            "no_findings": 0,
+            "no_impression": 0,
+            "no_sections": 0,
+            "sentences": 0,
+            "invalid_utf8": 0,
+        },
+    )
     for (subject, study), (report, missing) in zip(studies.itertuples(index=False), reports):
         counts["missing_report"] += missing
         counts["no_findings"] += not report["findings"]
@@ -98,11 +123,19 @@ def main():
         counts["no_sections"] += not report["findings"] and not report["impression"]
         counts["sentences"] += len(report["sentences"])
         counts["invalid_utf8"] += bool(report.get("invalid_utf8"))
-        rows.append({"subject_id": subject, "study_id": study, "findings": report["findings"],
-                     "impression": report["impression"], "sentences": json.dumps(report["sentences"])})
+        rows.append(
+            {
+                "subject_id": subject,
+                "study_id": study,
+                "findings": report["findings"],
+                "impression": report["impression"],
+                "sentences": json.dumps(report["sentences"]),
+            }
+        )
     if not counts["sentences"]:
-        raise ValueError(f"no report text: none of the {len(studies)} studies has findings or impression "
-                         f"sentences ({counts})")
+        raise ValueError(
+            f"no report text: none of the {len(studies)} studies has findings or impression sentences ({counts})"
+        )
     write_csv(OUT, pd.DataFrame(rows))
     write_json(paths.metrics("extract_reports"), counts)
     print(counts)

@@ -8,16 +8,15 @@ tail stays visible; and per subgroup of `subgroups` (sex, age bands from data.de
 faithfulness AUROC on synthetic and real images and the FID, so a fairness gap is visible. Written to
 metrics/faithfulness.json, with a grid per finding (synthetic above real)."""
 
-
 import torch
 from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data import labels
 from cxrldm.data.datasets import load_images
+from cxrldm.data.images import grid
 from cxrldm.evaluation import classification, faithfulness, fidelity, networks, samples
 from cxrldm.io import atomic_dir, write_json
-from cxrldm.data.images import grid
 from stages.common import load_params, progress, run
 
 SAMPLES, RESIZED, GRIDS = paths.REPORT_SAMPLES, paths.RESIZED, paths.FINDING_GRIDS
@@ -36,28 +35,58 @@ def main():
     classifier = networks.load_network(e["classifier"], e["xrv_cache_dir"], paths.EVALUATOR)
     columns = classification.classifier_columns(classifier, findings, "faithfulness.findings")
     synthetic_probability, real_probability = classifier.probabilities(synthetic), classifier.probabilities(real)
-    network = classifier if e["feature_network"] == e["classifier"] else \
-        networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
+    network = (
+        classifier
+        if e["feature_network"] == e["classifier"]
+        else networks.load_network(e["feature_network"], e["xrv_cache_dir"], paths.EVALUATOR)
+    )
     synthetic_features, real_features = network.features(synthetic), network.features(real)
     fidelity_options = {"k": e["prdc_k"], "kid_subsets": e["kid_subsets"], **options}
 
-    results = {"classifier": classifier.name, "feature_network": network.name, "n_studies": len(manifest),
-               "min_studies": p["min_studies"], "findings": {
-                   finding: faithfulness.finding_entry(synthetic_probability[:, column], real_probability[:, column],
-                                                       target, synthetic_features, real_features, p["min_studies"],
-                                                       p["min_ceiling"], param=MIN_STUDIES, **fidelity_options)
-                   for finding, column, target in zip(findings, columns, targets.T)}}
+    results = {
+        "classifier": classifier.name,
+        "feature_network": network.name,
+        "n_studies": len(manifest),
+        "min_studies": p["min_studies"],
+        "findings": {
+            finding: faithfulness.finding_entry(
+                synthetic_probability[:, column],
+                real_probability[:, column],
+                target,
+                synthetic_features,
+                real_features,
+                p["min_studies"],
+                p["min_ceiling"],
+                param=MIN_STUDIES,
+                **fidelity_options,
+            )
+            for finding, column, target in zip(findings, columns, targets.T)
+        },
+    }
     results.update(faithfulness.summary(results["findings"]))
-    results["all_studies"] = fidelity.fidelity(real_features, synthetic_features, e["prdc_k"],
-                                               kid_subsets=e["kid_subsets"], **options)
+    results["all_studies"] = fidelity.fidelity(
+        real_features, synthetic_features, e["prdc_k"], kid_subsets=e["kid_subsets"], **options
+    )
     demographics_file = params["data"]["demographics"]
     demographics = labels.read_demographics(demographics_file, p["subgroups"]) if p["subgroups"] else None
-    results["subgroups"] = {column: {
-        name: faithfulness.subgroup_entry(rows.index.to_numpy(), targets, synthetic_probability, real_probability, columns,
-                                          real_features, synthetic_features, p["min_studies"], param=MIN_STUDIES,
-                                          **fidelity_options)
-        for name, rows in subgroups(demographics, column, manifest.subject_id, p["age_bands"])}
-        for column in p["subgroups"]}
+    results["subgroups"] = {
+        column: {
+            name: faithfulness.subgroup_entry(
+                rows.index.to_numpy(),
+                targets,
+                synthetic_probability,
+                real_probability,
+                columns,
+                real_features,
+                synthetic_features,
+                p["min_studies"],
+                param=MIN_STUDIES,
+                **fidelity_options,
+            )
+            for name, rows in subgroups(demographics, column, manifest.subject_id, p["age_bands"])
+        }
+        for column in p["subgroups"]
+    }
     write_grids(findings, targets, synthetic, real)
     write_json(paths.metrics("faithfulness"), results)
     report_lines(results)
@@ -82,9 +111,11 @@ def subgroups(demographics, column: str, subject_ids, age_bands: list[int]):
 def report_lines(results: dict) -> None:
     for finding, entry in results["findings"].items():
         auc, auc_real = entry["synthetic_auroc"]["value"], entry["real_auroc"]["value"]
-        print(f"{finding}: faithfulness AUROC {auc if auc is None else round(auc, 3)} "
-              f"(real images {auc_real if auc_real is None else round(auc_real, 3)}), "
-              f"{entry['n_positive']} positive studies")
+        print(
+            f"{finding}: faithfulness AUROC {auc if auc is None else round(auc, 3)} "
+            f"(real images {auc_real if auc_real is None else round(auc_real, 3)}), "
+            f"{entry['n_positive']} positive studies"
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ ranked among all training patients (AUROC, top-1); the same network on the real 
 several films is its ceiling. Written to metrics/memorisation.json, with the closest pairs of each space in
 metrics/memorisation_pairs.png (synthetic above, training below)."""
 
-
 from functools import partial
 
 import torch
@@ -61,16 +60,41 @@ def main():
     source, planted_order = memorisation.prompt_sources(manifest.source_path, training.path)
     training_patients = torch.tensor(training.subject_id.to_numpy())
     prompt_patients = torch.tensor(manifest.subject_id.to_numpy())
-    planted = privacy.planted_copies(training_images[planted_order[:p["planted_count"]]], p["planted"], seed=e["seed"])
-    audit, pairs = memorisation.space_audit(audit_spaces(p["spaces"], p, e), synthetic, training_images, test_images,
-                                            planted, source, training_patients, prompt_patients, p["percentile"],
-                                            p["top_pairs"], e["resamples"], e["seed"])
-    results = {"n_synthetic": len(manifest), "n_training": len(training), "n_null": len(test),
-               "studies": int(manifest.study_id.nunique()), "percentile": p["percentile"], **audit}
+    planted = privacy.planted_copies(training_images[planted_order[: p["planted_count"]]], p["planted"], seed=e["seed"])
+    audit, pairs = memorisation.space_audit(
+        audit_spaces(p["spaces"], p, e),
+        synthetic,
+        training_images,
+        test_images,
+        planted,
+        source,
+        training_patients,
+        prompt_patients,
+        p["percentile"],
+        p["top_pairs"],
+        e["resamples"],
+        e["seed"],
+    )
+    results = {
+        "n_synthetic": len(manifest),
+        "n_training": len(training),
+        "n_null": len(test),
+        "studies": int(manifest.study_id.nunique()),
+        "percentile": p["percentile"],
+        **audit,
+    }
     if p["reidentification"]:
         results["reidentification"] = privacy.reidentification_check(
-            privacy.load_embedding(paths.REIDENTIFIER), synthetic, training_images, test_images, prompt_patients,
-            training_patients, torch.tensor(test.subject_id.to_numpy()), e["resamples"], e["seed"])
+            privacy.load_embedding(paths.REIDENTIFIER),
+            synthetic,
+            training_images,
+            test_images,
+            prompt_patients,
+            training_patients,
+            torch.tensor(test.subject_id.to_numpy()),
+            e["resamples"],
+            e["seed"],
+        )
     with atomic_path(PAIRS) as tmp:
         Image.fromarray(pairs).save(tmp, format="PNG")
     write_json(paths.metrics("memorisation"), results)
@@ -79,18 +103,24 @@ def main():
 
 def report_lines(results: dict, n: int) -> None:
     for space, report in results["spaces"].items():
-        print(f"{space}: {report['flagged_count']} of {n} flagged below {report['threshold']:.4g} "
-              f"(null's p{results['space_percentile']:.3g}); nearest is the prompt's own image for "
-              f"{report['nearest_is_source_fraction']['value']:.3f}, its patient's for "
-              f"{report['nearest_is_source_patient_fraction']['value']:.3f}")
-    print(f"union of spaces: {results['union']['flagged_count']} of {n} flagged; real test films flagged "
-          f"{results['union']['null_flagged_fraction']:.3f}")
+        print(
+            f"{space}: {report['flagged_count']} of {n} flagged below {report['threshold']:.4g} "
+            f"(null's p{results['space_percentile']:.3g}); nearest is the prompt's own image for "
+            f"{report['nearest_is_source_fraction']['value']:.3f}, its patient's for "
+            f"{report['nearest_is_source_patient_fraction']['value']:.3f}"
+        )
+    print(
+        f"union of spaces: {results['union']['flagged_count']} of {n} flagged; real test films flagged "
+        f"{results['union']['null_flagged_fraction']:.3f}"
+    )
     for spec, counts in results["planted"].items():
         print(f"planted {spec}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for name, r in results.get("reidentification", {}).items():
         if r["n_queries"]:
-            print(f"re-identification, {name}: AUROC {r['auroc']['value']:.3f}, top-1 {r['top1']['value']:.3f} "
-                  f"(chance {r['chance_top1']:.4f}, {r['n_queries']} queries)")
+            print(
+                f"re-identification, {name}: AUROC {r['auroc']['value']:.3f}, top-1 {r['top1']['value']:.3f} "
+                f"(chance {r['chance_top1']:.4f}, {r['n_queries']} queries)"
+            )
 
 
 if __name__ == "__main__":

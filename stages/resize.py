@@ -1,6 +1,5 @@
 """Stage resize: every PA image to 8-bit PNG with its shortest side at resize.size."""
 
-
 import pandas as pd
 
 from cxrldm import paths
@@ -10,10 +9,20 @@ from cxrldm.io import atomic_dir, write_csv, write_json
 from stages.common import load_params, progress, run, workers
 
 OUT = paths.RESIZED
-PREFLIGHT = 32           # images resized before the disk space for the rest is estimated
+PREFLIGHT = 32  # images resized before the disk space for the rest is estimated
 # window, inverted: how a DICOM file was displayed (cxrldm.data.dicom); blank for JPEG / PNG
-IMAGE_COLUMNS = ["dicom_id", "subject_id", "study_id", "split", "path", "width", "height", "sha256", "window",
-                 "inverted"]
+IMAGE_COLUMNS = [
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "split",
+    "path",
+    "width",
+    "height",
+    "sha256",
+    "window",
+    "inverted",
+]
 
 
 def main():
@@ -26,14 +35,26 @@ def main():
     rows, skipped, written = [], [], []
     with atomic_dir(OUT) as tmp:
         results = resize_all(table.path, root, tmp, size, workers=workers(), draft=draft)
-        for k, (row, (path, width, height, digest, error, window, inverted)) in enumerate(zip(
-                table.itertuples(index=False), progress(results, total=len(table), desc="resize")), 1):
+        for k, (row, (path, width, height, digest, error, window, inverted)) in enumerate(
+            zip(table.itertuples(index=False), progress(results, total=len(table), desc="resize")), 1
+        ):
             if error:
                 skipped.append({"dicom_id": row.dicom_id, "source": row.path, "error": error})
             else:
-                rows.append({"dicom_id": row.dicom_id, "subject_id": row.subject_id, "study_id": row.study_id,
-                             "split": row.split, "path": path, "width": width, "height": height, "sha256": digest,
-                             "window": window, "inverted": inverted})
+                rows.append(
+                    {
+                        "dicom_id": row.dicom_id,
+                        "subject_id": row.subject_id,
+                        "study_id": row.study_id,
+                        "split": row.split,
+                        "path": path,
+                        "width": width,
+                        "height": height,
+                        "sha256": digest,
+                        "window": window,
+                        "inverted": inverted,
+                    }
+                )
                 if len(written) < PREFLIGHT:
                     written.append((tmp / path).stat().st_size)
                     if len(written) == PREFLIGHT:

@@ -19,6 +19,7 @@ def trim_live(live_dir: Path, epoch: int) -> None:
     they are checkpointed, so a run killed in between logs that epoch again. Metric rows with a later step
     (or cut off mid-line) go, and images named epoch_NNNN after it."""
     from cxrldm.io import atomic_path
+
     for table in (live_dir / "plots" / "metrics").rglob("*.tsv"):
         header, *rows = table.read_text().splitlines()
         kept = [row for row in rows if re.fullmatch(r"\d+\t[^\t]+", row) and int(row.split("\t")[0]) <= epoch]
@@ -36,16 +37,19 @@ def write_timing(stage: str, seconds: float) -> None:
     """A training stage's wall-clock seconds, in metrics/timing/<stage>.json: dvc.yaml lists these files as
     metrics (so `dvc metrics show` has them) but no stage declares them, so they stay out of dvc.lock."""
     from cxrldm.io import write_json
+
     write_json(TIMING / f"{stage}.json", {"seconds": round(seconds, 1)})
 
 
-def start_or_resume(stage: str, init_from: str, own_output: Path, runtime, checkpoint: Path, live_dir: Path,
-                    param: str) -> tuple[str, bool]:
+def start_or_resume(
+    stage: str, init_from: str, own_output: Path, runtime, checkpoint: Path, live_dir: Path, param: str
+) -> tuple[str, bool]:
     """A training stage's start: `init_from` checked (check_init_from), the stage's fingerprint (stage_fingerprint,
     with the precision and the starting weights' content), and whether the checkpoint resumes it. On the main
     process a fresh start clears DVCLive's folder and a resume trims it to the checkpoint's epoch."""
     from cxrldm.io import file_sha256
     from cxrldm.models.training import checkpoint_epoch, checkpoint_matches
+
     check_init_from(init_from, own_output, param)
     # the starting weights' content, not just their path: a resumed run never mixes two starts
     start = file_sha256(init_from) if init_from and Path(init_from).is_file() else ""
@@ -73,8 +77,10 @@ def print_epoch(epoch: int, metrics: dict) -> None:
 def check_init_from(init_from: str, own_output: Path, param: str) -> None:
     """A fine-tune cannot start from the stage's own output: DVC removes a stage's outputs before it runs."""
     if init_from and Path(init_from).resolve() == own_output.resolve():
-        fail(f"{param}: {init_from} is this stage's own output, which DVC removes before the stage runs; copy "
-             f"it first (mkdir -p models/init && cp {own_output} models/init/start.safetensors) and name the copy")
+        fail(
+            f"{param}: {init_from} is this stage's own output, which DVC removes before the stage runs; copy "
+            f"it first (mkdir -p models/init && cp {own_output} models/init/start.safetensors) and name the copy"
+        )
 
 
 def _hash_dep(path: Path, digest) -> None:

@@ -11,9 +11,8 @@ from PIL import Image
 
 from cxrldm import paths
 from cxrldm.data import dicom_output
-from cxrldm.data.images import save_png, to_uint8
+from cxrldm.data.images import grid, save_png, to_uint8
 from cxrldm.io import atomic_dir, write_csv
-from cxrldm.data.images import grid
 from cxrldm.sampling.generation import generate_images, image_seeds, load_models
 from stages.common import load_params, progress, run
 
@@ -33,10 +32,14 @@ def read_prompts(p: dict) -> list[dict]:
         if not path.is_file():
             raise FileNotFoundError(f"sample.prompts_file not found: {path}")
         lines = [line.strip() for line in path.read_text().splitlines()]
-        prompts += [{"text": line, "finding": None, "side": None} for line in lines if line and not line.startswith("#")]
+        prompts += [
+            {"text": line, "finding": None, "side": None} for line in lines if line and not line.startswith("#")
+        ]
     if not prompts:
-        raise ValueError("sample.prompts and sample.prompts_file hold no prompt: name at least one (unconditional "
-                         "samples come from sample.n_unconditional)")
+        raise ValueError(
+            "sample.prompts and sample.prompts_file hold no prompt: name at least one (unconditional "
+            "samples come from sample.n_unconditional)"
+        )
     if not all(q["text"] for q in prompts):
         raise ValueError("sample.prompts: an empty prompt; unconditional samples come from sample.n_unconditional")
     return prompts
@@ -53,8 +56,16 @@ def main():
     jobs += [(UNCONDITIONAL, "", None, None)] * p["n_unconditional"]
     seeds = image_seeds(p["seed"], len(jobs))
     models = load_models(paths.MODELS, p["precision"])
-    images = generate_images(models, [job[1] for job in jobs], seeds, p["sampler"], p["steps"],
-                             p["guidance_scale"], p["batch_size"], progress)
+    images = generate_images(
+        models,
+        [job[1] for job in jobs],
+        seeds,
+        p["sampler"],
+        p["steps"],
+        p["guidance_scale"],
+        p["batch_size"],
+        progress,
+    )
     rows = []
     if p["dicom"]:
         model = dicom_output.model_hash(paths.MODELS)
@@ -64,14 +75,20 @@ def main():
             name = f"{group if group == UNCONDITIONAL else f'prompt{group:03d}'}_seed{seed}.png"
             save_png(image, tmp / name)
             settings = {"seed": seed, "guidance": p["guidance_scale"], "sampler": p["sampler"], "steps": p["steps"]}
-            rows.append({"group": group, "prompt": text, "finding": finding or "", "side": side or "", **settings,
-                         "file": name})
+            rows.append(
+                {"group": group, "prompt": text, "finding": finding or "", "side": side or "", **settings, "file": name}
+            )
             if p["dicom"]:
                 rows[-1]["dicom"] = name.replace(".png", ".dcm")
                 dicom_output.write_stage_film(
-                    to_uint8(image), tmp / rows[-1]["dicom"],
-                    dicom_output.GENERATED, dicom_output.generated_comments(
-                        text, {**settings, "precision": p["precision"]}, model), study, number, model)
+                    to_uint8(image),
+                    tmp / rows[-1]["dicom"],
+                    dicom_output.GENERATED,
+                    dicom_output.generated_comments(text, {**settings, "precision": p["precision"]}, model),
+                    study,
+                    number,
+                    model,
+                )
         write_csv(tmp / "manifest.csv", pd.DataFrame(rows))
     with atomic_dir(GRIDS) as tmp:
         for group in dict.fromkeys(job[0] for job in jobs):

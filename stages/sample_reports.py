@@ -37,15 +37,25 @@ def main():
     reports = pd.read_csv(paths.REPORTS).set_index("study_id")
     generator = torch.Generator().manual_seed(p["seed"])
     jobs = []
-    for purpose, split, limit, copies in (("test", "test", p["test_studies"], 1),
-                                          ("train", "train", p["train_studies"], p["seeds_per_prompt"])):
+    for purpose, split, limit, copies in (
+        ("test", "test", p["test_studies"], 1),
+        ("train", "train", p["train_studies"], p["seeds_per_prompt"]),
+    ):
         for row in studies(split, limit, p["seed"]).itertuples(index=False):
-            sentences = treat_deid_markers(json.loads(reports.sentences[row.study_id]), rule["deid_markers"],
-                                           rule["deid_word"])
+            sentences = treat_deid_markers(
+                json.loads(reports.sentences[row.study_id]), rule["deid_markers"], rule["deid_word"]
+            )
             for _ in range(copies):
-                jobs.append({"purpose": purpose, "subject_id": row.subject_id, "study_id": row.study_id,
-                             "source_dicom_id": row.dicom_id, "source_path": row.path,
-                             "prompt": report_prompt(sentences, p["prompt"], rule["max_sentences"], 0.0, generator)})
+                jobs.append(
+                    {
+                        "purpose": purpose,
+                        "subject_id": row.subject_id,
+                        "study_id": row.study_id,
+                        "source_dicom_id": row.dicom_id,
+                        "source_path": row.path,
+                        "prompt": report_prompt(sentences, p["prompt"], rule["max_sentences"], 0.0, generator),
+                    }
+                )
     for job, seed in zip(jobs, image_seeds(p["seed"], len(jobs))):
         job["seed"] = seed
         job["file"] = f"{job['purpose']}_s{job['study_id']}_seed{job['seed']}.png"
@@ -53,20 +63,38 @@ def main():
     batch = sampling["batch_size"]
     with atomic_dir(OUT) as tmp:
         for start in progress(range(0, len(jobs), batch), desc="report samples"):
-            chunk = jobs[start:start + batch]
-            images = generate_images(models, [j["prompt"] for j in chunk], [j["seed"] for j in chunk],
-                                     sampling["sampler"], sampling["steps"], sampling["guidance_scale"], batch)
+            chunk = jobs[start : start + batch]
+            images = generate_images(
+                models,
+                [j["prompt"] for j in chunk],
+                [j["seed"] for j in chunk],
+                sampling["sampler"],
+                sampling["steps"],
+                sampling["guidance_scale"],
+                batch,
+            )
             for job, image in zip(chunk, images):
                 save_png(image, tmp / job["file"])
-        manifest = pd.DataFrame(jobs).assign(guidance=sampling["guidance_scale"], sampler=sampling["sampler"],
-                                             steps=sampling["steps"])
+        manifest = pd.DataFrame(jobs).assign(
+            guidance=sampling["guidance_scale"], sampler=sampling["sampler"], steps=sampling["steps"]
+        )
         write_csv(tmp / "manifest.csv", manifest)
     counts = manifest.purpose.value_counts().to_dict()
-    write_json(paths.metrics("sample_reports"), {"prompt": p["prompt"], "images": counts,
-               "text_truncation": {purpose: models.encoder.truncation(list(manifest.prompt[manifest.purpose == purpose]))
-                                   for purpose in counts}})
-    print(f"{len(jobs)} report-conditioned images: {counts.get('test', 0)} test studies, "
-          f"{counts.get('train', 0)} from training reports; {int((manifest.prompt == '').sum())} with the null prompt")
+    write_json(
+        paths.metrics("sample_reports"),
+        {
+            "prompt": p["prompt"],
+            "images": counts,
+            "text_truncation": {
+                purpose: models.encoder.truncation(list(manifest.prompt[manifest.purpose == purpose]))
+                for purpose in counts
+            },
+        },
+    )
+    print(
+        f"{len(jobs)} report-conditioned images: {counts.get('test', 0)} test studies, "
+        f"{counts.get('train', 0)} from training reports; {int((manifest.prompt == '').sum())} with the null prompt"
+    )
 
 
 if __name__ == "__main__":

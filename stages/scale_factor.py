@@ -24,8 +24,16 @@ def main():
         for split in ("train", "validate"):
             table = read_split(RESIZED, split)
             dataset = RadiographDataset(RESIZED, table.path, size, in_memory=False)
-            split_std = latents.encode_to_files(autoencoder, dataset, runtime, p["batch_size"], tmp, split,
-                                                num_workers=min(workers(), 8), progress=progress)
+            split_std = latents.encode_to_files(
+                autoencoder,
+                dataset,
+                runtime,
+                p["batch_size"],
+                tmp,
+                split,
+                num_workers=min(workers(), 8),
+                progress=progress,
+            )
             write_csv(tmp / f"{split}.csv", table[["dicom_id", "subject_id", "study_id"]])
             if split == "train":
                 std, n_images = split_std, len(table)
@@ -33,8 +41,12 @@ def main():
     if override is not None and not (isinstance(override, (int, float)) and override > 0):
         raise ValueError(f"scale_factor.override must be a positive number or null, got {override!r}")
     factor = float(override) if override is not None else 1.0 / std
-    info = {"scale_factor": factor, "latent_std": std, "n_images": n_images,
-            "source": "override" if override is not None else "1/std of the training latents"}
+    info = {
+        "scale_factor": factor,
+        "latent_std": std,
+        "n_images": n_images,
+        "source": "override" if override is not None else "1/std of the training latents",
+    }
     write_json(FACTOR, info)
     write_json(paths.metrics("scale_factor"), {k: info[k] for k in ("scale_factor", "latent_std", "n_images")})
     print(json.dumps(info))

@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory, params_read_dir):
     """A git + DVC copy of the project on the tiny profile after one full `dvc repro`, committed."""
     from pipeline_project import commit, make_project, run
 
-    prebuilt = os.environ.get("CXRLDM_TINY_PROJECT")    # scripts/mutation.sh builds one for all mutants
+    prebuilt = os.environ.get("CXRLDM_TINY_PROJECT")  # scripts/mutation.sh builds one for all mutants
     if prebuilt:
         return Path(prebuilt), ""
     project = make_project(tmp_path_factory.mktemp("tiny_project"))

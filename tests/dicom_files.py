@@ -10,13 +10,27 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
-PATIENT = {"PatientName": "DOE^JANE^Q", "PatientID": "MRN0042137", "PatientBirthDate": "19510317",
-           "PatientSex": "F", "StudyDate": "20150312", "StudyTime": "101500", "AccessionNumber": "ACC7788123",
-           "StudyID": "4711", "ReferringPhysicianName": "HOUSE^GREGORY", "InstitutionName": "Saint Elsewhere"}
+PATIENT = {
+    "PatientName": "DOE^JANE^Q",
+    "PatientID": "MRN0042137",
+    "PatientBirthDate": "19510317",
+    "PatientSex": "F",
+    "StudyDate": "20150312",
+    "StudyTime": "101500",
+    "AccessionNumber": "ACC7788123",
+    "StudyID": "4711",
+    "ReferringPhysicianName": "HOUSE^GREGORY",
+    "InstitutionName": "Saint Elsewhere",
+}
 
 
-def radiograph(stored: np.ndarray, bits_stored: int | None = None, photometric: str = "MONOCHROME2",
-               signed: bool = False, **attributes) -> Dataset:
+def radiograph(
+    stored: np.ndarray,
+    bits_stored: int | None = None,
+    photometric: str = "MONOCHROME2",
+    signed: bool = False,
+    **attributes,
+) -> Dataset:
     """A DX For Presentation dataset of one frame holding `stored` as its stored values (uncompressed)."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -54,9 +68,9 @@ def jpeg_lossless(pixels: np.ndarray, precision: int) -> bytes:
     x = pixels.astype(np.int64)
     prediction = np.empty_like(x)
     prediction[0, 0] = 1 << (precision - 1)
-    prediction[0, 1:] = x[0, :-1]                      # first row: the sample to the left
-    prediction[1:, 0] = x[:-1, 0]                      # first column: the sample above
-    prediction[1:, 1:] = x[1:, :-1]                    # elsewhere predictor 1: the left
+    prediction[0, 1:] = x[0, :-1]  # first row: the sample to the left
+    prediction[1:, 0] = x[:-1, 0]  # first column: the sample above
+    prediction[1:, 1:] = x[1:, :-1]  # elsewhere predictor 1: the left
     differences = (x - prediction) % 65536
     differences = np.where(differences > 32768, differences - 65536, differences)
     bits = []
@@ -70,8 +84,8 @@ def jpeg_lossless(pixels: np.ndarray, precision: int) -> bytes:
     stream += "1" * (-len(stream) % 8)
     data = bytearray()
     for k in range(0, len(stream), 8):
-        byte = int(stream[k:k + 8], 2)
-        data += bytes([byte, 0]) if byte == 0xFF else bytes([byte])     # byte stuffing
+        byte = int(stream[k : k + 8], 2)
+        data += bytes([byte, 0]) if byte == 0xFF else bytes([byte])  # byte stuffing
     counts = [0] * 16
     counts[4] = 17
     huffman = bytes([0x00]) + bytes(counts) + bytes(range(17))
@@ -113,6 +127,7 @@ def iod_validator():
     import tempfile
 
     import iod_validation
+
     if not _validator:
         _validator.append(iod_validation.validator(tempfile.mkdtemp(prefix="dicom-standard-")))
     return _validator[0]
@@ -134,20 +149,27 @@ def iod_problems(path) -> list[str]:
         if element.VR == "SQ" or element.tag == 0x7FE00010:
             continue
         values = element.value if isinstance(element.value, pydicom.multival.MultiValue) else [element.value]
-        for value in values:        # each value against its VR's characters and length (PS3.5 table 6.2-1)
+        for value in values:  # each value against its VR's characters and length (PS3.5 table 6.2-1)
             try:
                 validate_value(element.VR, str(value) if element.VR in ("IS", "DS", "PN") else value, config.RAISE)
             except ValueError as error:
                 problems.append(f"{element.keyword}: {error}")
     result = iod_validator().validate(str(path))[str(path)]
-    problems += [f"{module}: {tag} {error.code.name}" for module, errors in result.module_errors.items()
-                 for tag, error in errors.items() if not (module == "General" and VALIDATOR_OUTDATED in str(tag))]
+    problems += [
+        f"{module}: {tag} {error.code.name}"
+        for module, errors in result.module_errors.items()
+        for tag, error in errors.items()
+        if not (module == "General" and VALIDATOR_OUTDATED in str(tag))
+    ]
     if result.errors and not result.module_errors:
         problems.append(f"dicom-validator: {result.errors} errors outside the modules")
     if ds.file_meta.MediaStorageSOPInstanceUID != ds.SOPInstanceUID:
         problems.append("file meta and dataset disagree on the SOP Instance UID")
     if shutil.which("dciodvfy"):
         report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-        problems += [line for line in (report.stdout + report.stderr).splitlines()
-                     if line.startswith("Error") and DCIODVFY_OUTDATED not in line]
+        problems += [
+            line
+            for line in (report.stdout + report.stderr).splitlines()
+            if line.startswith("Error") and DCIODVFY_OUTDATED not in line
+        ]
     return problems

@@ -112,9 +112,7 @@ def write_cache(target_dir: str | os.PathLike) -> Path:
 
     modules = _attributes(_load("module_to_attributes"), "", dictionary, parser.parse)
     # macro ids may equal module ids
-    modules.update(
-        _attributes(_load("macro_to_attributes"), "macro:", dictionary, parser.parse)
-    )
+    modules.update(_attributes(_load("macro_to_attributes"), "macro:", dictionary, parser.parse))
     # placeholders for the functional group macros of the enhanced IODs
     func_groups = modules.get("multi-frame-functional-groups", {})
     for seq in ("(5200,9229)", "(5200,9230)"):
@@ -125,14 +123,9 @@ def write_cache(target_dir: str | os.PathLike) -> Path:
     module_names = {m["id"]: m["name"] for m in _load("modules")}
     macro_names = {m["id"]: m["name"] for m in _load("macros")}
     ciods = _load("ciods")
-    iods = {
-        c["id"]: {"title": f"{c['name']} IOD", "modules": {}, "group_macros": {}}
-        for c in ciods
-    }
+    iods = {c["id"]: {"title": f"{c['name']} IOD", "modules": {}, "group_macros": {}} for c in ciods}
     for row in _load("ciod_to_modules"):
-        iods[row["ciodId"]]["modules"][module_names[row["moduleId"]]] = _usage(
-            row, row["moduleId"], parser.parse
-        )
+        iods[row["ciodId"]]["modules"][module_names[row["moduleId"]]] = _usage(row, row["moduleId"], parser.parse)
     for row in _load("ciod_to_fg_macros"):
         iods[row["ciodId"]]["group_macros"][macro_names[row["macroId"]]] = _usage(
             row, "macro:" + row["macroId"], parser.parse
@@ -174,7 +167,7 @@ def validator(target_dir: str | os.PathLike):
     from dicom_validator.validator.error_handler import NullValidationResultHandler
 
     write_cache(target_dir)
-    info = EditionReader(str(target_dir)).load_dicom_info(EDITION)      # the JSON only, never the network
+    info = EditionReader(str(target_dir)).load_dicom_info(EDITION)  # the JSON only, never the network
     return DicomFileValidator(info, error_handler=NullValidationResultHandler())
 
 

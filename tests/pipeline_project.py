@@ -15,10 +15,17 @@ COPIED = ["cxrldm", "stages", "configs", "scripts", "dvc.yaml", ".dvcignore", ".
 
 
 def env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "CXRLDM_WORKERS": "2", "GIT_AUTHOR_NAME": "test",
-            "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.com"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "CXRLDM_WORKERS": "2",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
 
 
 def run(cwd: Path, *args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
@@ -52,6 +59,7 @@ def make_project(target: Path) -> Path:
     shutil.copy(ROOT / "configs" / "tiny.yaml", target / "params.yaml")
     # no reader study's answers, whatever this checkout's local study holds: the header alone
     from cxrldm.evaluation.reader_study import COLUMNS
+
     (target / "reader_study").mkdir()
     (target / "reader_study" / "answers.csv").write_text(",".join(COLUMNS) + "\n")
     run(target, "git", "init", "-q")
@@ -94,6 +102,7 @@ def run_cli(module: str, *args, cwd: Path):
     import importlib
     import io
     from types import SimpleNamespace
+
     main = importlib.import_module(f"cxrldm.cli.{module}").main
     argv, before, out, err = sys.argv, os.getcwd(), io.StringIO(), io.StringIO()
     sys.argv = [f"python -m cxrldm.cli.{module}", *map(str, args)]

@@ -15,7 +15,8 @@ import code_deps  # noqa: E402
 def test_dvc_yaml_code_deps_equal_each_stage_import_closure():
     off = code_deps.differences()
     assert not off, "run `python scripts/code_deps.py --write`: " + "; ".join(
-        f"{stage}: extra {sorted(extra)}, missing {sorted(missing)}" for stage, (extra, missing) in off.items())
+        f"{stage}: extra {sorted(extra)}, missing {sorted(missing)}" for stage, (extra, missing) in off.items()
+    )
 
 
 @pytest.fixture
@@ -53,11 +54,14 @@ def test_the_closure_follows_lazy_and_relative_imports(project):
     assert code_deps.import_closure("stages/one.py", project) == set(CLOSURE)
 
 
-@pytest.mark.parametrize("deps,extra,missing", [
-    (CLOSURE, set(), set()),
-    (CLOSURE + ["cxrldm/c.py"], {"cxrldm/c.py"}, set()),
-    (CLOSURE[:-1], set(), {"cxrldm/sub/c_sibling.py"}),
-])
+@pytest.mark.parametrize(
+    "deps,extra,missing",
+    [
+        (CLOSURE, set(), set()),
+        (CLOSURE + ["cxrldm/c.py"], {"cxrldm/c.py"}, set()),
+        (CLOSURE[:-1], set(), {"cxrldm/sub/c_sibling.py"}),
+    ],
+)
 def test_a_listed_module_not_imported_or_an_imported_one_not_listed_is_found(project, deps, extra, missing):
     off = code_deps.differences(dvc_yaml(project, deps), project)
     assert off.get("one", (set(), set())) == (extra, missing)

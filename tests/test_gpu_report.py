@@ -10,21 +10,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # (start of a table row, how many rows start so)
-ROWS = [("| bf16 matmul |", 1),
-        ("| train_ldm | reference:", 2),        # the fixed batch and the largest
-        ("| train_ldm | ours:", 4),             # SDPA, + channels-last, + torch.compile, the largest (eager)
-        ("| train_ldm speed-up |", 2),          # at the fixed batch, at the largest batches
-        ("| train_aekl | fp32,", 2),
-        ("| train_aekl | bf16,", 2),
-        ("| sampling | DDIM", 2)]
-SUMMARY = {"matmul_bf16_tflops", "unet_train_gflop_per_image", "sdpa_kernels", "train_ldm_picked",
-           "train_ldm_speedup", "train_ldm_largest_batch", "train_ldm_speedup_largest", "train_aekl_largest_batch",
-           "sampling_largest_batch"}
+ROWS = [
+    ("| bf16 matmul |", 1),
+    ("| train_ldm | reference:", 2),  # the fixed batch and the largest
+    ("| train_ldm | ours:", 4),  # SDPA, + channels-last, + torch.compile, the largest (eager)
+    ("| train_ldm speed-up |", 2),  # at the fixed batch, at the largest batches
+    ("| train_aekl | fp32,", 2),
+    ("| train_aekl | bf16,", 2),
+    ("| sampling | DDIM", 2),
+]
+SUMMARY = {
+    "matmul_bf16_tflops",
+    "unet_train_gflop_per_image",
+    "sdpa_kernels",
+    "train_ldm_picked",
+    "train_ldm_speedup",
+    "train_ldm_largest_batch",
+    "train_ldm_speedup_largest",
+    "train_aekl_largest_batch",
+    "sampling_largest_batch",
+}
 
 
 def gpu_report(tmp_path, *args):
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_report.py"), "--toy", *args], cwd=tmp_path,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_report.py"), "--toy", *args],
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_toy_report_has_every_row_in_the_table_and_the_json(tmp_path):
@@ -38,10 +54,23 @@ def test_toy_report_has_every_row_in_the_table_and_the_json(tmp_path):
     assert "| picked |" in result.stdout or "; picked |" in result.stdout
 
     report = json.loads((tmp_path / "report.json").read_text())
-    assert {"device", "torch", "monai", "profile", "toy", "budget_s", "unet_parameters", "datasheet_bf16_tflops",
-            "elapsed_s", "summary", "rows", "skipped", "failed"} <= report.keys()
+    assert {
+        "device",
+        "torch",
+        "monai",
+        "profile",
+        "toy",
+        "budget_s",
+        "unet_parameters",
+        "datasheet_bf16_tflops",
+        "elapsed_s",
+        "summary",
+        "rows",
+        "skipped",
+        "failed",
+    } <= report.keys()
     assert report["toy"] and report["skipped"] == [] and report["failed"] == []
-    assert SUMMARY <= report["summary"].keys(), report["summary"]
+    assert report["summary"].keys() >= SUMMARY, report["summary"]
     assert report["summary"]["train_ldm_largest_batch"].keys() == {"ours", "reference"}
     assert report["summary"]["train_aekl_largest_batch"].keys() == {"fp32", "bf16"}
     assert len(report["rows"]) == len(table)
@@ -73,13 +102,18 @@ def test_largest_batch_doubles_then_backs_off_halfway_and_survives_out_of_memory
         def step():
             if batch > 300:
                 raise torch.OutOfMemoryError(f"CUDA out of memory (batch {batch})")
+
         return step
 
     recovered = []
     assert gpu_report.measure(make_step, 512, 1, torch.device("cpu"), lambda: recovered.append(True)) is None
     assert recovered == [True]
-    largest, trials, stop = gpu_report.largest_batch(lambda b: gpu_report.measure(make_step, b, 1, torch.device("cpu")),
-                                                     {"batch": 32, "wall_s": 0.0}, 4096, gpu_report.Budget(1e9))
+    largest, trials, stop = gpu_report.largest_batch(
+        lambda b: gpu_report.measure(make_step, b, 1, torch.device("cpu")),
+        {"batch": 32, "wall_s": 0.0},
+        4096,
+        gpu_report.Budget(1e9),
+    )
     assert list(trials) == [32, 64, 128, 256, 512, 384, 320]
     assert largest["batch"] == 256 and stop == "out of memory at 320"
     _, trials, stop = gpu_report.largest_batch(lambda b: None, {"batch": 32, "wall_s": 0.0}, 64, gpu_report.Budget(-1))

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from pipeline_project import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

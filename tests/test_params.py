@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_project import ROOT, stages
 
 from cxrldm.params import RULES, ParamError, check
-from pipeline_project import ROOT, stages
 
 PROFILES = ["params.yaml", "configs/tiny.yaml", "configs/mimic.yaml"]
 
@@ -56,13 +56,17 @@ def test_every_leaf_has_a_rule_and_every_profile_passes(profile):
 
 
 def stage_listing(dotted: str) -> str:
-    return next(name for name, spec in stages().items()
-                if dotted in spec.get("params", []) or f"${{{dotted}}}" in spec["cmd"] + " ".join(spec.get("deps", [])))
+    return next(
+        name
+        for name, spec in stages().items()
+        if dotted in spec.get("params", []) or f"${{{dotted}}}" in spec["cmd"] + " ".join(spec.get("deps", []))
+    )
 
 
 @pytest.mark.parametrize("dotted", [name for name, _ in leaves(load("params.yaml"))])
 def test_a_wrong_type_in_any_param_is_one_line_from_the_stage_that_lists_it(dotted, tmp_path, monkeypatch, capsys):
     from stages.common import check_stage_params, run
+
     params = load("params.yaml")
     value = wrong_type(dict(leaves(params))[dotted])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value(params, dotted, value)))
@@ -85,8 +89,12 @@ BAD = [  # the values a new user tried (issue 13), and what the one line must sa
     ("sample", "sample.n_per_prompt", 0, "sample.n_per_prompt: 0 is not allowed; expected an integer >= 1"),
     ("train_ldm", "train_ldm.lr", "fast", "train_ldm.lr: 'fast' is not allowed; expected a number > 0"),
     ("train_aekl", "train_aekl.batch_size", 0, "train_aekl.batch_size: 0 is not allowed; expected an integer >= 1"),
-    ("train_aekl", "train_aekl.image_size", 66,
-     "expected an image size divisible by 2^(levels - 1), the autoencoder's downsampling"),
+    (
+        "train_aekl",
+        "train_aekl.image_size",
+        66,
+        "expected an image size divisible by 2^(levels - 1), the autoencoder's downsampling",
+    ),
     ("evaluate", "evaluate.ms_ssim_kernel", 4, "evaluate.ms_ssim_kernel=4: not allowed; expected an odd kernel size"),
 ]
 
@@ -102,8 +110,13 @@ def test_the_reported_bad_values_are_refused_with_one_line(stage, dotted, value,
 def test_a_stage_process_stops_with_the_line_and_no_traceback(stage, dotted, value, expected, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value(load("params.yaml"), dotted, value)))
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
-    result = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {expected}" and "Traceback" not in result.stderr
     assert not (Path(tmp_path) / "data").exists()
@@ -111,8 +124,10 @@ def test_a_stage_process_stops_with_the_line_and_no_traceback(stage, dotted, val
 
 # Zero results where they make no sense are errors, before any output is written.
 
+
 def test_an_empty_prompt_list_is_refused():
     from stages.sample import read_prompts
+
     with pytest.raises(ValueError, match="sample.prompts and sample.prompts_file hold no prompt"):
         read_prompts({"prompts": [], "prompts_file": ""})
 
@@ -120,18 +135,33 @@ def test_an_empty_prompt_list_is_refused():
 def test_reports_without_any_text_are_refused_and_nothing_is_written(tmp_path, monkeypatch):
     import stages.extract_reports
     from cxrldm.data import tables
+
     (tmp_path / "data").mkdir()
     pd = pytest.importorskip("pandas")
-    rows = [{"dicom_id": f"d{i}", "subject_id": 10000000 + i, "study_id": 50000000 + i, "split": "train",
-             "path": f"files/p10/p1000000{i}/s5000000{i}/d{i}.jpg", "sha256": ""} for i in range(3)]
+    rows = [
+        {
+            "dicom_id": f"d{i}",
+            "subject_id": 10000000 + i,
+            "study_id": 50000000 + i,
+            "split": "train",
+            "path": f"files/p10/p1000000{i}/s5000000{i}/d{i}.jpg",
+            "sha256": "",
+        }
+        for i in range(3)
+    ]
     pd.DataFrame(rows)[tables.PA_COLUMNS].to_csv(tmp_path / "data" / "pa.csv", index=False)
     for row in rows:
         report = tmp_path / "reports" / "files" / "p10" / f"p{row['subject_id']}" / f"s{row['study_id']}.txt"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("EXAMINATION:  CHEST (PA AND LAT)\n\nINDICATION:  ___ with cough\n")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "data": {"format": "mimic", "root": ".", "reports": "reports", "index": "unused", "labels": "unused"},
-        "extract_reports": {"prompt": "report", "template": "{findings}"}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "data": {"format": "mimic", "root": ".", "reports": "reports", "index": "unused", "labels": "unused"},
+                "extract_reports": {"prompt": "report", "template": "{findings}"},
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="no report text: none of the 3 studies has findings or impression"):
         stages.extract_reports.main()
@@ -141,13 +171,19 @@ def test_reports_without_any_text_are_refused_and_nothing_is_written(tmp_path, m
 # A key no rule knows (a typo edited into params.yaml by hand) stops whichever stage runs first, with the
 # nearest known key; `dvc exp run -S` refuses such keys itself, the file did not.
 
-TYPOS = [("sample.guidance_scal", "sample.guidance_scale"), ("train_ldm.learning_rate", "train_ldm.lr"),
-         ("sampel", "sample"), ("evaluate.prdc", "evaluate.prdc_k"), ("extra.section", None)]
+TYPOS = [
+    ("sample.guidance_scal", "sample.guidance_scale"),
+    ("train_ldm.learning_rate", "train_ldm.lr"),
+    ("sampel", "sample"),
+    ("evaluate.prdc", "evaluate.prdc_k"),
+    ("extra.section", None),
+]
 
 
 @pytest.mark.parametrize("typo, nearest", TYPOS, ids=[row[0] for row in TYPOS])
 def test_an_unknown_key_is_refused_with_the_nearest_known_one(typo, nearest):
     from cxrldm.params import check_known
+
     params = load("params.yaml")
     if typo == "sampel":
         params[typo] = params.pop("sample")
@@ -166,9 +202,15 @@ def test_a_typo_in_params_yaml_stops_the_first_stage_with_one_line(tmp_path):
     params = with_value(load("params.yaml"), "sample.guidance_scal", 5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
-    result = subprocess.run([sys.executable, "-m", "stages.demo_data"], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.demo_data"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == ("error: sample.guidance_scal: unknown key in params.yaml; "
-                                     "did you mean sample.guidance_scale?")
+    assert result.stderr.strip() == (
+        "error: sample.guidance_scal: unknown key in params.yaml; did you mean sample.guidance_scale?"
+    )
     assert not (tmp_path / "data").exists()

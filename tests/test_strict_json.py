@@ -81,38 +81,56 @@ def test_an_undefined_statistic_is_null_with_a_note_and_a_defined_one_is_unchang
 def test_a_reader_study_in_which_a_reader_answered_once_writes_strict_json(tmp_path, monkeypatch):
     """r1 answers four films, r2 one: r2's AUROC is null with the reason beside it, never a bare NaN; the
     stage's own file (stages/reader_study.py) parses strictly."""
-    rows = [("r1", "f1", "real", "real", 4), ("r1", "f2", "real", "synthetic", 2),
-            ("r1", "f3", "synthetic", "synthetic", 5), ("r1", "f4", "synthetic", "real", 3),
-            ("r2", "f1", "real", "real", 3)]
-    table = pd.DataFrame(rows, columns=COLUMNS[:5]).assign(findings_given=0, findings_answered="",
-                                                           findings_truth="", answered_at="2026-12-05T10:00:00Z")
+    rows = [
+        ("r1", "f1", "real", "real", 4),
+        ("r1", "f2", "real", "synthetic", 2),
+        ("r1", "f3", "synthetic", "synthetic", 5),
+        ("r1", "f4", "synthetic", "real", 3),
+        ("r2", "f1", "real", "real", 3),
+    ]
+    table = pd.DataFrame(rows, columns=COLUMNS[:5]).assign(
+        findings_given=0, findings_answered="", findings_truth="", answered_at="2026-12-05T10:00:00Z"
+    )
     table.to_csv(tmp_path / "answers.csv", index=False)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"reader_study": {"answers": "answers.csv"},
-                                                          "evaluate": {"resamples": 50, "seed": 0}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"reader_study": {"answers": "answers.csv"}, "evaluate": {"resamples": 50, "seed": 0}})
+    )
     monkeypatch.chdir(tmp_path)
     from stages import reader_study
+
     reader_study.main()
     metrics = strict_loads((tmp_path / "metrics/reader_study.json").read_text())
     r2 = metrics["readers"]["r2"]["auroc_confidence"]
     assert (r2["value"], r2["low"], r2["high"]) == (None, None, None)
     assert r2["note"] == "undefined: one answer; the AUROC needs answers on real and synthetic films"
     assert metrics["readers"]["r1"]["auroc_confidence"]["value"] == 0.75 and "note" not in metrics["pooled"]["accuracy"]
-    assert metrics["agreement"] == {"pairs": {}, "mean_kappa": None,
-                                    "mean_kappa_note": "undefined: no two readers answered two films in common"}
+    assert metrics["agreement"] == {
+        "pairs": {},
+        "mean_kappa": None,
+        "mean_kappa_note": "undefined: no two readers answered two films in common",
+    }
 
 
 def test_one_answer_in_all_leaves_every_undefined_statistic_null_with_its_reason(tmp_path):
     from cxrldm.evaluation.reader_study import read_answers, study_metrics
+
     table = pd.DataFrame([("r1", "f1", "real", "real", 4)], columns=COLUMNS[:5]).assign(
-        findings_given=0, findings_answered="", findings_truth="", answered_at="2026-12-05T10:00:00Z")
+        findings_given=0, findings_answered="", findings_truth="", answered_at="2026-12-05T10:00:00Z"
+    )
     table.to_csv(tmp_path / "answers.csv", index=False)
     metrics = study_metrics(read_answers(tmp_path / "answers.csv"), 50, 0)
     write_json(tmp_path / "reader_study.json", metrics)
     pooled = strict_loads((tmp_path / "reader_study.json").read_text())["pooled"]
     assert pooled["accuracy"]["value"] == 1.0
     assert pooled["auroc_confidence"]["note"].startswith("undefined: one answer")
-    assert pooled["synthetic_called_real"] == {"value": None, "low": None, "high": None, "n": 1, "resamples": 0,
-                                               "note": "undefined: no answer on a synthetic film"}
+    assert pooled["synthetic_called_real"] == {
+        "value": None,
+        "low": None,
+        "high": None,
+        "n": 1,
+        "resamples": 0,
+        "note": "undefined: no answer on a synthetic film",
+    }
     assert metrics["agreement"]["mean_kappa_note"] == "undefined: one reader answered"
 
 
@@ -121,9 +139,13 @@ def test_the_other_undefined_statistics_are_null_with_a_note(tmp_path):
     import torch
 
     from cxrldm.evaluation import classification, memorisation
+
     null = torch.rand(50, generator=torch.Generator().manual_seed(0))
     audit = memorisation.audit(torch.tensor([], dtype=torch.float64), null, 1)
-    assert audit["synthetic_quantiles"]["note"] == "undefined: no distances" and audit["synthetic_quantiles"]["p50"] is None
+    assert (
+        audit["synthetic_quantiles"]["note"] == "undefined: no distances"
+        and audit["synthetic_quantiles"]["p50"] is None
+    )
     one_class = classification.auroc_interval(torch.rand(4), torch.ones(4), 20, 0)
     assert one_class["value"] is None and one_class["note"] == "undefined: no negative item with a known label"
     no_positive = classification.positive_vs_all(torch.rand(4), torch.zeros(4), 20, 0)

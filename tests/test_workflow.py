@@ -5,7 +5,6 @@ import time
 
 import pytest
 import yaml
-
 from pipeline_project import commit, run
 
 pytestmark = pytest.mark.pipeline
@@ -31,7 +30,7 @@ def test_two_clean_runs_give_a_byte_identical_lock(tiny_project, tmp_path):
     but declared by no stage), so a clean re-run gives the committed dvc.lock byte for byte and `dvc status`
     against it is clean."""
     again = clone(tiny_project, tmp_path / "again", shared_cache=False)
-    (again / "dvc.lock").unlink()                     # run from nothing, not from the recorded state
+    (again / "dvc.lock").unlink()  # run from nothing, not from the recorded state
     run(again, "repro")
     recorded = run(tiny_project, "git", "show", "HEAD:dvc.lock").stdout
     assert (again / "dvc.lock").read_text() == recorded
@@ -54,7 +53,7 @@ def test_push_to_a_local_remote_and_pull_into_a_fresh_clone(tiny_project, tmp_pa
 
 def test_experiment_queue_runs_two_experiments(tiny_project, tmp_path):
     project = clone(tiny_project, tmp_path / "queue", shared_cache=True)
-    for min_studies in (4, 5):          # a param that re-runs one cheap stage (not the tiny profile's 3)
+    for min_studies in (4, 5):  # a param that re-runs one cheap stage (not the tiny profile's 3)
         run(project, "exp", "run", "--queue", "-S", f"faithfulness.min_studies={min_studies}")
     run(project, "queue", "start", "-j", "1")
     deadline = time.time() + 600
@@ -71,17 +70,22 @@ def test_experiment_queue_runs_two_experiments(tiny_project, tmp_path):
             for revision in exp["revs"]:
                 data = revision["data"]
                 min_studies.add(data["params"]["params.yaml"]["data"]["faithfulness"]["min_studies"])
-                assert data["metrics"]["metrics/faithfulness.json"]["data"]["min_studies"] == \
-                    data["params"]["params.yaml"]["data"]["faithfulness"]["min_studies"]
+                assert (
+                    data["metrics"]["metrics/faithfulness.json"]["data"]["min_studies"]
+                    == data["params"]["params.yaml"]["data"]["faithfulness"]["min_studies"]
+                )
     assert min_studies == {4, 5}
 
 
 def test_pull_request_workflow_tests_runs_the_pipeline_then_reports():
     from pipeline_project import ROOT
+
     steps = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]["test"]["steps"]
     scripts = [step.get("run", "") for step in steps]
-    order = [next(i for i, s in enumerate(scripts) if marker in s)
-             for marker in (".ci/run", "dvc repro", "dvc metrics diff", "comment create")]
-    assert order == sorted(order) and len(set(order)) == 3        # tests, tiny pipeline, then one report step
+    order = [
+        next(i for i, s in enumerate(scripts) if marker in s)
+        for marker in (".ci/run", "dvc repro", "dvc metrics diff", "comment create")
+    ]
+    assert order == sorted(order) and len(set(order)) == 3  # tests, tiny pipeline, then one report step
     report = scripts[order[2]]
     assert "dvc params diff" in report and "sample_grids" in report

@@ -10,8 +10,9 @@ def main(argv=None) -> None:
 
     from cxrldm.app.server import MAX_PIXELS, MAX_UPLOAD_BYTES, create_app
 
-    parser = argparse.ArgumentParser(prog="cxrldm app",
-                                     description="Generate, edit and run a reader study in the browser.")
+    parser = argparse.ArgumentParser(
+        prog="cxrldm app", description="Generate, edit and run a reader study in the browser."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--models", default="models", help="directory with the trained models")
@@ -22,11 +23,24 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES)
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS)
-    parser.add_argument("--threads", type=int, default=None, help="torch's threads (default: the CPUs this "
-                        "process may use: its affinity, cgroup quota and OMP_NUM_THREADS)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch's threads (default: the CPUs this process may use: its affinity, cgroup quota and OMP_NUM_THREADS)",
+    )
     args = parser.parse_args(argv)
-    app = create_app(args.models, args.study, args.database, args.work, args.study_only, args.device,
-                     args.max_upload_bytes, args.max_pixels, args.threads)
+    app = create_app(
+        args.models,
+        args.study,
+        args.database,
+        args.work,
+        args.study_only,
+        args.device,
+        args.max_upload_bytes,
+        args.max_pixels,
+        args.threads,
+    )
     pages = "the reader study only: /study/<token>" if args.study_only else "generate: /generate, edit: /edit"
     print(f"cxr-ldm app on http://{args.host}:{args.port}/ ({pages})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -17,16 +17,17 @@ from sqlalchemy import (
 
 metadata = MetaData()
 answers = Table(
-    "answers", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),      # append order
+    "answers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # append order
     Column("study", String(32), nullable=False, index=True),
-    Column("reader", String(64), nullable=False),                     # the reader's label, never the token
+    Column("reader", String(64), nullable=False),  # the reader's label, never the token
     Column("film", String(32), nullable=False),
-    Column("answer", String(16), nullable=False),                     # real | synthetic
-    Column("confidence", Integer, nullable=False),                    # 1..5
-    Column("findings_given", Integer, nullable=False),                # 1 if the findings part was submitted
-    Column("findings_answered", String(256), nullable=False),         # ticked findings joined by ";"
-    Column("answered_at", String(32), nullable=False),                # ISO 8601 UTC
+    Column("answer", String(16), nullable=False),  # real | synthetic
+    Column("confidence", Integer, nullable=False),  # 1..5
+    Column("findings_given", Integer, nullable=False),  # 1 if the findings part was submitted
+    Column("findings_answered", String(256), nullable=False),  # ticked findings joined by ";"
+    Column("answered_at", String(32), nullable=False),  # ISO 8601 UTC
 )
 
 
@@ -54,8 +55,10 @@ def answered(engine, study: str, reader: str) -> dict[str, dict]:
 def rows(engine, study: str) -> list[dict]:
     """Every answer of the study in the order given."""
     with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(
-            select(answers).where(answers.c.study == study).order_by(answers.c.id))]
+        return [
+            dict(r._mapping)
+            for r in connection.execute(select(answers).where(answers.c.study == study).order_by(answers.c.id))
+        ]
 
 
 def count(engine, study: str) -> int:

@@ -16,11 +16,11 @@ MEMBERSHIP = Path("/proc/self/cgroup")
 def quota_of(folder: Path) -> float | None:
     """CPUs one cgroup folder's quota allows (quota / period); None where it sets none."""
     try:
-        quota, period = (folder / "cpu.max").read_text().split()[:2]          # v2: "max 100000" or "150000 100000"
+        quota, period = (folder / "cpu.max").read_text().split()[:2]  # v2: "max 100000" or "150000 100000"
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
-    try:                                                                      # v1: -1 is no quota
+    try:  # v1: -1 is no quota
         quota = int((folder / "cpu.cfs_quota_us").read_text())
         period = int((folder / "cpu.cfs_period_us").read_text())
         return quota / period if quota > 0 and period > 0 else None
@@ -34,7 +34,7 @@ def cgroup_cpus(root: Path = CGROUP, membership: Path = MEMBERSHIP) -> float | N
         lines = membership.read_text().splitlines()
     except OSError:
         lines = []
-    mounts = []                                           # (the hierarchy's folder, the process's cgroup in it)
+    mounts = []  # (the hierarchy's folder, the process's cgroup in it)
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":

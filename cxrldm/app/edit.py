@@ -27,7 +27,7 @@ from cxrldm.sampling.runs import EDIT_COLUMNS, check_inputs, edit_film
 
 FORMATS = {b"\x89PNG\r\n\x1a\n": ("PNG", ".png"), b"\xff\xd8\xff": ("JPEG", ".jpg")}
 FILM_ID = re.compile(r"[0-9a-f]{24}")
-SHOWN = "shown.display.png"     # a DICOM film's display image beside it (no film is so named: safe_stem has no dot)
+SHOWN = "shown.display.png"  # a DICOM film's display image beside it (no film is so named: safe_stem has no dot)
 
 
 def image_format(data: bytes) -> tuple[str, str] | None:
@@ -44,8 +44,9 @@ def check_image(data: bytes, what: str, max_pixels: int) -> tuple[str, Image.Ima
     try:
         image = Image.open(io.BytesIO(data), formats=[kind[0]])
         if image.width * image.height > max_pixels:
-            raise one_line_error(413, f"{what}: {image.width}x{image.height} pixels, over the limit of "
-                                      f"{max_pixels:,} pixels")
+            raise one_line_error(
+                413, f"{what}: {image.width}x{image.height} pixels, over the limit of {max_pixels:,} pixels"
+            )
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise one_line_error(400, f"{what}: not a readable {kind[0]} image (truncated or corrupt)") from None
@@ -80,8 +81,15 @@ def binary_mask(data: bytes, what: str, max_pixels: int) -> Image.Image:
 
 def command(film: str, prompt: str, settings: dict, masks: dict, models_arg: str) -> str:
     """The command line that writes the same edited film and manifest row, run in the downloaded folder."""
-    parts = ["python -m cxrldm.cli.edit", "--image", shlex.quote(film), "--prompt", shlex.quote(prompt),
-             "--out", "edits"]
+    parts = [
+        "python -m cxrldm.cli.edit",
+        "--image",
+        shlex.quote(film),
+        "--prompt",
+        shlex.quote(prompt),
+        "--out",
+        "edits",
+    ]
     for option, name in masks.items():
         if name:
             parts += [option, name]
@@ -116,13 +124,13 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int, defaults: dic
             try:
                 if suffix == ".dcm":
                     check_dicom(path, name, max_pixels)
-                pixels, *_ = check_inputs(path, None, None, 0.5, 50)     # the CLI's loader and checks
+                pixels, *_ = check_inputs(path, None, None, 0.5, 50)  # the CLI's loader and checks
             except (EditError, dicom.DicomError) as error:
                 raise one_line_error(400, str(error).replace(str(path), name)) from None
             film_id = secrets.token_hex(12)
             (uploads / film_id).mkdir()
             shutil.move(path, uploads / film_id / path.name)
-            if suffix == ".dcm":                          # a browser shows no DICOM: its display image
+            if suffix == ".dcm":  # a browser shows no DICOM: its display image
                 save_gray(pixels, uploads / film_id / SHOWN)
         return {"film": film_id, "name": path.name, "width": int(pixels.shape[1]), "height": int(pixels.shape[0])}
 
@@ -134,11 +142,17 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int, defaults: dic
         return FileResponse(path, media_type="image/png" if path.suffix == ".png" else "image/jpeg")
 
     @api.post("/api/edit")
-    def start(film: str = Form(...), prompt: str = Form(..., min_length=1, max_length=4000),
-              strength: float | None = Form(None), guidance: float | None = Form(None),
-              steps: int | None = Form(None, ge=1, le=1000), seed: int = Form(0, ge=0, le=2**31 - 1),
-              feather: float | None = Form(None, ge=0, le=64),
-              edit_mask: UploadFile = File(...), keep_mask: UploadFile | None = File(None)):
+    def start(
+        film: str = Form(...),
+        prompt: str = Form(..., min_length=1, max_length=4000),
+        strength: float | None = Form(None),
+        guidance: float | None = Form(None),
+        steps: int | None = Form(None, ge=1, le=1000),
+        seed: int = Form(0, ge=0, le=2**31 - 1),
+        feather: float | None = Form(None, ge=0, le=64),
+        edit_mask: UploadFile = File(...),
+        keep_mask: UploadFile | None = File(None),
+    ):
         given = {"strength": strength, "guidance": guidance, "steps": steps, "seed": seed, "feather": feather}
         settings = {k: defaults[k] if v is None else v for k, v in given.items()}
         strength, guidance, steps, feather = (settings[k] for k in ("strength", "guidance", "steps", "feather"))
@@ -148,14 +162,18 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int, defaults: dic
             keep = binary_mask(keep_mask.file.read(max_bytes + 1), "keep mask", max_pixels)
             if np.asarray(keep).any():
                 masks["--keep-mask"] = keep
-        with tempfile.TemporaryDirectory(dir=jobs.work_dir) as staging:   # the CLI's checks before queueing
+        with tempfile.TemporaryDirectory(dir=jobs.work_dir) as staging:  # the CLI's checks before queueing
             names = {}
             for option, mask in masks.items():
                 names[option] = f"{option[2:].replace('-', '_')}.png"
                 mask.save(Path(staging) / names[option])
             try:
-                check_inputs(source, *(str(Path(staging) / names[o]) if o in names else None
-                                       for o in ("--edit-mask", "--keep-mask")), strength, steps)
+                check_inputs(
+                    source,
+                    *(str(Path(staging) / names[o]) if o in names else None for o in ("--edit-mask", "--keep-mask")),
+                    strength,
+                    steps,
+                )
             except EditError as error:
                 raise one_line_error(400, str(error).replace(staging + "/", "")) from None
         line = command(source.name, prompt, settings, names, models_arg)
@@ -168,22 +186,51 @@ def router(jobs, models_arg: str, max_bytes: int, max_pixels: int, defaults: dic
             for option, mask in masks.items():
                 mask.save(folder / names[option])
             paths = {o: str(folder / n) for o, n in names.items()}
-            run = edit_film(models, jobs.models_dir, folder / source.name, prompt, folder, strength, guidance,
-                            steps, seed, paths.get("--edit-mask"), paths.get("--keep-mask"), feather)
-            row = {**run.row, "input": source.name, "edit_mask": names.get("--edit-mask", ""),
-                   "keep_mask": names.get("--keep-mask", "")}      # as the command, run in this folder, writes it
+            run = edit_film(
+                models,
+                jobs.models_dir,
+                folder / source.name,
+                prompt,
+                folder,
+                strength,
+                guidance,
+                steps,
+                seed,
+                paths.get("--edit-mask"),
+                paths.get("--keep-mask"),
+                feather,
+            )
+            row = {
+                **run.row,
+                "input": source.name,
+                "edit_mask": names.get("--edit-mask", ""),
+                "keep_mask": names.get("--keep-mask", ""),
+            }  # as the command, run in this folder, writes it
             write_csv(folder / "manifest.csv", pd.DataFrame([row], columns=EDIT_COLUMNS))
             (folder / "command.sh").write_text(line + "\n")
             films = [source.name]
-            if source.suffix == ".dcm":                   # a browser shows no DICOM: the film as the command read it
+            if source.suffix == ".dcm":  # a browser shows no DICOM: the film as the command read it
                 films.append(f"{source.stem}_display.png")
                 save_gray(run.original, folder / films[-1])
-            return {"original": source.name, "shown": films[-1], "edited": run.names["edited"],
-                    "difference": run.names["difference"],
-                    "masks": list(names.values()), "row": {k: str(v) for k, v in row.items()}, "command": line,
-                    "changed": run.changed, "pixels": int(run.edited.size),
-                    "files": [*films, run.names["edited"], run.names["difference"], *names.values(),
-                              "manifest.csv", "command.sh"]}
+            return {
+                "original": source.name,
+                "shown": films[-1],
+                "edited": run.names["edited"],
+                "difference": run.names["difference"],
+                "masks": list(names.values()),
+                "row": {k: str(v) for k, v in row.items()},
+                "command": line,
+                "changed": run.changed,
+                "pixels": int(run.edited.size),
+                "files": [
+                    *films,
+                    run.names["edited"],
+                    run.names["difference"],
+                    *names.values(),
+                    "manifest.csv",
+                    "command.sh",
+                ],
+            }
 
         return jobs.submit("edit", total, work, {"prompt": prompt, **settings})
 

@@ -16,8 +16,15 @@ PAGE = """<!doctype html>
 <body><header><strong>cxr-ldm</strong></header>
 <main><h1>{status} {reason}</h1><p class="error">{message}</p></main></body></html>
 """
-REASONS = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
-           413: "Too large", 415: "Unsupported file", 422: "Invalid request"}
+REASONS = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    415: "Unsupported file",
+    422: "Invalid request",
+}
 
 
 def one_line_error(status: int, message: str) -> HTTPException:

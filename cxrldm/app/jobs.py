@@ -21,13 +21,13 @@ class Jobs:
         self.lock = threading.Lock()
         self.jobs: dict[str, dict] = {}
         self._models, self.loading = None, "loading"
-        self.executor.submit(self._warm)                 # load the models at start, not on the first click
+        self.executor.submit(self._warm)  # load the models at start, not on the first click
 
     def _warm(self):
         try:
             self.models()
             self.loading = "ready"
-        except Exception as error:                       # e.g. no trained models: the jobs will say so
+        except Exception as error:  # e.g. no trained models: the jobs will say so
             self.loading = f"error: {str(error).splitlines()[0]}"
 
     def models(self):
@@ -43,8 +43,17 @@ class Jobs:
         job_id = secrets.token_hex(12)
         folder = self.work_dir / job_id
         folder.mkdir()
-        job = {"id": job_id, "kind": kind, "state": "queued", "done": 0, "total": 0, "message": "",
-               "settings": settings, "result": None, "folder": folder}
+        job = {
+            "id": job_id,
+            "kind": kind,
+            "state": "queued",
+            "done": 0,
+            "total": 0,
+            "message": "",
+            "settings": settings,
+            "result": None,
+            "folder": folder,
+        }
         with self.lock:
             self.jobs[job_id] = job
             self._forget_old()
@@ -65,7 +74,7 @@ class Jobs:
             finally:
                 hook.remove()
             job["done"], job["state"] = job["total"], "done"
-        except Exception as error:                     # the page shows the one line; the log the traceback
+        except Exception as error:  # the page shows the one line; the log the traceback
             traceback.print_exc()
             job["state"], job["message"] = "error", str(error).splitlines()[0] if str(error) else repr(error)
 
@@ -74,7 +83,7 @@ class Jobs:
 
     def _forget_old(self):
         finished = [j for j in self.jobs.values() if j["state"] in ("done", "error")]
-        for job in finished[:max(0, len(finished) - self.keep)]:
+        for job in finished[: max(0, len(finished) - self.keep)]:
             shutil.rmtree(job["folder"], ignore_errors=True)
             del self.jobs[job["id"]]
 

@@ -20,11 +20,11 @@ from cxrldm.app.jobs import Jobs, public
 from cxrldm.app.profile import load_profile
 
 STATIC = Path(__file__).parent / "static"
-MAX_UPLOAD_BYTES = 20_000_000          # a request body, and so a film upload, of at most 20 MB
-MAX_PIXELS = 36_000_000                # a film of at most 36 megapixels (MIMIC's are 5 to 9), checked before decoding
+MAX_UPLOAD_BYTES = 20_000_000  # a request body, and so a film upload, of at most 20 MB
+MAX_PIXELS = 36_000_000  # a film of at most 36 megapixels (MIMIC's are 5 to 9), checked before decoding
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -54,7 +54,7 @@ class BodyLimit:
                 nonlocal received
                 event = await receive()
                 received += len(event.get("body", b""))
-                if received > self.limit:                 # a body longer than its Content-Length said
+                if received > self.limit:  # a body longer than its Content-Length said
                     raise RuntimeError("request body over the limit")
                 return event
 
@@ -62,10 +62,17 @@ class BodyLimit:
         return await self.app(scope, receive, send)
 
 
-def create_app(models_dir: str | Path = "models", study_dir: str | Path | None = "reader_study",
-               database: str | None = None, work_dir: str | Path | None = None, study_only: bool = False,
-               device: str = "auto", max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-               threads: int | None = None) -> FastAPI:
+def create_app(
+    models_dir: str | Path = "models",
+    study_dir: str | Path | None = "reader_study",
+    database: str | None = None,
+    work_dir: str | Path | None = None,
+    study_only: bool = False,
+    device: str = "auto",
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    threads: int | None = None,
+) -> FastAPI:
     """The app; `threads`: torch's (default: the CPUs this process may use, cxrldm.app.cpus)."""
     app = FastAPI(title="cxr-ldm", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -87,6 +94,7 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
         app.state.engine = engine
         app.include_router(reader.router(definition, Path(study_dir), engine, STATIC))
     else:
+
         @app.get("/study/{rest:path}")
         def no_study(rest: str):
             raise one_line_error(404, "no reader study is served here: draw one (python -m cxrldm.app.study draw)")
@@ -97,7 +105,7 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
     if study_only:
         return app
 
-    torch.set_num_threads(threads or usable_cpus())     # before the job thread starts: it keeps the count
+    torch.set_num_threads(threads or usable_cpus())  # before the job thread starts: it keeps the count
     profile = load_profile(models_dir)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="cxrldm-app-"))
     jobs = Jobs(models_dir, work, device)
@@ -117,8 +125,12 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
 
     @app.get("/api/status")
     def status():
-        return {"models": jobs.loading, "models_dir": str(models_dir), "profile": profile.public(),
-                "threads": torch.get_num_threads()}
+        return {
+            "models": jobs.loading,
+            "models_dir": str(models_dir),
+            "profile": profile.public(),
+            "threads": torch.get_num_threads(),
+        }
 
     @app.get("/api/jobs/{job_id}")
     def job_state(job_id: str):
@@ -133,7 +145,7 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
     @app.get("/api/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str):
         folder, files = done_files(job_id)
-        if name not in files:                             # only the job's own files, by name: no paths
+        if name not in files:  # only the job's own files, by name: no paths
             raise one_line_error(404, "unknown file")
         return FileResponse(folder / name, filename=name if not name.endswith(".png") else None)
 
@@ -144,7 +156,10 @@ def create_app(models_dir: str | Path = "models", study_dir: str | Path | None =
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in files:
                 archive.write(folder / name, f"cxrldm_{job_id[:8]}/{name}")
-        return Response(buffer.getvalue(), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="cxrldm_{job_id[:8]}.zip"'})
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="cxrldm_{job_id[:8]}.zip"'},
+        )
 
     return app

@@ -29,13 +29,13 @@ from PIL import Image
 
 from cxrldm.data.datasets import load_square, read_images
 from cxrldm.data.labels import read_labels
-from cxrldm.evaluation.reader_study import COLUMNS as CSV_COLUMNS      # the reader_study stage's input
+from cxrldm.evaluation.reader_study import COLUMNS as CSV_COLUMNS  # the reader_study stage's input
 from cxrldm.io import atomic_path, write_json
 
 # The CheXpert findings the pipeline evaluates (params: faithfulness.findings); a reader may tick them.
 FINDINGS = ("Cardiomegaly", "Pleural Effusion", "Pneumothorax", "Edema", "Lung Opacity", "Support Devices")
-DISPLAY_SIZE = 512                     # every film is shown at this size, real or synthetic
-UPSCALE = Image.Resampling.BICUBIC     # the one resampler from the model's size to DISPLAY_SIZE
+DISPLAY_SIZE = 512  # every film is shown at this size, real or synthetic
+UPSCALE = Image.Resampling.BICUBIC  # the one resampler from the model's size to DISPLAY_SIZE
 STUDY_JSON = "study.json"
 FILMS = "films"
 DATABASE = "answers.sqlite"
@@ -95,13 +95,16 @@ def candidates(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return real.reset_index(drop=True), synthetic.reset_index(drop=True)
 
 
-def draw(project: str | Path, study_dir: str | Path, n_real: int, n_synthetic: int, n_readers: int,
-         seed: int = 0) -> dict:
+def draw(
+    project: str | Path, study_dir: str | Path, n_real: int, n_synthetic: int, n_readers: int, seed: int = 0
+) -> dict:
     """Draw a study into `study_dir` (which must not hold one): the films, the answer key and the readers."""
     project, study_dir = Path(project), Path(study_dir)
     if (study_dir / STUDY_JSON).exists():
-        raise StudyError(f"{study_dir / STUDY_JSON} exists: a drawn study is never overwritten (answers may "
-                         "refer to it); choose another --study folder")
+        raise StudyError(
+            f"{study_dir / STUDY_JSON} exists: a drawn study is never overwritten (answers may "
+            "refer to it); choose another --study folder"
+        )
     if n_real < 0 or n_synthetic < 0 or n_real + n_synthetic == 0 or n_readers < 1:
         raise StudyError("need --real and --synthetic >= 0 (not both 0) and --readers >= 1")
     params = project_params(project)
@@ -115,27 +118,48 @@ def draw(project: str | Path, study_dir: str | Path, n_real: int, n_synthetic: i
     model_size = sample_size(list(synthetic.file))
     rng = random.Random(seed)
     chosen = [("real", row) for row in real.iloc[sorted(rng.sample(range(len(real)), n_real))].itertuples()]
-    chosen += [("synthetic", row) for row in
-               synthetic.iloc[sorted(rng.sample(range(len(synthetic)), n_synthetic))].itertuples()]
+    chosen += [
+        ("synthetic", row)
+        for row in synthetic.iloc[sorted(rng.sample(range(len(synthetic)), n_synthetic))].itertuples()
+    ]
     ids = set()
     while len(ids) < len(chosen):
         ids.add(secrets.token_hex(8))
     shuffler = secrets.SystemRandom()
-    ids = shuffler.sample(sorted(ids), len(ids))          # random ids in random order: unrelated to the class
+    ids = shuffler.sample(sorted(ids), len(ids))  # random ids in random order: unrelated to the class
     films = []
     for film_id, (truth, row) in zip(ids, chosen):
-        films.append({"id": film_id, "truth": truth, "source": str(Path(row.file).relative_to(project)),
-                      "study_id": int(row.study_id),
-                      "findings_truth": positive_findings(labels, int(row.study_id), FINDINGS)})
-    films.sort(key=lambda f: f["id"])                     # written in id order, never class order
+        films.append(
+            {
+                "id": film_id,
+                "truth": truth,
+                "source": str(Path(row.file).relative_to(project)),
+                "study_id": int(row.study_id),
+                "findings_truth": positive_findings(labels, int(row.study_id), FINDINGS),
+            }
+        )
+    films.sort(key=lambda f: f["id"])  # written in id order, never class order
     (study_dir / FILMS).mkdir(parents=True, exist_ok=True)
     for film in films:
         with atomic_path(study_dir / FILMS / f"{film['id']}.png") as tmp:
             tmp.write_bytes(film_png(project / film["source"], model_size))
-    readers = [{"label": f"reader{k}", "token": secrets.token_urlsafe(24),
-                "order": shuffler.sample([f["id"] for f in films], len(films))} for k in range(1, n_readers + 1)]
-    study = {"id": secrets.token_hex(8), "created": now(), "model_size": model_size,
-             "display_size": DISPLAY_SIZE, "findings": list(FINDINGS), "films": films, "readers": readers}
+    readers = [
+        {
+            "label": f"reader{k}",
+            "token": secrets.token_urlsafe(24),
+            "order": shuffler.sample([f["id"] for f in films], len(films)),
+        }
+        for k in range(1, n_readers + 1)
+    ]
+    study = {
+        "id": secrets.token_hex(8),
+        "created": now(),
+        "model_size": model_size,
+        "display_size": DISPLAY_SIZE,
+        "findings": list(FINDINGS),
+        "films": films,
+        "readers": readers,
+    }
     write_json(study_dir / STUDY_JSON, study)
     return study
 
@@ -165,22 +189,32 @@ def export(study_dir: str | Path, out: str | Path, url: str | None = None) -> in
     films = {f["id"]: f for f in study["films"]}
     engine = answers.connect(database_url(study_dir, url))
     rows = answers.rows(engine, study["id"])
-    with atomic_path(out) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(CSV_COLUMNS)
-            for row in rows:
-                film = films[row["film"]]
-                writer.writerow([row["reader"], row["film"], film["truth"], row["answer"], row["confidence"],
-                                 row["findings_given"], row["findings_answered"], ";".join(film["findings_truth"]),
-                                 row["answered_at"]])
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            film = films[row["film"]]
+            writer.writerow(
+                [
+                    row["reader"],
+                    row["film"],
+                    film["truth"],
+                    row["answer"],
+                    row["confidence"],
+                    row["findings_given"],
+                    row["findings_answered"],
+                    ";".join(film["findings_truth"]),
+                    row["answered_at"],
+                ]
+            )
     engine.dispose()
     return len(rows)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="cxrldm study",
-                                     description="Draw a blinded reader study, or export its answers.")
+    parser = argparse.ArgumentParser(
+        prog="cxrldm study", description="Draw a blinded reader study, or export its answers."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     drawing = commands.add_parser("draw", help="draw films and reader links from the pipeline's outputs")
     drawing.add_argument("--real", type=int, required=True, help="real test films")
@@ -204,7 +238,7 @@ def main(argv=None) -> None:
         else:
             out = args.out or str(Path(args.study) / ANSWERS_CSV)
             print(f"wrote {export(args.study, out, args.database)} answers to {out}")
-    except (ValueError, FileNotFoundError) as error:        # StudyError, and read_labels' one line
+    except (ValueError, FileNotFoundError) as error:  # StudyError, and read_labels' one line
         raise SystemExit(f"error: {error}") from None
 
 

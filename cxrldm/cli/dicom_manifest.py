@@ -53,7 +53,9 @@ def scan(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
             unreadable.append({"path": relative, "reason": str(error)})
             continue
         if header["sop_uid"] in first_of:
-            unreadable.append({"path": relative, "reason": f"{path}: the same SOPInstanceUID as {first_of[header['sop_uid']]}"})
+            unreadable.append(
+                {"path": relative, "reason": f"{path}: the same SOPInstanceUID as {first_of[header['sop_uid']]}"}
+            )
             continue
         first_of[header["sop_uid"]] = relative
         headers.append({"path": relative, **header})
@@ -61,14 +63,23 @@ def scan(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     subjects = numbered(table.patient_id, keep_integers=True)
     studies = numbered(table.study_uid, keep_integers=False)
     stems = table.path.map(lambda p: Path(p).stem)
-    manifest = pd.DataFrame({
-        "path": table.path, "subject_id": table.patient_id.map(subjects), "study_id": table.study_uid.map(studies),
-        "dicom_id": stems if not stems.duplicated().any() else table.sop_uid,
-        "view": table.view.where(table.view.isin(VIEWS), ""), "sex": table.sex,
-        "age": table.age.astype("Int64")}, columns=COLUMNS)
-    ids = pd.DataFrame([{"column": "subject_id", "id": i, "original": v} for v, i in subjects.items()]
-                       + [{"column": "study_id", "id": i, "original": v} for v, i in studies.items()],
-                       columns=["column", "id", "original"])
+    manifest = pd.DataFrame(
+        {
+            "path": table.path,
+            "subject_id": table.patient_id.map(subjects),
+            "study_id": table.study_uid.map(studies),
+            "dicom_id": stems if not stems.duplicated().any() else table.sop_uid,
+            "view": table.view.where(table.view.isin(VIEWS), ""),
+            "sex": table.sex,
+            "age": table.age.astype("Int64"),
+        },
+        columns=COLUMNS,
+    )
+    ids = pd.DataFrame(
+        [{"column": "subject_id", "id": i, "original": v} for v, i in subjects.items()]
+        + [{"column": "study_id", "id": i, "original": v} for v, i in studies.items()],
+        columns=["column", "id", "original"],
+    )
     return manifest, ids, pd.DataFrame(unreadable, columns=["path", "reason"]), ignored
 
 
@@ -83,15 +94,18 @@ def main(argv=None) -> None:
     out = Path(args.out) if args.out else folder / "manifest.csv"
     manifest, ids, unreadable, ignored = scan(folder)
     if not len(manifest):
-        raise SystemExit(f"error: {folder}: no usable DICOM radiograph ({len(unreadable)} unreadable, "
-                         f"{ignored} other files)")
+        raise SystemExit(
+            f"error: {folder}: no usable DICOM radiograph ({len(unreadable)} unreadable, {ignored} other files)"
+        )
     write_csv(out, manifest)
     write_csv(out.with_name(out.stem + "_ids.csv"), ids)
     write_csv(out.with_name(out.stem + "_unreadable.csv"), unreadable)
     unknown = int((manifest.view == "").sum())
-    print(f"wrote {out}: {len(manifest)} images of {manifest.subject_id.nunique()} patients in "
-          f"{manifest.study_id.nunique()} studies ({unknown} with no known view); {len(unreadable)} unreadable "
-          f"DICOM files listed in {out.stem}_unreadable.csv; {ignored} other files ignored")
+    print(
+        f"wrote {out}: {len(manifest)} images of {manifest.subject_id.nunique()} patients in "
+        f"{manifest.study_id.nunique()} studies ({unknown} with no known view); {len(unreadable)} unreadable "
+        f"DICOM files listed in {out.stem}_unreadable.csv; {ignored} other files ignored"
+    )
     for row in unreadable.head(10).itertuples():
         print(f"unreadable: {row.reason}", file=sys.stderr)
 

@@ -8,15 +8,24 @@ import torch
 import torch.nn.functional as F
 
 
-def affine_params(n: int, size: int, p: float, degrees: float, translate_px: float, scale: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def affine_params(
+    n: int,
+    size: int,
+    p: float,
+    degrees: float,
+    translate_px: float,
+    scale: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(n, 2, 3) affine matrices: random rotation (+-degrees), translation (+-translate_px pixels of a
     `size` image) and isotropic scaling (1 +- scale), each applied with probability p (else identity)."""
+
     def uniform(low, high):
         return torch.rand(n, generator=generator) * (high - low) + low
+
     angle = uniform(-degrees, degrees) * math.pi / 180
     zoom = uniform(1 - scale, 1 + scale)
-    shift_x = uniform(-translate_px, translate_px) * 2 / size    # affine_grid works in [-1, 1]
+    shift_x = uniform(-translate_px, translate_px) * 2 / size  # affine_grid works in [-1, 1]
     shift_y = uniform(-translate_px, translate_px) * 2 / size
     apply = torch.rand(n, generator=generator) < p
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
@@ -30,13 +39,26 @@ def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def random_affine(images: torch.Tensor, p: float, degrees: float, translate_px: float, scale: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def random_affine(
+    images: torch.Tensor,
+    p: float,
+    degrees: float,
+    translate_px: float,
+    scale: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     return warp(images, affine_params(len(images), images.shape[-1], p, degrees, translate_px, scale, generator))
 
 
-def photometric_params(n: int, flip_p: float, shift_p: float, shift: float, gamma_p: float, gamma: float,
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def photometric_params(
+    n: int,
+    flip_p: float,
+    shift_p: float,
+    shift: float,
+    gamma_p: float,
+    gamma: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: a horizontal flip (probability flip_p), an intensity shift in [-shift, shift] (shift_p)
     and a contrast gamma in [1 - gamma, 1 + gamma] (gamma_p), as (flip (n,) bool, shift (n,), gamma (n,)).
     All drawn even when off, so the generator's stream does not depend on the probabilities."""

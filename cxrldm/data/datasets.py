@@ -32,7 +32,7 @@ def load_square(path: str | Path, size: int) -> np.ndarray:
     """uint8 (size, size): shortest side resized to `size`, then the centre crop."""
     image = np.asarray(load_resized(path, size))
     top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 class RadiographDataset(Dataset):
@@ -50,8 +50,11 @@ class RadiographDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        pixels = self.cache[index] if self.cache is not None else torch.from_numpy(
-            load_square(self.root / self.paths[index], self.size).copy())
+        pixels = (
+            self.cache[index]
+            if self.cache is not None
+            else torch.from_numpy(load_square(self.root / self.paths[index], self.size).copy())
+        )
         return pixels.unsqueeze(0).float() / 255.0
 
 

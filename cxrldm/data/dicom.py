@@ -41,10 +41,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 VIEW_MEANINGS = {"postero-anterior": "PA", "antero-posterior": "AP", "lateral": "LATERAL", "left lateral": "LL"}
 AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 # what a file without the DICM preamble looks like, by its first bytes
-SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
-              (b"GIF8", "a GIF image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
-              (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"))
-LONG_LENGTH_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())   # PS3.5 7.1.2: 4-byte length
+SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF", "a PDF document"),
+    (b"GIF8", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+LONG_LENGTH_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())  # PS3.5 7.1.2: 4-byte length
 ITEM, ITEM_END, SEQUENCE_END, PIXEL_DATA, UNDEFINED = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD, 0x7FE00010, 0xFFFFFFFF
 
 
@@ -54,9 +61,9 @@ class DicomError(ValueError):
 
 @dataclass
 class Display:
-    pixels: np.ndarray          # (H, W) uint8
-    window: str                 # the VOI transform applied, in words
-    inverted: bool              # MONOCHROME1
+    pixels: np.ndarray  # (H, W) uint8
+    window: str  # the VOI transform applied, in words
+    inverted: bool  # MONOCHROME1
 
 
 def is_dicom(path: str | Path) -> bool:
@@ -64,7 +71,7 @@ def is_dicom(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix.lower() in SUFFIXES:
         return True
-    if path.suffix.lower() in IMAGE_SUFFIXES:     # spares the training loop an extra open per image
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # spares the training loop an extra open per image
         return False
     try:
         with open(path, "rb") as f:
@@ -89,7 +96,7 @@ def not_dicom(path: str | Path) -> str:
     looks = next((words for signature, words in SIGNATURES if head.startswith(signature)), "")
     if not looks:
         try:
-            text = codecs.getincrementaldecoder("utf-8")().decode(head)    # a character cut at 1024 bytes is text
+            text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at 1024 bytes is text
             looks = "text" if text and all(c.isprintable() or c in "\t\n\r\f" for c in text) else ""
         except UnicodeDecodeError:
             pass
@@ -106,7 +113,7 @@ def read_dataset(path: str | Path, pixels: bool = True) -> pydicom.Dataset:
         raise DicomError(f"{path}: {reason}")
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
-    except Exception as error:      # pydicom raises many types for broken files; each is one unreadable file
+    except Exception as error:  # pydicom raises many types for broken files; each is one unreadable file
         raise _one_line(path, error) from None
 
 
@@ -121,13 +128,14 @@ class _Corrupt(Exception):
 @dataclass
 class Layout:
     """Where a DICOM file's Pixel Data lies, found by walking its elements' headers without reading values."""
-    syntax: UID                 # TransferSyntaxUID ('' where the file meta has none)
-    size: int                   # bytes of the dataset's data (the file; inflated for a deflated syntax)
-    pixels: int | None = None   # offset of Pixel Data's value; None without Pixel Data
-    length: int | None = None   # its defined length; None where encapsulated (undefined length)
-    fragments: int = 0          # encapsulated: fragments present in full
-    cut: str = ""               # encapsulated: where the data ends inside them, in words
-    last: int | None = None     # the tag of the last element of the dataset read in full
+
+    syntax: UID  # TransferSyntaxUID ('' where the file meta has none)
+    size: int  # bytes of the dataset's data (the file; inflated for a deflated syntax)
+    pixels: int | None = None  # offset of Pixel Data's value; None without Pixel Data
+    length: int | None = None  # its defined length; None where encapsulated (undefined length)
+    fragments: int = 0  # encapsulated: fragments present in full
+    cut: str = ""  # encapsulated: where the data ends inside them, in words
+    last: int | None = None  # the tag of the last element of the dataset read in full
 
 
 class _Walk:
@@ -154,7 +162,7 @@ class _Walk:
         if group == 0xFFFE or not explicit:
             return tag, None, struct.unpack(endian + "L", self.read(4, tag))[0]
         vr = self.read(2, tag)
-        if not (vr.isalpha() and vr.isupper()):     # an implicit VR element in explicit data, read as pydicom does
+        if not (vr.isalpha() and vr.isupper()):  # an implicit VR element in explicit data, read as pydicom does
             return tag, None, struct.unpack(endian + "L", vr + self.read(2, tag))[0]
         if vr in LONG_LENGTH_VRS:
             return tag, vr, struct.unpack(endian + "L", self.read(6, tag)[2:])[0]
@@ -170,7 +178,7 @@ class _Walk:
             if tag == PIXEL_DATA and not nested:
                 self.pixel_data(length, endian)
                 return
-            if length == UNDEFINED:           # a sequence (UN's items are implicit VR little endian, PS3.5 6.2.2)
+            if length == UNDEFINED:  # a sequence (UN's items are implicit VR little endian, PS3.5 6.2.2)
                 self.sequence(tag, explicit and vr != b"UN", endian if vr != b"UN" else "<")
             else:
                 self.skip(length, tag)
@@ -195,7 +203,7 @@ class _Walk:
         if length != UNDEFINED:
             self.layout.length = length
             return
-        count, between = 0, True       # items read in full: the basic offset table's, then one per fragment
+        count, between = 0, True  # items read in full: the basic offset table's, then one per fragment
         try:
             while True:
                 between = True
@@ -210,10 +218,15 @@ class _Walk:
                 count += 1
                 self.layout.fragments = count - 1
         except _Cut:
-            self.layout.cut = ("the file ends inside the basic offset table" if count == 0 else
-                               f"the file ends inside fragment {count}" if not between else
-                               "the file ends after the basic offset table" if count == 1 else
-                               f"the file ends after fragment {count - 1}, without the sequence delimiter")
+            self.layout.cut = (
+                "the file ends inside the basic offset table"
+                if count == 0
+                else f"the file ends inside fragment {count}"
+                if not between
+                else "the file ends after the basic offset table"
+                if count == 1
+                else f"the file ends after fragment {count - 1}, without the sequence delimiter"
+            )
 
 
 def _dataset_encoding(f, syntax: UID) -> tuple[bool, str]:
@@ -242,7 +255,7 @@ def layout(path: str | Path) -> Layout:
             found = Layout(UID(""), size)
             walk = _Walk(f, size, found)
             try:
-                while True:     # the file meta group (0002,eeee), explicit VR little endian (PS3.10 7.1)
+                while True:  # the file meta group (0002,eeee), explicit VR little endian (PS3.10 7.1)
                     start = f.tell()
                     if f.read(2) != b"\x02\x00":
                         f.seek(start)
@@ -270,7 +283,9 @@ def layout(path: str | Path) -> Layout:
             except _Cut as cut:
                 tag, at = cut.args
                 inside = f", inside element {pydicom.tag.Tag(tag)}" if tag is not None else ""
-                raise DicomError(f"{path}: truncated: header cut short (the file ends after {at} bytes{inside})") from None
+                raise DicomError(
+                    f"{path}: truncated: header cut short (the file ends after {at} bytes{inside})"
+                ) from None
             except _Corrupt as corrupt:
                 raise DicomError(f"{path}: corrupt header: {corrupt.args[0]}") from None
     except OSError as error:
@@ -287,20 +302,24 @@ def check_pixel_data(ds: pydicom.Dataset, found: Layout, name) -> None:
     Rows x Columns x samples x bytes per sample x frames long, or compressed fragments that the file holds in
     full up to the sequence delimiter (not decoded)."""
     if found.pixels is None:
-        raise DicomError(f"{name}: no pixel data (Rows and Columns but no Pixel Data element; the file ends after "
-                         f"element {pydicom.tag.Tag(found.last)})")
+        raise DicomError(
+            f"{name}: no pixel data (Rows and Columns but no Pixel Data element; the file ends after "
+            f"element {pydicom.tag.Tag(found.last)})"
+        )
     if found.length is None:
         if found.cut:
             raise DicomError(f"{name}: pixel data cut short: compressed ({_syntax_name(found.syntax)}), {found.cut}")
         if not found.fragments:
             raise DicomError(f"{name}: no pixel data (the compressed Pixel Data holds no fragment)")
         if found.syntax.is_transfer_syntax and not found.syntax.is_encapsulated:
-            raise DicomError(f"{name}: compressed pixel data under an uncompressed transfer syntax "
-                             f"({_syntax_name(found.syntax)})")
+            raise DicomError(
+                f"{name}: compressed pixel data under an uncompressed transfer syntax ({_syntax_name(found.syntax)})"
+            )
         return
     if found.syntax.is_transfer_syntax and found.syntax.is_encapsulated:
-        raise DicomError(f"{name}: uncompressed pixel data under a compressed transfer syntax "
-                         f"({_syntax_name(found.syntax)})")
+        raise DicomError(
+            f"{name}: uncompressed pixel data under a compressed transfer syntax ({_syntax_name(found.syntax)})"
+        )
     if not ds.get("BitsAllocated"):
         raise DicomError(f"{name}: no BitsAllocated; the size of its pixel data is unknown")
     samples, frames = int(ds.get("SamplesPerPixel") or 1), int(ds.get("NumberOfFrames") or 1)
@@ -308,8 +327,10 @@ def check_pixel_data(ds: pydicom.Dataset, found: Layout, name) -> None:
     present = min(found.length, found.size - found.pixels)
     if present < max(expected, found.length):
         shape = f"{ds.Rows} x {ds.Columns} pixels" + (f" x {samples} samples" if samples > 1 else "")
-        raise DicomError(f"{name}: pixel data cut short: {present} of {max(expected, found.length)} bytes "
-                         f"({shape}{f' x {frames} frames' if frames > 1 else ''} of {ds.BitsAllocated} bits)")
+        raise DicomError(
+            f"{name}: pixel data cut short: {present} of {max(expected, found.length)} bytes "
+            f"({shape}{f' x {frames} frames' if frames > 1 else ''} of {ds.BitsAllocated} bits)"
+        )
 
 
 def check_radiograph(ds: pydicom.Dataset, name) -> None:
@@ -321,8 +342,10 @@ def check_radiograph(ds: pydicom.Dataset, name) -> None:
         raise DicomError(f"{name}: multi-frame ({frames} frames); one radiograph per file is expected")
     photometric, samples = str(ds.get("PhotometricInterpretation", "")), int(ds.get("SamplesPerPixel") or 1)
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise DicomError(f"{name}: colour ({photometric or 'no PhotometricInterpretation'}, {samples} samples per "
-                         "pixel); chest X-rays are MONOCHROME1 or MONOCHROME2")
+        raise DicomError(
+            f"{name}: colour ({photometric or 'no PhotometricInterpretation'}, {samples} samples per "
+            "pixel); chest X-rays are MONOCHROME1 or MONOCHROME2"
+        )
 
 
 def padding_mask(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
@@ -342,14 +365,14 @@ def voi(ds: pydicom.Dataset, values: np.ndarray, padding: np.ndarray) -> tuple[n
     """The VOI transform of modality values to [0, 1], and what it was, in words."""
     if ds.get("VOILUTSequence"):
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        table = apply_voi(np.round(values).astype(np.int64), ds, index=0)     # a LUT's input is integer
-        return table / (2 ** bits - 1), "VOI LUT sequence (first)"
+        table = apply_voi(np.round(values).astype(np.int64), ds, index=0)  # a LUT's input is integer
+        return table / (2**bits - 1), "VOI LUT sequence (first)"
     if "WindowCenter" in ds and "WindowWidth" in ds:
         center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
         function = str(ds.get("VOILUTFunction") or "LINEAR").upper()
         words = f"{function} center {center:g} width {width:g}"
         if function == "SIGMOID" and width > 0:
-            with np.errstate(over="ignore"):            # exp overflows far below the centre: the result is 0
+            with np.errstate(over="ignore"):  # exp overflows far below the centre: the result is 0
                 return 1 / (1 + np.exp(-4 * (values - center) / width)), words
         if function == "LINEAR_EXACT" and width > 0:
             return np.clip((values - center) / width + 0.5, 0, 1), words
@@ -390,7 +413,7 @@ def read_display(path: str | Path) -> Display:
         return display(ds, path)
     except DicomError:
         raise
-    except Exception as error:      # decoders and malformed values raise many types
+    except Exception as error:  # decoders and malformed values raise many types
         raise _one_line(path, error) from None
 
 
@@ -424,15 +447,21 @@ def read_header(path: str | Path) -> dict:
     found = layout(path)
     ds = read_dataset(path, pixels=False)
     if found.pixels is None and "Rows" not in ds and (found.last or 0) < 0x00280010:
-        raise DicomError(f"{path}: not an image, or cut short: the file ends after element "
-                         f"{pydicom.tag.Tag(found.last or 0)}, before any Rows, Columns or Pixel Data")
+        raise DicomError(
+            f"{path}: not an image, or cut short: the file ends after element "
+            f"{pydicom.tag.Tag(found.last or 0)}, before any Rows, Columns or Pixel Data"
+        )
     try:
         check_radiograph(ds, path)
         check_pixel_data(ds, found, path)
-        header = {"patient_id": str(ds.get("PatientID") or "").strip(),
-                  "study_uid": str(ds.get("StudyInstanceUID") or "").strip(),
-                  "sop_uid": str(ds.get("SOPInstanceUID") or "").strip(),
-                  "view": view_of(ds), "sex": str(ds.get("PatientSex") or "").strip().upper(), "age": age_of(ds)}
+        header = {
+            "patient_id": str(ds.get("PatientID") or "").strip(),
+            "study_uid": str(ds.get("StudyInstanceUID") or "").strip(),
+            "sop_uid": str(ds.get("SOPInstanceUID") or "").strip(),
+            "view": view_of(ds),
+            "sex": str(ds.get("PatientSex") or "").strip().upper(),
+            "age": age_of(ds),
+        }
     except DicomError:
         raise
     except Exception as error:

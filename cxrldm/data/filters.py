@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_blur(images: torch.Tensor, sigma: float, radius: int | None = None, border: str = "reflect",
-                  pad_first: bool = False) -> torch.Tensor:
+def gaussian_blur(
+    images: torch.Tensor, sigma: float, radius: int | None = None, border: str = "reflect", pad_first: bool = False
+) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) images; sigma in pixels (0 or less: the images unchanged).
 
     The kernel runs over -radius..radius (default max(1, ceil(3 sigma))), normalised to sum 1, in the images'
@@ -20,7 +21,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float, radius: int | None = None,
         return images
     radius = max(1, math.ceil(3 * sigma)) if radius is None else radius
     x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-x.square() / (2 * sigma ** 2))
+    kernel = torch.exp(-x.square() / (2 * sigma**2))
     kernel = (kernel / kernel.sum()).repeat(images.shape[1], 1, 1)
     channels = images.shape[1]
     if pad_first:

@@ -33,8 +33,9 @@ def load_resized(path: str | Path, short_side: int, draft: bool = True) -> Image
     return load_resized_display(path, short_side, draft)[0]
 
 
-def load_resized_display(path: str | Path, short_side: int,
-                         draft: bool = True) -> tuple[Image.Image, dicom.Display | None]:
+def load_resized_display(
+    path: str | Path, short_side: int, draft: bool = True
+) -> tuple[Image.Image, dicom.Display | None]:
     """load_resized's image, and for a DICOM file how it was displayed (None for other files)."""
     if dicom.is_dicom(path):
         shown = dicom.read_display(path)
@@ -83,5 +84,5 @@ def grid(images: torch.Tensor, columns: int, gap: int = 2, row_gap: int | None =
     canvas = torch.full((rows * (height + row_gap) - row_gap, columns * (width + gap) - gap), float(fill))
     for i, image in enumerate(images[:, 0].float().clamp(0, 1)):
         top, left = (i // columns) * (height + row_gap), (i % columns) * (width + gap)
-        canvas[top:top + height, left:left + width] = image
+        canvas[top : top + height, left : left + width] = image
     return (canvas * 255).round().byte().numpy()

@@ -11,8 +11,17 @@ CHECKSUMS = "SHA256SUMS.txt"
 REPORTS_ZIP = "mimic-cxr-reports.zip"
 
 METADATA_COLUMNS = (
-    "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
-    "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "PerformedProcedureStepDescription",
+    "ViewPosition",
+    "Rows",
+    "Columns",
+    "StudyDate",
+    "StudyTime",
+    "ProcedureCodeSequence_CodeMeaning",
+    "ViewCodeSequence_CodeMeaning",
     "PatientOrientationCodeSequence_CodeMeaning",
 )
 SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
@@ -33,7 +42,7 @@ def find_image(root: str | Path, subject_id: int, study_id: int, dicom_id: str) 
     """image_path's .jpg (MIMIC-CXR-JPG), or the .dcm beside it where only that exists (MIMIC-CXR's DICOM
     release, same folders and names)."""
     jpg = image_path(subject_id, study_id, dicom_id)
-    dcm = jpg[:-len(".jpg")] + ".dcm"
+    dcm = jpg[: -len(".jpg")] + ".dcm"
     return dcm if not (Path(root) / jpg).is_file() and (Path(root) / dcm).is_file() else jpg
 
 

@@ -31,8 +31,16 @@ _SECTION_SPELLINGS = {
     "technique": ("technique",),
     "comparison": ("comparison", "comparisons", "comparison exam", "comparison film", "reference exam"),
     "findings": ("findings", "finding"),
-    "impression": ("impression", "impressions", "conclusion", "conclusions", "summary",
-                   "findings and impression", "impression and findings", "findings/impression"),
+    "impression": (
+        "impression",
+        "impressions",
+        "conclusion",
+        "conclusions",
+        "summary",
+        "findings and impression",
+        "impression and findings",
+        "findings/impression",
+    ),
     "wet read": ("wet read", "wetread"),
     "addendum": ("addendum",),
     "notification": ("notification",),
@@ -63,12 +71,15 @@ def split_sections(text: str) -> dict[str, str]:
     The text before the first recognised header is the "preamble" (the whole report when there is no
     header). A header's text starts right after its colon, so it may share the header's line. A section
     that occurs more than once keeps its first position and gets the texts joined."""
-    headers = [(name, match) for match in _HEADER.finditer(text)
-               if (name := _section_name(match["titled"] or match["bare"])) is not None]
-    sections = {"preamble": text[:headers[0][1].start()] if headers else text}
+    headers = [
+        (name, match)
+        for match in _HEADER.finditer(text)
+        if (name := _section_name(match["titled"] or match["bare"])) is not None
+    ]
+    sections = {"preamble": text[: headers[0][1].start()] if headers else text}
     ends = [match.start() for _, match in headers[1:]] + [len(text)]
     for (name, match), end in zip(headers, ends):
-        body = text[match.end():end]
+        body = text[match.end() : end]
         sections[name] = sections[name] + "\n" + body if name in sections else body
     return sections
 
@@ -113,9 +124,9 @@ def _list_items(text: str) -> list[str]:
     items, start, next_number = [], 0, None
     for match in _LIST_NUMBER.finditer(text):
         number = int(match[1])
-        at_sentence_start = text[:match.start()].rstrip()[-1:] in ("", ".", "!", "?", ":", ";")
+        at_sentence_start = text[: match.start()].rstrip()[-1:] in ("", ".", "!", "?", ":", ";")
         if at_sentence_start or number == next_number:
-            items.append(text[start:match.start()])
+            items.append(text[start : match.start()])
             start, next_number = match.end(), number + 1
     return items + [text[start:]]
 
@@ -146,8 +157,11 @@ def split_sentences(text: str) -> list[str]:
 def parse_report(text: str) -> dict:
     """{"findings": str, "impression": str, "sentences": findings' sentences + impression's}."""
     findings, impression = extract_findings_impression(text)
-    return {"findings": findings, "impression": impression,
-            "sentences": split_sentences(findings) + split_sentences(impression)}
+    return {
+        "findings": findings,
+        "impression": impression,
+        "sentences": split_sentences(findings) + split_sentences(impression),
+    }
 
 
 def read_reports(source: str | Path, study_paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
@@ -165,6 +179,7 @@ def read_reports(source: str | Path, study_paths: Iterable[str]) -> Iterator[tup
 class ReportText(str):
     """A report's text; `invalid_utf8` is True when its bytes were not UTF-8 and were read as Latin-1
     (every byte a character, nothing replaced or lost)."""
+
     invalid_utf8 = False
 
 

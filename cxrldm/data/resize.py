@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from cxrldm.data.images import load_resized_display
 
@@ -36,8 +36,14 @@ def resize_one(job: tuple[str, str, str, int, bool]) -> tuple[str, int, int, str
     return target, image.width, image.height, digest, "", window, inverted
 
 
-def resize_all(paths: Iterable[str], source_root: str | Path, target_root: str | Path, size: int,
-               workers: int = 0, draft: bool = True) -> Iterator[tuple[str, int, int, str, str]]:
+def resize_all(
+    paths: Iterable[str],
+    source_root: str | Path,
+    target_root: str | Path,
+    size: int,
+    workers: int = 0,
+    draft: bool = True,
+) -> Iterator[tuple[str, int, int, str, str]]:
     """Yield resize_one's result for every relative path, in input order. Memory stays constant:
     workers stream results back and hold one image each. workers=0 uses every CPU core."""
     jobs = ((str(source_root), str(target_root), p, size, draft) for p in paths)
@@ -57,6 +63,8 @@ def require_space(folder: str | Path, written_bytes: list[int], remaining: int, 
     need = sum(written_bytes) / len(written_bytes) * remaining * margin
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise ValueError(f"not enough disk for resize: {remaining:,} more images of about "
-                         f"{sum(written_bytes) / len(written_bytes) / 1024:.0f} KiB need {need / 2**30:.2f} GiB, "
-                         f"{Path(folder).resolve()} has {free / 2**30:.2f} GiB free")
+        raise ValueError(
+            f"not enough disk for resize: {remaining:,} more images of about "
+            f"{sum(written_bytes) / len(written_bytes) / 1024:.0f} KiB need {need / 2**30:.2f} GiB, "
+            f"{Path(folder).resolve()} has {free / 2**30:.2f} GiB free"
+        )

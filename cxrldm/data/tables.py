@@ -59,9 +59,15 @@ def patient_split(subject_ids, fractions: tuple[float, float, float], seed: int)
     return pd.Series(subjects.map(assign).values, index=subjects.values)
 
 
-def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Path,
-              checksums: dict[str, str], fractions=(0.8, 0.1, 0.1), seed: int = 0,
-              view: str = "PA") -> tuple[pd.DataFrame, dict]:
+def select_pa(
+    metadata: pd.DataFrame,
+    split: pd.DataFrame | None,
+    root: str | Path,
+    checksums: dict[str, str],
+    fractions=(0.8, 0.1, 0.1),
+    seed: int = 0,
+    view: str = "PA",
+) -> tuple[pd.DataFrame, dict]:
     """PA images with dicom_id, subject_id, study_id, split, path, sha256, and counts.
 
     With a `path` column in `metadata` (a manifest's), those paths are used instead of MIMIC's layout.
@@ -75,24 +81,32 @@ def select_pa(metadata: pd.DataFrame, split: pd.DataFrame | None, root: str | Pa
     counts["view_images"] = len(pa)
     if not len(pa):
         present = metadata.ViewPosition.fillna("(blank)").value_counts()
-        raise ValueError(f"filter_pa.view: no image has ViewPosition {view!r}; the views present are "
-                         + ", ".join(f"{name} ({n})" for name, n in present.items()))
+        raise ValueError(
+            f"filter_pa.view: no image has ViewPosition {view!r}; the views present are "
+            + ", ".join(f"{name} ({n})" for name, n in present.items())
+        )
     if split is not None:
         pa = pa.merge(split[["dicom_id", "split"]], on="dicom_id", how="inner")
         counts["not_in_split_file"] = counts["view_images"] - len(pa)
     else:
         pa = pa.assign(split=pa.subject_id.map(patient_split(pa.subject_id, fractions, seed)))
-    if "path" not in pa:    # MIMIC's layout (.jpg, or MIMIC-CXR's .dcm); a manifest brings its own paths
-        pa = pa.assign(path=[layout.find_image(root, *row)
-                             for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)])
+    if "path" not in pa:  # MIMIC's layout (.jpg, or MIMIC-CXR's .dcm); a manifest brings its own paths
+        pa = pa.assign(
+            path=[
+                layout.find_image(root, *row)
+                for row in pa[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)
+            ]
+        )
     present = np.array([(Path(root) / p).is_file() for p in pa.path], dtype=bool)
     counts["missing_on_disk"] = int((~present).sum())
     pa = pa[present].assign(sha256=lambda t: [checksums.get(p, "") for p in t.path])
     splits_per_patient = pa.groupby("subject_id").split.nunique()
     leaking = splits_per_patient[splits_per_patient > 1]
     if len(leaking):
-        raise ValueError(f"{len(leaking)} patients are in more than one split (e.g. subject {leaking.index[0]}); "
-                         "the split file is not patient-disjoint")
+        raise ValueError(
+            f"{len(leaking)} patients are in more than one split (e.g. subject {leaking.index[0]}); "
+            "the split file is not patient-disjoint"
+        )
     pa = pa.sort_values(["subject_id", "study_id", "dicom_id"]).reset_index(drop=True)[PA_COLUMNS]
     counts["pa_images"] = len(pa)
     counts["patients"] = int(pa.subject_id.nunique())

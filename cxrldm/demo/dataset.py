@@ -29,7 +29,7 @@ class DemoImage:
     subject_id: int
     study_id: int
     dicom_id: str
-    view: str          # ViewPosition, "" when blank in the metadata
+    view: str  # ViewPosition, "" when blank in the metadata
     height: int
     width: int
     findings: Findings
@@ -104,8 +104,22 @@ def plan(n_studies: int, seed: int, min_side: int, split_fractions=(0.8, 0.1, 0.
             labels.append({"subject_id": subject, "study_id": study_id, **findings.chexpert()})
             for view in views:
                 height, width = image_shape(rng, view, min_side)
-                images.append((DemoImage(subject, study_id, dicom_id(rng), view, height, width, findings,
-                                      anatomy, int(rng.integers(2**31))), date + 100 * k))
+                images.append(
+                    (
+                        DemoImage(
+                            subject,
+                            study_id,
+                            dicom_id(rng),
+                            view,
+                            height,
+                            width,
+                            findings,
+                            anatomy,
+                            int(rng.integers(2**31)),
+                        ),
+                        date + 100 * k,
+                    )
+                )
             study += 1
         patient += 1
     return images, reports, labels, split
@@ -115,9 +129,14 @@ def metadata_row(image: DemoImage, date: int) -> dict:
     portable = image.view == "AP"
     description = "CHEST (PORTABLE AP)" if portable else "CHEST (PA AND LAT)"
     return {
-        "dicom_id": image.dicom_id, "subject_id": image.subject_id, "study_id": image.study_id,
-        "PerformedProcedureStepDescription": description, "ViewPosition": image.view or None,
-        "Rows": image.height, "Columns": image.width, "StudyDate": date,
+        "dicom_id": image.dicom_id,
+        "subject_id": image.subject_id,
+        "study_id": image.study_id,
+        "PerformedProcedureStepDescription": description,
+        "ViewPosition": image.view or None,
+        "Rows": image.height,
+        "Columns": image.width,
+        "StudyDate": date,
         "StudyTime": 80000.0 + (image.seed % 100000) / 7.0,
         "ProcedureCodeSequence_CodeMeaning": description,
         "ViewCodeSequence_CodeMeaning": VIEW_CODES[image.view] or None,
@@ -128,8 +147,9 @@ def metadata_row(image: DemoImage, date: int) -> dict:
 def render_to(root: Path, image: DemoImage) -> str:
     # A blank ViewPosition in MIMIC is usually a frontal image whose header lacks the tag.
     view = image.view or "PA"
-    pixels = phantoms.render(image.findings, view, np.random.default_rng(image.seed), image.height,
-                             image.width, patient=image.anatomy)
+    pixels = phantoms.render(
+        image.findings, view, np.random.default_rng(image.seed), image.height, image.width, patient=image.anatomy
+    )
     relative = layout.image_path(image.subject_id, image.study_id, image.dicom_id)
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +158,7 @@ def render_to(root: Path, image: DemoImage) -> str:
 
 
 MANIFEST = "manifest.csv"
-PATIENTS = "patients.csv.gz"        # as MIMIC-IV's hosp/patients.csv.gz
+PATIENTS = "patients.csv.gz"  # as MIMIC-IV's hosp/patients.csv.gz
 
 
 def patients_table(images, seed: int) -> pd.DataFrame:
@@ -149,9 +169,14 @@ def patients_table(images, seed: int) -> pd.DataFrame:
         if image.subject_id not in rows:
             year = date // 10000
             person = demographics(image, seed)
-            rows[image.subject_id] = {"subject_id": image.subject_id, "gender": person["sex"],
-                                      "anchor_age": person["age"], "anchor_year": year,
-                                      "anchor_year_group": f"{year - year % 3} - {year - year % 3 + 2}", "dod": ""}
+            rows[image.subject_id] = {
+                "subject_id": image.subject_id,
+                "gender": person["sex"],
+                "anchor_age": person["age"],
+                "anchor_year": year,
+                "anchor_year_group": f"{year - year % 3} - {year - year % 3 + 2}",
+                "dod": "",
+            }
     return pd.DataFrame(list(rows.values())).sort_values("subject_id")
 
 
@@ -169,15 +194,22 @@ def manifest_rows(images, reports: dict, labels: list[dict], split: dict, seed: 
     rows = []
     for image, _ in images:
         study_labels = {k: v for k, v in by_study[image.study_id].items() if k not in ("subject_id", "study_id")}
-        rows.append({"path": layout.image_path(image.subject_id, image.study_id, image.dicom_id),
-                     "subject_id": image.subject_id, "study_id": image.study_id, "view": image.view,
-                     "split": split[image.subject_id], **demographics(image, seed),
-                     "report": reports[layout.report_path(image.subject_id, image.study_id)], **study_labels})
+        rows.append(
+            {
+                "path": layout.image_path(image.subject_id, image.study_id, image.dicom_id),
+                "subject_id": image.subject_id,
+                "study_id": image.study_id,
+                "view": image.view,
+                "split": split[image.subject_id],
+                **demographics(image, seed),
+                "report": reports[layout.report_path(image.subject_id, image.study_id)],
+                **study_labels,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def generate(root: str | Path, n_studies: int, seed: int, min_side: int = 600, workers: int = 2,
-             progress=None) -> dict:
+def generate(root: str | Path, n_studies: int, seed: int, min_side: int = 600, workers: int = 2, progress=None) -> dict:
     """Write the demo dataset into `root` (an empty directory). Returns counts."""
     root = Path(root)
     images, reports, labels, split = plan(n_studies, seed, min_side)
@@ -201,5 +233,9 @@ def generate(root: str | Path, n_studies: int, seed: int, min_side: int = 600, w
     files = sorted(p for p in root.rglob("*") if p.is_file())
     (root / layout.CHECKSUMS).write_text("".join(f"{file_sha256(p)} {p.relative_to(root)}\n" for p in files))
     views = metadata.ViewPosition.fillna("blank").value_counts()
-    return {"studies": len(reports), "patients": len(split), "images": len(images),
-            **{f"images_{view}": int(n) for view, n in sorted(views.items())}}
+    return {
+        "studies": len(reports),
+        "patients": len(split),
+        "images": len(images),
+        **{f"images_{view}": int(n) for view, n in sorted(views.items())},
+    }

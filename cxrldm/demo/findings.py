@@ -24,13 +24,13 @@ class Findings:
     """Findings of one study. Severities are 0 (absent) to 3 (severe); sides and sizes use the
     vocabularies above. `None` means absent."""
 
-    cardiomegaly: int = 0                  # 0 normal heart, 1 mild, 2 moderate, 3 severe
-    effusion_side: str | None = None       # left / right / bilateral
-    effusion_size: str | None = None       # small / moderate / large
-    pneumothorax_side: str | None = None   # left / right
-    opacity_lobe: str | None = None        # one of LOBES
-    opacity_is_consolidation: bool = False # dense consolidation vs hazy opacity
-    edema: int = 0                         # 0 none, 1 mild, 2 moderate, 3 severe
+    cardiomegaly: int = 0  # 0 normal heart, 1 mild, 2 moderate, 3 severe
+    effusion_side: str | None = None  # left / right / bilateral
+    effusion_size: str | None = None  # small / moderate / large
+    pneumothorax_side: str | None = None  # left / right
+    opacity_lobe: str | None = None  # one of LOBES
+    opacity_is_consolidation: bool = False  # dense consolidation vs hazy opacity
+    edema: int = 0  # 0 none, 1 mild, 2 moderate, 3 severe
     devices: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -55,7 +55,7 @@ class Findings:
 
     def chexpert(self) -> dict[str, float | None]:
         """CheXpert-style labels: 1.0 present, 0.0 explicitly absent, None (blank) not mentioned."""
-        labels: dict[str, float | None] = {name: None for name in CHEXPERT_LABELS}
+        labels: dict[str, float | None] = dict.fromkeys(CHEXPERT_LABELS)
         if self.devices:
             labels["Support Devices"] = 1.0
         if not self.has_pathology:

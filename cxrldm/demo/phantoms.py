@@ -29,10 +29,10 @@ VIEWS = ("PA", "AP", "LATERAL", "LL")
 AP_HEART_MAGNIFICATION = 1.12
 
 _INTERNAL_LONG_SIDE = 160
-_ENLARGED_HEART_RATIO = (0.55, 0.62, 0.70)   # cardiothoracic ratio for cardiomegaly grades 1..3
+_ENLARGED_HEART_RATIO = (0.55, 0.62, 0.70)  # cardiothoracic ratio for cardiomegaly grades 1..3
 # Height of the fluid at the lateral chest wall, as a fraction of the hemithorax height.
 _EFFUSION_HEIGHT = {"small": 0.2, "moderate": 0.42, "large": 0.68}
-_LUNG_AIR = 0.8          # attenuation that a full-depth lung removes from the body's
+_LUNG_AIR = 0.8  # attenuation that a full-depth lung removes from the body's
 # brightness = tanh(gain * attenuation): the film's shoulder compresses bone over soft tissue.
 _DISPLAY_GAIN = 0.95
 
@@ -41,34 +41,34 @@ _DISPLAY_GAIN = 0.95
 class PatientAnatomy:
     """Per-patient body shape and imaging habits, in normalised body coordinates."""
 
-    size: float                    # body scale relative to the image's short side
+    size: float  # body scale relative to the image's short side
     shift_x: float
     shift_y: float
     rotation_deg: float
-    lung_half_width: float         # inner thoracic half-width (lateral lung border at its widest)
-    left_lung_width_ratio: float   # the left lung's half-width relative to the right's
+    lung_half_width: float  # inner thoracic half-width (lateral lung border at its widest)
+    left_lung_width_ratio: float  # the left lung's half-width relative to the right's
     apex_y: float
-    apex_curvature: float          # how pointed the lung apices are
-    lung_widest_at: float          # where down the lung (0 apex, 1 costophrenic angle) it is widest
-    costophrenic_y: float          # lateral costophrenic angles: depth of inspiration
-    dome_rise: float               # how far the diaphragm domes rise above the costophrenic angles
-    left_dome_drop: float          # the left hemidiaphragm sits this much lower than the right
+    apex_curvature: float  # how pointed the lung apices are
+    lung_widest_at: float  # where down the lung (0 apex, 1 costophrenic angle) it is widest
+    costophrenic_y: float  # lateral costophrenic angles: depth of inspiration
+    dome_rise: float  # how far the diaphragm domes rise above the costophrenic angles
+    left_dome_drop: float  # the left hemidiaphragm sits this much lower than the right
     mediastinum_half_width: float
     aortic_knob: float
-    normal_heart_ratio: float      # cardiothoracic ratio without cardiomegaly
-    heart_right_share: float       # part of the heart's width to the right of the midline
+    normal_heart_ratio: float  # cardiothoracic ratio without cardiomegaly
+    heart_right_share: float  # part of the heart's width to the right of the midline
     heart_top_y: float
-    chest_depth: float             # front-to-back half-depth of the chest (lateral view)
+    chest_depth: float  # front-to-back half-depth of the chest (lateral view)
     rib_spacing: float
     rib_arch: float
     clavicle_y: float
     clavicle_tilt: float
-    soft_tissue: float             # body habitus: soft-tissue thickness factor
-    breast: float                  # breast shadow strength, 0 for none
-    gastric_bubble: float          # size of the stomach's air bubble, 0 for none
-    exposure: float                # shifts overall brightness
-    contrast: float                # display gamma
-    texture_seed: int              # lung vessel pattern, the same in every study of the patient
+    soft_tissue: float  # body habitus: soft-tissue thickness factor
+    breast: float  # breast shadow strength, 0 for none
+    gastric_bubble: float  # size of the stomach's air bubble, 0 for none
+    exposure: float  # shifts overall brightness
+    contrast: float  # display gamma
+    texture_seed: int  # lung vessel pattern, the same in every study of the patient
 
 
 def sample_anatomy(rng: np.random.Generator) -> PatientAnatomy:
@@ -115,8 +115,14 @@ def heart_width_fraction(cardiomegaly: int, patient: PatientAnatomy) -> float:
     return _ENLARGED_HEART_RATIO[cardiomegaly - 1] + 0.5 * (patient.normal_heart_ratio - 0.45)
 
 
-def render(findings: Findings, view: str, rng: np.random.Generator, height: int, width: int,
-           patient: PatientAnatomy | None = None) -> np.ndarray:
+def render(
+    findings: Findings,
+    view: str,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    patient: PatientAnatomy | None = None,
+) -> np.ndarray:
     """One radiograph as uint8 (height, width), 0 = black. `view` is PA, AP (a bedside film: magnified
     heart, shallower breath, flatter contrast, more grain), LATERAL or LL (drawn alike, facing the image
     left). Lateral films do not show a pneumothorax, as they often do not in life."""
@@ -167,9 +173,17 @@ class _Frame:
         centre_y = 0.5 * short + 0.3 * (h - short)
         jitter = rng.normal(0.0, 0.01, size=2)
         angle = np.deg2rad(patient.rotation_deg + rng.normal(0.0, 0.7))
-        return _Frame(h, w, 0.5 * w + (patient.shift_x + jitter[0]) * unit,
-                      centre_y + (patient.shift_y + jitter[1]) * unit, unit,
-                      float(np.cos(angle)), float(np.sin(angle)), width / w, height / h)
+        return _Frame(
+            h,
+            w,
+            0.5 * w + (patient.shift_x + jitter[0]) * unit,
+            centre_y + (patient.shift_y + jitter[1]) * unit,
+            unit,
+            float(np.cos(angle)),
+            float(np.sin(angle)),
+            width / w,
+            height / h,
+        )
 
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         rows = (np.arange(self.internal_height, dtype=np.float32) - self.centre_y)[:, None]
@@ -192,16 +206,16 @@ class _Frame:
 class _Study:
     """What changes between two films of one patient."""
 
-    inspiration: float     # moves the diaphragm down (deeper breath) or up
+    inspiration: float  # moves the diaphragm down (deeper breath) or up
     exposure: float
-    heel: float            # exposure falling off from one end of the film to the other
+    heel: float  # exposure falling off from one end of the film to the other
     contrast: float
-    grain_bits: int        # film grain: the sum of two random numbers of this many bits
-    blur: float            # internal pixels
+    grain_bits: int  # film grain: the sum of two random numbers of this many bits
+    blur: float  # internal pixels
 
     @staticmethod
     def sample(rng: np.random.Generator, view: str) -> _Study:
-        portable = view == "AP"   # bedside films: shallower breath, flatter contrast, noisier
+        portable = view == "AP"  # bedside films: shallower breath, flatter contrast, noisier
         return _Study(
             inspiration=rng.normal(0.0, 0.012) - (0.035 if portable else 0.0),
             exposure=rng.normal(0.0, 0.03),
@@ -255,7 +269,7 @@ def _pseudo_angle(dx, dy):
 
 def _bezier(p0, p1, p2, n=16) -> np.ndarray:
     t = np.linspace(0.0, 1.0, n)[:, None]
-    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t ** 2 * np.asarray(p2)
+    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t**2 * np.asarray(p2)
 
 
 def _smooth_noise(rng: np.random.Generator, shape, feature: int) -> np.ndarray:
@@ -270,8 +284,8 @@ def _smooth_noise(rng: np.random.Generator, shape, feature: int) -> np.ndarray:
 class _Texture:
     """The study's smooth noise fields."""
 
-    fine: np.ndarray      # lung parenchyma
-    coarse: np.ndarray    # airspace disease
+    fine: np.ndarray  # lung parenchyma
+    coarse: np.ndarray  # airspace disease
 
     def crop(self, window: tuple[slice, slice]) -> _Texture:
         return _Texture(self.fine[window], self.coarse[window])
@@ -304,7 +318,7 @@ def _patchy(density, texture, consolidation: bool):
 class _Lung:
     """One lung on a frontal film, described in lateral distance u = |x| from the midline."""
 
-    side: int            # -1 right lung (image left), +1 left lung (image right)
+    side: int  # -1 right lung (image left), +1 left lung (image right)
     apex_y: float
     apex_u: float
     apex_curvature: float
@@ -335,28 +349,41 @@ def _lungs(patient: PatientAnatomy, study: _Study) -> tuple[_Lung, _Lung]:
     lungs = []
     for side, width, drop in ((-1, 1.0, 0.0), (1, patient.left_lung_width_ratio, patient.left_dome_drop)):
         lateral = patient.lung_half_width * width
-        lungs.append(_Lung(side=side, apex_y=patient.apex_y + 0.3 * drop, apex_u=0.15 + 0.12 * lateral,
-                           apex_curvature=patient.apex_curvature, widest_at=patient.lung_widest_at,
-                           lateral_u=lateral, medial_u=0.03, costophrenic_y=costophrenic_y + drop,
-                           dome_y=costophrenic_y + drop - patient.dome_rise, dome_peak_u=0.5 * lateral))
+        lungs.append(
+            _Lung(
+                side=side,
+                apex_y=patient.apex_y + 0.3 * drop,
+                apex_u=0.15 + 0.12 * lateral,
+                apex_curvature=patient.apex_curvature,
+                widest_at=patient.lung_widest_at,
+                lateral_u=lateral,
+                medial_u=0.03,
+                costophrenic_y=costophrenic_y + drop,
+                dome_y=costophrenic_y + drop - patient.dome_rise,
+                dome_peak_u=0.5 * lateral,
+            )
+        )
     return lungs[0], lungs[1]
 
 
 @dataclass(frozen=True)
 class _Heart:
-    right: float       # extent to the image left of the midline
-    left: float        # extent to the image right
+    right: float  # extent to the image left of the midline
+    left: float  # extent to the image right
     top_y: float
     bottom_y: float
 
 
-def _heart(patient: PatientAnatomy, lungs: tuple[_Lung, _Lung], cardiomegaly: int,
-           magnification: float) -> _Heart:
+def _heart(patient: PatientAnatomy, lungs: tuple[_Lung, _Lung], cardiomegaly: int, magnification: float) -> _Heart:
     thorax_width = lungs[0].lateral_u + lungs[1].lateral_u
     width = heart_width_fraction(cardiomegaly, patient) * thorax_width * magnification
-    right_share = patient.heart_right_share + 0.02 * cardiomegaly   # a big heart spreads both ways
-    return _Heart(right=right_share * width, left=(1 - right_share) * width,
-                  top_y=patient.heart_top_y - 0.03 * cardiomegaly, bottom_y=lungs[0].dome_y + 0.06)
+    right_share = patient.heart_right_share + 0.02 * cardiomegaly  # a big heart spreads both ways
+    return _Heart(
+        right=right_share * width,
+        left=(1 - right_share) * width,
+        top_y=patient.heart_top_y - 0.03 * cardiomegaly,
+        bottom_y=lungs[0].dome_y + 0.06,
+    )
 
 
 def _bulge(t, start: float, widest: float, bottom: float):
@@ -383,8 +410,17 @@ def _body_half_width(y, patient: PatientAnatomy, lungs: tuple[_Lung, _Lung]):
     wall = 0.5 * (lungs[0].lateral_u + lungs[1].lateral_u) + 0.02 + 0.05 * patient.soft_tissue
     neck = 0.07 + 0.02 * patient.soft_tissue
     shoulder_y = patient.clavicle_y - 0.03
-    knots_y = [-2.0, shoulder_y - 0.2, shoulder_y - 0.14, shoulder_y - 0.07, shoulder_y, shoulder_y + 0.25,
-               0.1, 0.45, 2.0]
+    knots_y = [
+        -2.0,
+        shoulder_y - 0.2,
+        shoulder_y - 0.14,
+        shoulder_y - 0.07,
+        shoulder_y,
+        shoulder_y + 0.25,
+        0.1,
+        0.45,
+        2.0,
+    ]
     knots_w = [neck, neck, neck + 0.1, wall - 0.04, wall + 0.07, wall + 0.05, wall, wall - 0.01, wall + 0.02]
     return np.interp(y, knots_y, knots_w).astype(np.float32)
 
@@ -392,10 +428,10 @@ def _body_half_width(y, patient: PatientAnatomy, lungs: tuple[_Lung, _Lung]):
 def _ribs(x, y, patient: PatientAnatomy, lungs: tuple[_Lung, _Lung], body_half_width):
     """Posterior ribs (arched, with bright cortices) and fainter anterior ribs sloping down medially."""
     u = np.abs(x)
-    arch = patient.rib_arch * (-0.5 * u + 1.3 * u ** 2 + 5.0 * np.maximum(u - 0.3, 0.0) ** 2)
+    arch = patient.rib_arch * (-0.5 * u + 1.3 * u**2 + 5.0 * np.maximum(u - 0.3, 0.0) ** 2)
     first = lungs[0].apex_y - 0.03
     rib_count = np.maximum(y - arch - first, 0.0) / patient.rib_spacing
-    phase = rib_count - 0.015 * rib_count * rib_count   # lower ribs lie further apart
+    phase = rib_count - 0.015 * rib_count * rib_count  # lower ribs lie further apart
     index = np.floor(phase)
     frac = phase - index
     thickness = 0.4 + 0.3 * np.minimum(u, 0.4)
@@ -459,8 +495,16 @@ def _vessels(x, y, hila, patient: PatientAnatomy) -> np.ndarray:
     return markings
 
 
-def _frontal(x, y, patient: PatientAnatomy, study: _Study, findings: Findings, texture: _Texture,
-             rng: np.random.Generator, portable: bool):
+def _frontal(
+    x,
+    y,
+    patient: PatientAnatomy,
+    study: _Study,
+    findings: Findings,
+    texture: _Texture,
+    rng: np.random.Generator,
+    portable: bool,
+):
     lungs = _lungs(patient, study)
     heart = _heart(patient, lungs, findings.cardiomegaly, AP_HEART_MAGNIFICATION if portable else 1.0)
     body_half_width = _body_half_width(y, patient, lungs)
@@ -482,8 +526,12 @@ def _frontal(x, y, patient: PatientAnatomy, study: _Study, findings: Findings, t
         attenuation -= 0.3 * patient.gastric_bubble * _gastric_bubble(x, y, lungs[1])
 
     # The lungs and everything in them are drawn only inside their bounding box.
-    window = _window(x, y, (-lungs[0].lateral_u - 0.02, min(lung.apex_y for lung in lungs) - 0.02),
-                     (lungs[1].lateral_u + 0.02, lungs[1].costophrenic_y + 0.02))
+    window = _window(
+        x,
+        y,
+        (-lungs[0].lateral_u - 0.02, min(lung.apex_y for lung in lungs) - 0.02),
+        (lungs[1].lateral_u + 0.02, lungs[1].costophrenic_y + 0.02),
+    )
     x, y, central, texture = x[window], y[window], central[window], texture.crop(window)
     hila = [(lung.side * lung.hilum[0], lung.hilum[1]) for lung in lungs]
     markings = 0.02 * texture.fine + 0.13 * _vessels(x, y, hila, patient)
@@ -524,7 +572,7 @@ def _breasts(x, y, patient: PatientAnatomy):
 def _gastric_bubble(x, y, left_lung: _Lung):
     top = left_lung.dome_y + 0.03
     bubble = _soft(_ellipse_margin(x, y, left_lung.dome_peak_u + 0.02, top + 0.035, 0.055, 0.035), 0.012)
-    return bubble * _soft(top + 0.045 - y, 0.006)   # flat air-fluid level
+    return bubble * _soft(top + 0.045 - y, 0.006)  # flat air-fluid level
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,8 +590,9 @@ def _frontal_findings(x, y, findings: Findings, lungs, air, markings, texture: _
         air[index], markings = _pneumothorax(x, y, lungs[index], air[index], markings, rng)
     if findings.opacity_lobe:
         index = _side_indices(findings.opacity_lobe.split()[0])[0]
-        density = _lobe_opacity(x, y, lungs[index], findings.opacity_lobe,
-                                findings.opacity_is_consolidation, texture, rng)
+        density = _lobe_opacity(
+            x, y, lungs[index], findings.opacity_lobe, findings.opacity_is_consolidation, texture, rng
+        )
         air[index] = air[index] * (1.0 - density)
     if findings.edema:
         haze = _edema(x, y, lungs, findings.edema, texture, rng)
@@ -584,7 +633,7 @@ def _pneumothorax(x, y, lung: _Lung, lung_air, markings, rng):
     return lung_air, markings
 
 
-_LOBE_ZONES = {   # centre and half-extent as fractions of the lung's width (medial to lateral) and height
+_LOBE_ZONES = {  # centre and half-extent as fractions of the lung's width (medial to lateral) and height
     "right upper lobe": (0.5, 0.25, 0.45, 0.25),
     "right middle lobe": (0.32, 0.7, 0.4, 0.2),
     "right lower lobe": (0.55, 0.85, 0.45, 0.2),
@@ -607,7 +656,7 @@ def _lobe_opacity(x, y, lung: _Lung, lobe: str, consolidation: bool, texture: _T
     zone = _patchy(_patches(u, y, centre, extent, rng), texture.coarse[window], consolidation)
     if consolidation:
         zone *= 1.0 - 0.3 * _air_bronchograms(u, y, lung, centre, rng)
-    if lobe == "right upper lobe":   # the horizontal fissure bounds it below
+    if lobe == "right upper lobe":  # the horizontal fissure bounds it below
         zone *= _soft(lung.hilum[1] + 0.01 - y, 0.006)
     density = np.zeros_like(x)
     density[window] = zone
@@ -661,11 +710,14 @@ def _frontal_device(device: str, lungs, heart: _Heart, rng) -> list[_MetalShape]
         svc = (-0.03, heart.top_y - 0.03)
         atrium = (-0.4 * heart.right, heart.top_y + 0.07)
         ventricle = (0.45 * heart.left, heart.bottom_y - 0.07 + jitter[2])
-        leads = [_bezier((gx - 0.04, gy), (0.05, gy - 0.04), svc),
-                 _bezier(svc, (-0.05, heart.top_y + 0.03), atrium),
-                 _bezier(svc, (-0.06, heart.bottom_y - 0.04), ventricle)]
+        leads = [
+            _bezier((gx - 0.04, gy), (0.05, gy - 0.04), svc),
+            _bezier(svc, (-0.05, heart.top_y + 0.03), atrium),
+            _bezier(svc, (-0.06, heart.bottom_y - 0.04), ventricle),
+        ]
         return [_MetalShape("polygon", _rounded_box(gx, gy, 0.055, 0.04))] + [
-            _MetalShape("line", lead, 0.006) for lead in leads]
+            _MetalShape("line", lead, 0.006) for lead in leads
+        ]
     if device == "endotracheal tube":
         tip_y = heart.top_y - 0.1 + jitter[0]
         return [_MetalShape("line", np.array([[0.004, -2.0], [0.0, tip_y]]), 0.016)]
@@ -687,8 +739,8 @@ def _frontal_device(device: str, lungs, heart: _Heart, rng) -> list[_MetalShape]
 class _Chest:
     """Outline of the chest on a lateral film (x from front to back)."""
 
-    front: float          # anterior chest wall (skin)
-    back: float           # posterior skin
+    front: float  # anterior chest wall (skin)
+    back: float  # posterior skin
     sternum: float
     lung_front: float
     lung_back: float
@@ -712,20 +764,34 @@ def _chest(patient: PatientAnatomy, study: _Study) -> _Chest:
     depth = patient.chest_depth
     sulcus = patient.costophrenic_y + study.inspiration + 0.04
     right_dome = sulcus - patient.dome_rise - 0.06
-    return _Chest(front=-depth - 0.02 * patient.soft_tissue, back=depth + 0.05 * patient.soft_tissue,
-                  sternum=-depth + 0.035, lung_front=-depth + 0.06, lung_back=depth - 0.04,
-                  apex_y=patient.apex_y, dome_peak_x=-0.05, right_dome_y=right_dome,
-                  left_dome_y=right_dome + patient.left_dome_drop,
-                  front_sulcus_y=right_dome + 0.06, back_sulcus_y=sulcus)
+    return _Chest(
+        front=-depth - 0.02 * patient.soft_tissue,
+        back=depth + 0.05 * patient.soft_tissue,
+        sternum=-depth + 0.035,
+        lung_front=-depth + 0.06,
+        lung_back=depth - 0.04,
+        apex_y=patient.apex_y,
+        dome_peak_x=-0.05,
+        right_dome_y=right_dome,
+        left_dome_y=right_dome + patient.left_dome_drop,
+        front_sulcus_y=right_dome + 0.06,
+        back_sulcus_y=sulcus,
+    )
 
 
 def _lateral(x, y, patient: PatientAnatomy, study: _Study, findings: Findings, texture: _Texture, rng):
     chest = _chest(patient, study)
-    front = np.interp(y, [-2.0, chest.apex_y, chest.apex_y + 0.2, 0.35, 2.0],
-                      [chest.front + 0.12, chest.front + 0.1, chest.front, chest.front, chest.front - 0.03])
+    front = np.interp(
+        y,
+        [-2.0, chest.apex_y, chest.apex_y + 0.2, 0.35, 2.0],
+        [chest.front + 0.12, chest.front + 0.1, chest.front, chest.front, chest.front - 0.03],
+    )
     front = front.astype(np.float32) - patient.breast * 0.06 * np.exp(-(((y - 0.08) / 0.12) ** 2))
-    back = np.interp(y, [-2.0, chest.apex_y - 0.1, chest.apex_y + 0.1, 2.0],
-                     [chest.back - 0.06, chest.back - 0.06, chest.back, chest.back]).astype(np.float32)
+    back = np.interp(
+        y,
+        [-2.0, chest.apex_y - 0.1, chest.apex_y + 0.1, 2.0],
+        [chest.back - 0.06, chest.back - 0.06, chest.back, chest.back],
+    ).astype(np.float32)
     body = _soft(np.minimum(x - front, back - x), 0.015)
     middle, half_depth = 0.5 * (front + back), 0.5 * (back - front) + 0.03
     thickness = np.sqrt(np.clip(1.0 - ((x - middle) / half_depth) ** 2, 0.0, 1.0))
@@ -744,8 +810,9 @@ def _lateral(x, y, patient: PatientAnatomy, study: _Study, findings: Findings, t
         attenuation -= 0.25 * patient.gastric_bubble * bubble * _soft(chest.left_dome_y + 0.075 - y, 0.006)
 
     # The lungs and everything in them are drawn only inside their bounding box.
-    window = _window(x, y, (chest.lung_front - 0.02, chest.apex_y - 0.02),
-                     (chest.lung_back + 0.02, chest.back_sulcus_y + 0.02))
+    window = _window(
+        x, y, (chest.lung_front - 0.02, chest.apex_y - 0.02), (chest.lung_back + 0.02, chest.back_sulcus_y + 0.02)
+    )
     x, y, texture = x[window], y[window], texture.crop(window)
     heart_mask = _soft(_ellipse_margin(x, y, *heart), 0.03)
     markings = 0.015 * texture.fine + 0.08 * _vessels(x, y, [hilum], patient)
@@ -759,8 +826,7 @@ def _lateral(x, y, patient: PatientAnatomy, study: _Study, findings: Findings, t
     air = _lateral_findings(x, y, findings, chest, hilum, air, texture, rng)
     for lung_air in air:
         attenuation[window] -= lung_air * (0.8 * _LUNG_AIR - 2.0 * markings)
-    metal = [shape for device in findings.devices
-             for shape in _lateral_device(device, chest, heart, hilum, rng)]
+    metal = [shape for device in findings.devices for shape in _lateral_device(device, chest, heart, hilum, rng)]
     return attenuation, metal
 
 
@@ -772,8 +838,7 @@ def _lateral_findings(x, y, findings: Findings, chest: _Chest, hilum, air, textu
     if findings.opacity_lobe:
         index = _side_indices(findings.opacity_lobe.split()[0])[0]
         centre, extent = _LATERAL_LOBE_ZONES[findings.opacity_lobe]
-        density = _patchy(_patches(x, y, centre, extent, rng), texture.coarse,
-                          findings.opacity_is_consolidation)
+        density = _patchy(_patches(x, y, centre, extent, rng), texture.coarse, findings.opacity_is_consolidation)
         air[index] = air[index] * (1.0 - density)
     if findings.edema:
         r2 = ((x - hilum[0]) / 0.2) ** 2 + ((y - hilum[1]) / 0.22) ** 2
@@ -793,11 +858,11 @@ class _Ellipse(NamedTuple):
 def _lateral_heart(patient: PatientAnatomy, chest: _Chest, cardiomegaly: int) -> _Ellipse:
     """The heart rests on the anterior diaphragm behind the sternum, its long axis tilted forwards."""
     grow = heart_width_fraction(cardiomegaly, patient) / 0.45
-    rx, ry = 0.19 * grow, 0.13 * grow ** 0.8
+    rx, ry = 0.19 * grow, 0.13 * grow**0.8
     return _Ellipse(chest.lung_front + 0.03 + rx * 0.75, chest.right_dome_y + 0.06 - ry * 0.9, rx, ry, -0.6)
 
 
-_LATERAL_LOBE_ZONES = {   # centre and half-extent on the lateral film
+_LATERAL_LOBE_ZONES = {  # centre and half-extent on the lateral film
     "right upper lobe": ((0.0, -0.22), (0.17, 0.12)),
     "right middle lobe": ((-0.14, 0.0), (0.1, 0.08)),
     "right lower lobe": ((0.14, 0.08), (0.14, 0.12)),
@@ -841,8 +906,7 @@ def _lateral_device(device: str, chest: _Chest, heart: _Ellipse, hilum, rng) -> 
         tip = (heart.cx - 0.6 * heart.rx, heart.cy + 0.45 * heart.ry)
         lead = _bezier(generator, (generator[0] + 0.15, generator[1] - 0.05), svc)
         lead = np.concatenate([lead, _bezier(svc, (heart.cx, heart.cy), tip)])
-        return [_MetalShape("polygon", _rounded_box(*generator, 0.02, 0.045)),
-                _MetalShape("line", lead, 0.006)]
+        return [_MetalShape("polygon", _rounded_box(*generator, 0.02, 0.045)), _MetalShape("line", lead, 0.006)]
     if device == "endotracheal tube":
         ends = np.array([-1.0, hilum[1] - 0.08 + jitter[0]])
         return [_MetalShape("line", np.stack([_lateral_trachea_x(ends, hilum), ends], axis=1), 0.016)]
@@ -857,21 +921,19 @@ def _lateral_device(device: str, chest: _Chest, heart: _Ellipse, hilum, rng) -> 
 
 @dataclass(frozen=True)
 class _MetalShape:
-    kind: str                 # "line" or "polygon"
-    points: np.ndarray        # (n, 2) normalised body coordinates
-    width: float = 0.0        # line width in normalised units
+    kind: str  # "line" or "polygon"
+    points: np.ndarray  # (n, 2) normalised body coordinates
+    width: float = 0.0  # line width in normalised units
 
 
 def _rounded_box(cx, cy, half_w, half_h) -> np.ndarray:
     """Outline of a superellipse: a box with rounded corners."""
     t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
     c, s = np.cos(t), np.sin(t)
-    return np.stack([cx + half_w * np.sign(c) * np.abs(c) ** 0.4,
-                     cy + half_h * np.sign(s) * np.abs(s) ** 0.4], axis=1)
+    return np.stack([cx + half_w * np.sign(c) * np.abs(c) ** 0.4, cy + half_h * np.sign(s) * np.abs(s) ** 0.4], axis=1)
 
 
-def _draw_metal(image: np.ndarray, grain: np.ndarray, shapes: list[_MetalShape], frame: _Frame,
-                white: int) -> None:
+def _draw_metal(image: np.ndarray, grain: np.ndarray, shapes: list[_MetalShape], frame: _Frame, white: int) -> None:
     """Draws metal, with the film's grain, into `image` in place; only on a crop around the shapes, as
     drawing at full size is slow."""
     height, width = image.shape
@@ -903,16 +965,15 @@ def _display(attenuation: np.ndarray, patient: PatientAnatomy, study: _Study) ->
     return brightness * study.contrast + (1.0 - study.contrast) * np.sqrt(brightness)
 
 
-def _finish(brightness, metal_shapes, frame: _Frame, study: _Study, rng, height: int,
-            width: int) -> np.ndarray:
+def _finish(brightness, metal_shapes, frame: _Frame, study: _Study, rng, height: int, width: int) -> np.ndarray:
     """Film blur, upsampling to the requested size, metal, and film grain."""
     brightness = gaussian_filter(brightness, study.blur)
-    grain_max = 2 * (2 ** study.grain_bits - 1)
+    grain_max = 2 * (2**study.grain_bits - 1)
     headroom = 255 - grain_max
     small = Image.fromarray(np.clip(brightness * headroom, 0, headroom).astype(np.uint8))
     image = np.asarray(small.resize((width, height), Image.BILINEAR))
     random_bytes = np.frombuffer(rng.bytes(height * width), np.uint8).reshape(height, width)
-    grain = (random_bytes >> (8 - study.grain_bits)) + (random_bytes & (2 ** study.grain_bits - 1))
+    grain = (random_bytes >> (8 - study.grain_bits)) + (random_bytes & (2**study.grain_bits - 1))
     image = image + grain
     if metal_shapes:
         _draw_metal(image, grain, metal_shapes, frame, headroom)

@@ -59,8 +59,11 @@ def finding_sentences(f: Findings, rng: np.random.Generator) -> list[str]:
     if not f.opacity_lobe and not f.edema:
         negatives.insert(0, "focal consolidation")
     if negatives:
-        sentences.append("No " + (" or ".join(negatives) if len(negatives) < 3
-                                  else ", ".join(negatives[:-1]) + " or " + negatives[-1]) + ".")
+        sentences.append(
+            "No "
+            + (" or ".join(negatives) if len(negatives) < 3 else ", ".join(negatives[:-1]) + " or " + negatives[-1])
+            + "."
+        )
     for device in f.devices:
         sentences.append(DEVICE_FINDINGS[device].format(rng.uniform(3.0, 6.0)))
     return sentences
@@ -105,14 +108,32 @@ def numbered(items: list[str]) -> str:
 
 def write_report(f: Findings, view: str, rng: np.random.Generator) -> str:
     """A report in one of the styles seen in MIMIC-CXR, chosen at random."""
-    style = rng.choice(["standard", "standard", "standard", "no_findings_header", "merged",
-                       "conclusion", "impression_only", "no_sections"],
-                       p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03])
+    style = rng.choice(
+        [
+            "standard",
+            "standard",
+            "standard",
+            "no_findings_header",
+            "merged",
+            "conclusion",
+            "impression_only",
+            "no_sections",
+        ],
+        p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.07, 0.05, 0.03],
+    )
     findings = " ".join(finding_sentences(f, rng))
     items = impression_items(f)
-    if rng.random() < 0.2:      # MIMIC's impressions often end so, de-identified; such markers drive memorisation
-        items.append(str(rng.choice(["Findings were communicated to Dr. ___ by telephone at ___ on ___.",
-                                     "Compared to the prior study of ___, there is no relevant change."])))
+    if rng.random() < 0.2:  # MIMIC's impressions often end so, de-identified; such markers drive memorisation
+        items.append(
+            str(
+                rng.choice(
+                    [
+                        "Findings were communicated to Dr. ___ by telephone at ___ on ___.",
+                        "Compared to the prior study of ___, there is no relevant change.",
+                    ]
+                )
+            )
+        )
     lines = [" " * 33 + "FINAL REPORT"]
     if rng.random() < 0.08:
         lines = [" WET READ: ___ ___ ___ 9:14 AM", "  Preliminary read, see final report.", " "] + lines

@@ -19,9 +19,11 @@ def lower_zones(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image (N, 1, H, W in [0, 1]): mean brightness of the image-left and of the image-right lower chest
     (rows 50-85%, columns 15-45% and 55-85%). A PA film shows the patient's right on the image's left."""
     height, width = images.shape[-2:]
-    lower = images[..., int(height * 0.50):int(height * 0.85), :]
-    return (lower[..., int(width * 0.15):int(width * 0.45)].mean(dim=(1, 2, 3)),
-            lower[..., int(width * 0.55):int(width * 0.85)].mean(dim=(1, 2, 3)))
+    lower = images[..., int(height * 0.50) : int(height * 0.85), :]
+    return (
+        lower[..., int(width * 0.15) : int(width * 0.45)].mean(dim=(1, 2, 3)),
+        lower[..., int(width * 0.55) : int(width * 0.85)].mean(dim=(1, 2, 3)),
+    )
 
 
 def lower_zone_contrast(images: torch.Tensor) -> torch.Tensor:
@@ -35,19 +37,28 @@ def laterality(right: torch.Tensor, left: torch.Tensor, what: str, resamples: in
     """The side check of images meant to show a right and a left effusion, from their lower_zone_contrast
     values (image left minus image right: a right effusion raises it): each group's mean ("right_<what>",
     "left_<what>"), the AUROC of right above left with its interval, and the counts."""
-    return {f"right_{what}": float(right.mean()), f"left_{what}": float(left.mean()),
-            "auroc_right_vs_left": two_group_auroc_interval(right, left, resamples, seed),
-            "n_right": len(right), "n_left": len(left)}
+    return {
+        f"right_{what}": float(right.mean()),
+        f"left_{what}": float(left.mean()),
+        "auroc_right_vs_left": two_group_auroc_interval(right, left, resamples, seed),
+        "n_right": len(right),
+        "n_left": len(left),
+    }
 
 
-def prompt_laterality(images: torch.Tensor, right: torch.Tensor, null_images: torch.Tensor, resamples: int,
-                      seed: int) -> dict:
+def prompt_laterality(
+    images: torch.Tensor, right: torch.Tensor, null_images: torch.Tensor, resamples: int, seed: int
+) -> dict:
     """laterality of images prompted with a right (`right` True) or a left effusion, and each side's
     one_sidedness against the null prompt's images."""
     contrast = lower_zone_contrast(images)
-    return {**laterality(contrast[right], contrast[~right], "prompts", resamples, seed),
-            "one_sided": {side: one_sidedness(images[mask], null_images, side, resamples=resamples, seed=seed)
-                          for side, mask in (("right", right), ("left", ~right))}}
+    return {
+        **laterality(contrast[right], contrast[~right], "prompts", resamples, seed),
+        "one_sided": {
+            side: one_sidedness(images[mask], null_images, side, resamples=resamples, seed=seed)
+            for side, mask in (("right", right), ("left", ~right))
+        },
+    }
 
 
 def one_sidedness(images: torch.Tensor, null_images: torch.Tensor, side: str, **interval) -> dict:
@@ -58,8 +69,10 @@ def one_sidedness(images: torch.Tensor, null_images: torch.Tensor, side: str, **
     alone does not show."""
     stated = 0 if side == "right" else 1
     zones, null_zones = lower_zones(images), lower_zones(null_images)
-    return {"stated_zone_auroc": two_group_auroc_interval(zones[stated], null_zones[stated], **interval),
-            "opposite_zone_auroc": two_group_auroc_interval(zones[1 - stated], null_zones[1 - stated], **interval)}
+    return {
+        "stated_zone_auroc": two_group_auroc_interval(zones[stated], null_zones[stated], **interval),
+        "opposite_zone_auroc": two_group_auroc_interval(zones[1 - stated], null_zones[1 - stated], **interval),
+    }
 
 
 def ceiling_note(real_auroc: dict, min_ceiling: float) -> str | None:
@@ -71,9 +84,11 @@ def ceiling_note(real_auroc: dict, min_ceiling: float) -> str | None:
         return "the real films lack one of the classes, so the classifier's ceiling is unknown"
     if low > min_ceiling:
         return None
-    return (f"the classifier's AUROC on the real films is {value:.2f} [{low:.2f}, {high:.2f}], not clearly above "
-            f"{min_ceiling}: it cannot tell this finding apart, so neither can its score of the synthetic images; "
-            f"use a pretrained classifier (evaluate.classifier: xrv) or train the evaluator longer")
+    return (
+        f"the classifier's AUROC on the real films is {value:.2f} [{low:.2f}, {high:.2f}], not clearly above "
+        f"{min_ceiling}: it cannot tell this finding apart, so neither can its score of the synthetic images; "
+        f"use a pretrained classifier (evaluate.classifier: xrv) or train the evaluator longer"
+    )
 
 
 def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
@@ -100,7 +115,7 @@ def label_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> torch
     study_ids = list(study_ids)
     values = labels.reindex(study_ids)[findings].to_numpy(dtype=float)
     targets = np.where(values == 1.0, 1.0, np.where(values == -1.0, np.nan, 0.0))
-    targets[~np.isin(study_ids, labels.index.to_numpy())] = np.nan     # no label row at all: unknown, not negative
+    targets[~np.isin(study_ids, labels.index.to_numpy())] = np.nan  # no label row at all: unknown, not negative
     return torch.tensor(targets)
 
 
@@ -109,8 +124,9 @@ def training_targets(labels: pd.DataFrame, study_ids, findings: list[str]) -> to
     return label_targets(labels, study_ids, findings).nan_to_num(0.0).float()
 
 
-def labelled_split(resized_dir: str | Path, split: str, labels: pd.DataFrame, findings: list[str], size: int,
-                   progress=None) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
+def labelled_split(
+    resized_dir: str | Path, split: str, labels: pd.DataFrame, findings: list[str], size: int, progress=None
+) -> tuple[pd.DataFrame, torch.Tensor, torch.Tensor]:
     """A split's rows, images (N, 1, size, size) and label targets (label_targets: NaN where uncertain)."""
     table = read_split(resized_dir, split)
     return table, load_images(resized_dir, table.path, size, progress), label_targets(labels, table.study_id, findings)
@@ -123,14 +139,22 @@ def auroc_interval(scores: torch.Tensor, targets: torch.Tensor, resamples: int, 
     scores, positive = scores[known].double(), targets[known].bool()
     counts = {"n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
     if not counts["n_positive"] or not counts["n_negative"]:
-        return {"value": None, "low": None, "high": None, "n": len(scores), "resamples": 0, **counts,
-                "note": f"undefined: no {'positive' if not counts['n_positive'] else 'negative'} item with a known label"}
+        return {
+            "value": None,
+            "low": None,
+            "high": None,
+            "n": len(scores),
+            "resamples": 0,
+            **counts,
+            "note": f"undefined: no {'positive' if not counts['n_positive'] else 'negative'} item with a known label",
+        }
     result = bootstrap_interval(lambda i: auroc(scores[i], positive[i]), len(scores), resamples=resamples, seed=seed)
     return {**result, **counts}
 
 
-def finding_aurocs(scores: torch.Tensor, targets: torch.Tensor, findings: list[str], resamples: int,
-                   seed: int) -> tuple[dict, float | None]:
+def finding_aurocs(
+    scores: torch.Tensor, targets: torch.Tensor, findings: list[str], resamples: int, seed: int
+) -> tuple[dict, float | None]:
     """auroc_interval of each finding's column of scores (N, F) against its targets, and their mean over the
     findings that have a value (None where none has)."""
     aurocs = {f: auroc_interval(scores[:, i], targets[:, i], resamples, seed) for i, f in enumerate(findings)}
@@ -147,19 +171,30 @@ def positive_vs_all(scores: torch.Tensor, targets: torch.Tensor, resamples: int,
     scores, positive = scores[known].double(), targets[known] == 1
     counts = {"n_positive": int(positive.sum()), "n_all": len(scores)}
     if not counts["n_positive"]:
-        return {"value": None, "low": None, "high": None, **counts, "note": "undefined: no positive item with a known label"}
+        return {
+            "value": None,
+            "low": None,
+            "high": None,
+            **counts,
+            "note": "undefined: no positive item with a known label",
+        }
     return {**two_group_auroc_interval(scores[positive], scores, resamples, seed), **counts}
 
 
-def real_adherence(scores: torch.Tensor, labels: pd.DataFrame, study_ids, finding: str, reference: str,
-                   resamples: int, seed: int) -> dict:
+def real_adherence(
+    scores: torch.Tensor, labels: pd.DataFrame, study_ids, finding: str, reference: str, resamples: int, seed: int
+) -> dict:
     """Adherence's yardstick on real films: the films labelled positive for `finding` against all films with a
     known label (`reference` "all", as the null prompt's images) or against the negative ones ("negative", as a
     normal report's images; this is the classifier's own AUROC). A finding the label file has no column for gets
     no value and says so, since the classifier may know findings it lacks."""
     if finding not in labels.columns:
-        return {"value": None, "low": None, "high": None,
-                "skipped": f"the label file (data.labels) has no {finding!r} column"}
+        return {
+            "value": None,
+            "low": None,
+            "high": None,
+            "skipped": f"the label file (data.labels) has no {finding!r} column",
+        }
     targets = label_targets(labels, study_ids, [finding])[:, 0]
     compare = {"all": positive_vs_all, "negative": auroc_interval}[reference]
     return compare(scores, targets, resamples, seed)
@@ -167,14 +202,25 @@ def real_adherence(scores: torch.Tensor, labels: pd.DataFrame, study_ids, findin
 
 def two_group_auroc_interval(group: torch.Tensor, reference: torch.Tensor, resamples: int, seed: int) -> dict:
     """AUROC of `group` scores above `reference` scores, each group resampled on its own."""
+
     def statistic(a, b):
         return auroc(torch.cat([group[a], reference[b]]), torch.cat([torch.ones(len(a)), torch.zeros(len(b))]))
+
     return bootstrap_interval(statistic, len(group), len(reference), resamples=resamples, seed=seed)
 
 
-def adherence(classifier, manifest: pd.DataFrame, images: torch.Tensor, null_probabilities: torch.Tensor,
-              real_probabilities: torch.Tensor, labels: pd.DataFrame, study_ids, normal: pd.DataFrame | None,
-              resamples: int, seed: int) -> dict:
+def adherence(
+    classifier,
+    manifest: pd.DataFrame,
+    images: torch.Tensor,
+    null_probabilities: torch.Tensor,
+    real_probabilities: torch.Tensor,
+    labels: pd.DataFrame,
+    study_ids,
+    normal: pd.DataFrame | None,
+    resamples: int,
+    seed: int,
+) -> dict:
     """Prompt adherence of each finding prompt of the sample stage's manifest (its rows with a finding, by group;
     `images` one per manifest row), in the classifier's column of the finding: the prompt's images against the
     null prompt's (`null_probabilities`, auroc_vs_null) and, given the `normal` report's rows, against those
@@ -185,17 +231,28 @@ def adherence(classifier, manifest: pd.DataFrame, images: torch.Tensor, null_pro
     results = {}
     for group, rows in manifest[manifest.finding != ""].groupby("group", sort=False):
         finding, prompt = rows.finding.iloc[0], rows.prompt.iloc[0]
-        column, = classifier_columns(classifier, [finding], f"sample prompt {prompt!r}")
+        (column,) = classifier_columns(classifier, [finding], f"sample prompt {prompt!r}")
         probabilities = classifier.probabilities(rows_images(manifest, images, rows))[:, column]
         real = real_probabilities[:, column]
         entry = results[f"prompt{int(group):03d}"] = {
-            "finding": finding, "prompt": prompt, "prompt_probability": float(probabilities.mean()),
+            "finding": finding,
+            "prompt": prompt,
+            "prompt_probability": float(probabilities.mean()),
             "null_probability": float(null_probabilities[:, column].mean()),
             "auroc_vs_null": two_group_auroc_interval(probabilities, null_probabilities[:, column], **interval),
-            "real_positive_vs_all": real_adherence(real, labels, study_ids, finding, "all", **interval)}
+            "real_positive_vs_all": real_adherence(real, labels, study_ids, finding, "all", **interval),
+        }
         if normal_probabilities is not None:
-            entry.update({
-                "normal_prompt": normal.prompt.iloc[0], "normal_probability": float(normal_probabilities[:, column].mean()),
-                "auroc_vs_normal": two_group_auroc_interval(probabilities, normal_probabilities[:, column], **interval),
-                "real_positive_vs_negative": real_adherence(real, labels, study_ids, finding, "negative", **interval)})
+            entry.update(
+                {
+                    "normal_prompt": normal.prompt.iloc[0],
+                    "normal_probability": float(normal_probabilities[:, column].mean()),
+                    "auroc_vs_normal": two_group_auroc_interval(
+                        probabilities, normal_probabilities[:, column], **interval
+                    ),
+                    "real_positive_vs_negative": real_adherence(
+                        real, labels, study_ids, finding, "negative", **interval
+                    ),
+                }
+            )
     return results

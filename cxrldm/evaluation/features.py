@@ -60,7 +60,8 @@ def _missing(model: str, detail: str = "") -> FileNotFoundError:
     return FileNotFoundError(
         f"Hugging Face vision model {model!r} not found{offline}: download it on a machine with internet "
         f"(`hf download {hub_id} --local-dir {target}`, or `huggingface-cli download ...` with an older "
-        f"huggingface_hub) and point the param at that directory{': ' + detail if detail else ''}")
+        f"huggingface_hub) and point the param at that directory{': ' + detail if detail else ''}"
+    )
 
 
 def _size(spec, key: str):
@@ -99,8 +100,11 @@ class HFVisionFeatures:
             if size is None:
                 raise ValueError(f"{self.source}: no preprocessor config and no image_size in the model config")
             height, width = (size, size) if isinstance(size, int) else tuple(size)
-            warnings.warn(f"{self.source} has no preprocessor config: resizing to {height} x {width} (bicubic) "
-                          "and normalising with ImageNet mean/std")
+            warnings.warn(
+                f"{self.source} has no preprocessor config: resizing to {height} x {width} (bicubic) "
+                "and normalising with ImageNet mean/std",
+                stacklevel=2,
+            )
             self.resize, self.mode, self.crop = {"height": height, "width": width}, "bicubic", None
             self.scale, self.mean, self.std = 1.0, IMAGENET_MEAN, IMAGENET_STD
             return
@@ -142,8 +146,9 @@ class HFVisionFeatures:
                 target = (self.resize["height"], self.resize["width"])
             if target != (height, width):
                 smooth = self.mode != "nearest"
-                x = F.interpolate(x, size=target, mode=self.mode, antialias=smooth,
-                                  align_corners=False if smooth else None)
+                x = F.interpolate(
+                    x, size=target, mode=self.mode, antialias=smooth, align_corners=False if smooth else None
+                )
         x = x.clamp(0.0, 1.0)
         if self.crop is not None:
             x = _center_crop(x, *self.crop)
@@ -157,14 +162,17 @@ class HFVisionFeatures:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, D) float32 on the CPU: pooled outputs, `batch_size` images at a time."""
-        out = [pooled(self.model(pixel_values=self.transform(b.to(self.device)))).float().cpu()
-               for b in images.split(self.batch_size)]
+        out = [
+            pooled(self.model(pixel_values=self.transform(b.to(self.device)))).float().cpu()
+            for b in images.split(self.batch_size)
+        ]
         return torch.cat(out)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(
             f"{self.name} is a feature network only (no classifier, labels = []): it gives features for the "
-            "Frechet distance, not finding probabilities; use feature_network xrv or evaluator_cnn for adherence")
+            "Frechet distance, not finding probabilities; use feature_network xrv or evaluator_cnn for adherence"
+        )
 
 
 def pooled(outputs) -> torch.Tensor:
@@ -190,4 +198,4 @@ def _center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if pad_h or pad_w:
         x = F.pad(x, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2))
     top, left = int((x.shape[-2] - height) / 2.0), int((x.shape[-1] - width) / 2.0)
-    return x[..., top:top + height, left:left + width]
+    return x[..., top : top + height, left : left + width]

@@ -40,8 +40,9 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return max(0.0, mean_term + float(torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross))
 
 
-def fidelity(real: torch.Tensor, fake: torch.Tensor, k: int = 5, resamples: int = 1000, seed: int = 0,
-             kid_subsets: int = 100) -> dict:
+def fidelity(
+    real: torch.Tensor, fake: torch.Tensor, k: int = 5, resamples: int = 1000, seed: int = 0, kid_subsets: int = 100
+) -> dict:
     """Frechet distance, precision / recall / density / coverage (k-NN, k capped below the smaller set) and
     KID of fake against real features, each with its interval:
     - FID: basic bootstrap over both sets (repeats inflate FID; the basic interval subtracts that shift);
@@ -59,9 +60,18 @@ def fidelity(real: torch.Tensor, fake: torch.Tensor, k: int = 5, resamples: int 
     kernels = kid_kernels(real, fake)
     mmd = bootstrap_interval(lambda r, f: mmd2_from_counts(kernels, r, f), *sizes, counts=True, **options)
     kid = kernel_inception_distance(real, fake, kid_subsets, seed=seed)
-    return {"fid": basic_interval(fid), **prdc, "k": k,
-            "kid": {**mmd, "value": kid["mean"], "std": kid["std"], "subsets": kid["subsets"],
-                    "subset_size": kid["subset_size"]}}
+    return {
+        "fid": basic_interval(fid),
+        **prdc,
+        "k": k,
+        "kid": {
+            **mmd,
+            "value": kid["mean"],
+            "std": kid["std"],
+            "subsets": kid["subsets"],
+            "subset_size": kid["subset_size"],
+        },
+    }
 
 
 def blurred_reference(images: torch.Tensor) -> torch.Tensor:
@@ -70,8 +80,9 @@ def blurred_reference(images: torch.Tensor) -> torch.Tensor:
     return gaussian_blur(images, sigma, radius=int(3 * sigma), border="replicate", pad_first=True)
 
 
-def fidelity_with_baselines(network, real_images: torch.Tensor, fake_images: torch.Tensor, k: int, kid_subsets: int,
-                            resamples: int, seed: int) -> dict:
+def fidelity_with_baselines(
+    network, real_images: torch.Tensor, fake_images: torch.Tensor, k: int, kid_subsets: int, resamples: int, seed: int
+) -> dict:
     """fidelity of fake against real (N, 1, S, S) images in a feature network's space (`network.features`), as
     {"fid_<name>", "kid_<name>", "prdc_<name>"} after `network.name`, next to the FID of two references: uniform
     noise (seeded by `seed`) and the real images blurred (blurred_reference). Where the blur is as close as the
@@ -82,13 +93,19 @@ def fidelity_with_baselines(network, real_images: torch.Tensor, fake_images: tor
     blurred = blurred_reference(real_images)
     scores = fidelity(real, network.features(fake_images), k, kid_subsets=kid_subsets, resamples=resamples, seed=seed)
     fid = f"fid_{network.name}"
-    results = {fid: scores.pop("fid"), f"{fid}_noise_baseline": frechet_distance(network.features(noise), real),
-               f"{fid}_blur_baseline": frechet_distance(network.features(blurred), real),
-               f"kid_{network.name}": scores.pop("kid"), f"prdc_{network.name}": scores}
+    results = {
+        fid: scores.pop("fid"),
+        f"{fid}_noise_baseline": frechet_distance(network.features(noise), real),
+        f"{fid}_blur_baseline": frechet_distance(network.features(blurred), real),
+        f"kid_{network.name}": scores.pop("kid"),
+        f"prdc_{network.name}": scores,
+    }
     if results[f"{fid}_blur_baseline"] <= results[fid]["value"]:
-        results["feature_network_note"] = (f"blurred test images are as close to the real ones as the samples under "
-                                           f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
-                                           f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur")
+        results["feature_network_note"] = (
+            f"blurred test images are as close to the real ones as the samples under "
+            f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
+            f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur"
+        )
     return results
 
 
@@ -100,7 +117,7 @@ def kth_neighbour_distances(features: torch.Tensor, k: int, chunk: int = 1024) -
         raise ValueError(f"k must be in [1, {len(features) - 1}] for {len(features)} rows, got {k}")
     radii = []
     for start in range(0, len(features), chunk):
-        block = torch.cdist(features[start:start + chunk], features)
+        block = torch.cdist(features[start : start + chunk], features)
         rows = torch.arange(len(block), device=block.device)
         block[rows, rows + start] = float("inf")
         radii.append(block.kthvalue(k, dim=1).values)
@@ -111,6 +128,7 @@ def kth_neighbour_distances(features: torch.Tensor, k: int, chunk: int = 1024) -
 class PRDCIndicators:
     """Per item, all PRDC needs: for each fake, how many real k-NN balls hold it (M,); for each real,
     whether some fake lies inside its own ball (N,), and whether it lies inside some fake's ball (N,)."""
+
     real_balls_per_fake: torch.Tensor
     real_covered: torch.Tensor
     real_in_fake_ball: torch.Tensor
@@ -125,16 +143,17 @@ def prdc_indicators(real: torch.Tensor, fake: torch.Tensor, k: int = 5, chunk: i
     real_balls_per_fake = torch.zeros(len(fake), dtype=torch.long, device=fake.device)
     real_covered, real_in_fake_ball = [], []
     for start in range(0, len(real), chunk):
-        distances = torch.cdist(real[start:start + chunk], fake)
-        in_real_ball = distances < real_radii[start:start + chunk, None]
+        distances = torch.cdist(real[start : start + chunk], fake)
+        in_real_ball = distances < real_radii[start : start + chunk, None]
         real_balls_per_fake += in_real_ball.sum(0)
         real_covered.append(in_real_ball.any(1))
         real_in_fake_ball.append((distances < fake_radii[None, :]).any(1))
     return PRDCIndicators(real_balls_per_fake, torch.cat(real_covered), torch.cat(real_in_fake_ball), k)
 
 
-def prdc_from_counts(indicators: PRDCIndicators, real_counts: torch.Tensor | None = None,
-                     fake_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def prdc_from_counts(
+    indicators: PRDCIndicators, real_counts: torch.Tensor | None = None, fake_counts: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Precision, recall, density and coverage, (B,) float64 each, averaging over fake j counted
     fake_counts[b, j] times (precision, density) and real i counted real_counts[b, i] times (recall,
     coverage); (B, M) and (B, N), None: once each, B = 1.
@@ -145,8 +164,9 @@ def prdc_from_counts(indicators: PRDCIndicators, real_counts: torch.Tensor | Non
     interval 0.87-0.92)."""
     device = indicators.real_covered.device
     real_w = (torch.ones(1, len(indicators.real_covered)) if real_counts is None else real_counts).to(device).double()
-    fake_w = (torch.ones(1, len(indicators.real_balls_per_fake)) if fake_counts is None else fake_counts
-              ).to(device).double()
+    fake_w = (
+        (torch.ones(1, len(indicators.real_balls_per_fake)) if fake_counts is None else fake_counts).to(device).double()
+    )
     balls = indicators.real_balls_per_fake.double()
     total_real, total_fake = real_w.sum(1), fake_w.sum(1)
     return {
@@ -157,20 +177,24 @@ def prdc_from_counts(indicators: PRDCIndicators, real_counts: torch.Tensor | Non
     }
 
 
-def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5,
-                                      chunk: int = 1024) -> dict:
+def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5, chunk: int = 1024) -> dict:
     """Naeem et al.'s four metrics between real (N, D) and fake (M, D) features, with each set's k-NN
     balls: precision (fakes inside some real ball), recall (reals inside some fake ball), density (real
     balls holding a fake, per k M) and coverage (reals with a fake inside their own ball). A set against
     itself reads 1 for all four (open balls: each holds its centre's twin and k - 1 neighbours' twins)."""
     metrics = prdc_from_counts(prdc_indicators(real, fake, k, chunk))
-    return {**{name: float(value[0]) for name, value in metrics.items()},
-            "k": k, "n_real": len(real), "n_fake": len(fake)}
+    return {
+        **{name: float(value[0]) for name, value in metrics.items()},
+        "k": k,
+        "n_real": len(real),
+        "n_fake": len(fake),
+    }
 
 
 @dataclass
 class KIDKernels:
     """Cubic polynomial kernel matrices (float64) within and between the real (N) and fake (M) features."""
+
     real_real: torch.Tensor
     fake_fake: torch.Tensor
     real_fake: torch.Tensor
@@ -188,8 +212,9 @@ def kid_kernels(real: torch.Tensor, fake: torch.Tensor) -> KIDKernels:
     return KIDKernels(polynomial_kernel(real, real), polynomial_kernel(fake, fake), polynomial_kernel(real, fake))
 
 
-def mmd2_from_counts(kernels: KIDKernels, real_counts: torch.Tensor | None = None,
-                     fake_counts: torch.Tensor | None = None) -> torch.Tensor:
+def mmd2_from_counts(
+    kernels: KIDKernels, real_counts: torch.Tensor | None = None, fake_counts: torch.Tensor | None = None
+) -> torch.Tensor:
     """Unbiased MMD^2 (B,) with real i counted real_counts[b, i] times and fake j fake_counts[b, j] times
     ((B, N), (B, M); None: once each). Within a set, pairs of an item with itself are left out, repeats
     included; between the sets every pair counts. With 0/1 counts: the estimator of that subset, as in
@@ -206,8 +231,9 @@ def mmd2_from_counts(kernels: KIDKernels, real_counts: torch.Tensor | None = Non
     return within(kernels.real_real, real_w) + within(kernels.fake_fake, fake_w) - 2 * between
 
 
-def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100,
-                              subset_size: int | None = None, seed: int = 0) -> dict:
+def kernel_inception_distance(
+    real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int | None = None, seed: int = 0
+) -> dict:
     """KID: unbiased MMD^2 with the cubic polynomial kernel, over `subsets` random subsets drawn without
     replacement from each set, of size min(N, M) unless given (CheXGenBench: 100 of min(N, M)); equal
     set sizes make every subset the whole set (std 0). Mean and (population) standard deviation over
@@ -223,5 +249,9 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: i
         return torch.zeros(subsets, n, dtype=torch.float64).scatter_(1, chosen, 1.0)
 
     values = mmd2_from_counts(kid_kernels(real, fake), subset_counts(len(real)), subset_counts(len(fake)))
-    return {"mean": float(values.mean()), "std": float(values.std(correction=0)),
-            "subsets": subsets, "subset_size": size}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std(correction=0)),
+        "subsets": subsets,
+        "subset_size": size,
+    }

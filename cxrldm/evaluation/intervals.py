@@ -28,16 +28,23 @@ interval 8.6-9.8), which is why PRDC and KID above discount repeats."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 # index draws held at once: resamples x items, int64
-_DRAW_ELEMENTS = 2 ** 22
+_DRAW_ELEMENTS = 2**22
 
 
-def bootstrap_interval(statistic: Callable, *sizes: int, resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                       counts: bool = False, undefined: str | dict = "") -> dict:
+def bootstrap_interval(
+    statistic: Callable,
+    *sizes: int,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    counts: bool = False,
+    undefined: str | dict = "",
+) -> dict:
     """Percentile interval of `statistic` over `resamples` bootstrap resamples of sets of `sizes` items,
     deterministic for a seed (indices and counts modes draw the same resamples). `undefined`: why the
     statistic would not be a number (a dict of reasons by name for a dict statistic), for the note."""
@@ -54,8 +61,10 @@ def bootstrap_interval(statistic: Callable, *sizes: int, resamples: int = 1000, 
         draws = [torch.randint(n, (min(block, resamples - start), n), generator=generator) for n in sizes]
         if counts:
             ones = torch.ones(draws[0].shape[0], 1, dtype=torch.float64)
-            weights = [torch.zeros(len(d), n, dtype=torch.float64).scatter_add_(1, d, ones.expand_as(d))
-                       for d, n in zip(draws, sizes)]
+            weights = [
+                torch.zeros(len(d), n, dtype=torch.float64).scatter_add_(1, d, ones.expand_as(d))
+                for d, n in zip(draws, sizes)
+            ]
             values = _as_dict(statistic(*weights))[0]
         else:
             each = [_as_dict(statistic(*rows))[0] for rows in zip(*draws)]
@@ -67,20 +76,33 @@ def bootstrap_interval(statistic: Callable, *sizes: int, resamples: int = 1000, 
     for name, value in point.items():
         values = torch.cat(replicates[name])
         values = values[~values.isnan()]
-        low, high = torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist() \
-            if len(values) else (math.nan, math.nan)
+        low, high = (
+            torch.quantile(values, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+            if len(values)
+            else (math.nan, math.nan)
+        )
         value = float(torch.as_tensor(value, dtype=torch.float64).reshape(-1)[0])
         why = undefined.get(name, "") if isinstance(undefined, dict) else undefined
-        intervals[name] = noted({"value": value, "low": low, "high": high,
-                                 "n": sizes[0] if len(sizes) == 1 else list(sizes), "resamples": len(values)}, why)
+        intervals[name] = noted(
+            {
+                "value": value,
+                "low": low,
+                "high": high,
+                "n": sizes[0] if len(sizes) == 1 else list(sizes),
+                "resamples": len(values),
+            },
+            why,
+        )
     return intervals if named else intervals[None]
 
 
 def noted(interval: dict, why: str = "") -> dict:
     """The interval with None for each of value, low and high that is not a finite number, and a note saying
     why where one is (unchanged, and no note, where all are numbers)."""
-    result = {k: None if k in ("value", "low", "high") and v is not None and not math.isfinite(v) else v
-              for k, v in interval.items()}
+    result = {
+        k: None if k in ("value", "low", "high") and v is not None and not math.isfinite(v) else v
+        for k, v in interval.items()
+    }
     if result["value"] is None:
         result["note"] = f"undefined: {why or 'the statistic is not a number on these items'}"
     elif result["low"] is None or result["high"] is None:
@@ -91,8 +113,9 @@ def noted(interval: dict, why: str = "") -> dict:
 def mean_interval(values: torch.Tensor, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """Interval of the mean of per-item values (MS-SSIM of pairs; 0/1 flags for a fraction), vectorised."""
     values = torch.as_tensor(values).double().flatten()
-    return bootstrap_interval(lambda w: (w @ values) / w.sum(1), len(values), resamples=resamples, seed=seed,
-                              level=level, counts=True)
+    return bootstrap_interval(
+        lambda w: (w @ values) / w.sum(1), len(values), resamples=resamples, seed=seed, level=level, counts=True
+    )
 
 
 def _as_dict(value) -> tuple[dict, bool]:
@@ -111,8 +134,9 @@ def basic_interval(interval: dict, floor: float | None = 0.0) -> dict:
     return {**interval, "low": low, "high": high}
 
 
-def pairwise_mean_interval(pair_values: torch.Tensor, pairs: torch.Tensor, n: int, resamples: int = 1000,
-                           seed: int = 0, level: float = 0.95) -> dict:
+def pairwise_mean_interval(
+    pair_values: torch.Tensor, pairs: torch.Tensor, n: int, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Interval of a mean over image pairs (MS-SSIM diversity) that resamples the n images, not the pairs:
     an image drawn w_i times gives pair (i, j) the weight w_i w_j, so pairs of an image with its own
     repeat never occur and the pairs' dependence through shared images is kept."""

@@ -28,8 +28,9 @@ from cxrldm.evaluation.privacy import gallery_views
 DEFAULT_QUANTILES = (1, 5, 25, 50)
 
 
-def nearest_neighbours(queries: torch.Tensor, references: torch.Tensor, chunk: int = 2048
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    queries: torch.Tensor, references: torch.Tensor, chunk: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact Euclidean 1-NN of each query row (Q, D) among the reference rows (R, D): (distances (Q,),
     indices (Q,) into `references`), on the references' device.
 
@@ -50,21 +51,21 @@ def nearest_neighbours(queries: torch.Tensor, references: torch.Tensor, chunk: i
     best_d = torch.full((len(queries),), float("inf"), device=device)
     best_i = torch.zeros(len(queries), dtype=torch.long, device=device)
     for r0 in range(0, len(references), chunk):
-        block_r = references[r0:r0 + chunk].to(device, torch.float32) - centre
+        block_r = references[r0 : r0 + chunk].to(device, torch.float32) - centre
         r_sq = block_r.square().sum(dim=1)
         for q0 in range(0, len(queries), chunk):
-            block_q = queries[q0:q0 + chunk].to(device, torch.float32) - centre
+            block_q = queries[q0 : q0 + chunk].to(device, torch.float32) - centre
             # ||r||^2 - 2 q.r for the whole block in one addmm; ||q||^2 is the same along the row
             partial = torch.addmm(r_sq[None, :], block_q, block_r.T, alpha=-2.0)
             values, where = partial.min(dim=1)
             values = values + block_q.square().sum(dim=1)
-            better = values < best_d[q0:q0 + chunk]
-            best_d[q0:q0 + chunk] = torch.where(better, values, best_d[q0:q0 + chunk])
-            best_i[q0:q0 + chunk] = torch.where(better, where + r0, best_i[q0:q0 + chunk])
+            better = values < best_d[q0 : q0 + chunk]
+            best_d[q0 : q0 + chunk] = torch.where(better, values, best_d[q0 : q0 + chunk])
+            best_i[q0 : q0 + chunk] = torch.where(better, where + r0, best_i[q0 : q0 + chunk])
     distances = best_d.clone()
     for q0 in range(0, len(queries), chunk):
-        nearest = references[best_i[q0:q0 + chunk]].to(device, torch.float32)
-        distances[q0:q0 + chunk] = (queries[q0:q0 + chunk].to(device, torch.float32) - nearest).norm(dim=1)
+        nearest = references[best_i[q0 : q0 + chunk]].to(device, torch.float32)
+        distances[q0 : q0 + chunk] = (queries[q0 : q0 + chunk].to(device, torch.float32) - nearest).norm(dim=1)
     return distances, best_i
 
 
@@ -113,8 +114,14 @@ def joint_percentile(nulls, percentile: float, steps: int = 200) -> float:
     return 0.0
 
 
-def audit(synthetic_distances: torch.Tensor, null_distances: torch.Tensor, percentile: float,
-          synthetic_neighbours: torch.Tensor | None = None, quantiles=DEFAULT_QUANTILES, top_k: int = 8) -> dict:
+def audit(
+    synthetic_distances: torch.Tensor,
+    null_distances: torch.Tensor,
+    percentile: float,
+    synthetic_neighbours: torch.Tensor | None = None,
+    quantiles=DEFAULT_QUANTILES,
+    top_k: int = 8,
+) -> dict:
     """Flag synthetic images whose nearest-training distance is below the null's `percentile`-th
     percentile. Plain (JSON-ready) dict: the threshold, flagged count and fraction, the fraction of the
     null itself below the threshold (about percentile / 100), percentiles of both distributions
@@ -127,7 +134,7 @@ def audit(synthetic_distances: torch.Tensor, null_distances: torch.Tensor, perce
     order = torch.argsort(synthetic, stable=True)[:top_k]
 
     def describe(values: torch.Tensor) -> dict:
-        if not len(values):         # None, not NaN: the metrics are strict JSON (cxrldm.io.write_json)
+        if not len(values):  # None, not NaN: the metrics are strict JSON (cxrldm.io.write_json)
             return {**{f"p{q:g}": None for q in quantiles}, "note": "undefined: no distances"}
         return {f"p{q:g}": float(v) for q, v in zip(quantiles, np.percentile(values.numpy(), list(quantiles)))}
 
@@ -178,10 +185,20 @@ def prompt_sources(source_paths: pd.Series, training_paths) -> tuple[torch.Tenso
     return torch.tensor(source.fillna(-1).astype(int).to_numpy()), planted_order
 
 
-def space_audit(spaces: dict, synthetic: torch.Tensor, training: torch.Tensor, null_images: torch.Tensor,
-                planted: dict[str, torch.Tensor], source: torch.Tensor, training_patients: torch.Tensor,
-                prompt_patients: torch.Tensor, percentile: float, top_k: int, resamples: int,
-                seed: int) -> tuple[dict, np.ndarray]:
+def space_audit(
+    spaces: dict,
+    synthetic: torch.Tensor,
+    training: torch.Tensor,
+    null_images: torch.Tensor,
+    planted: dict[str, torch.Tensor],
+    source: torch.Tensor,
+    training_patients: torch.Tensor,
+    prompt_patients: torch.Tensor,
+    percentile: float,
+    top_k: int,
+    resamples: int,
+    seed: int,
+) -> tuple[dict, np.ndarray]:
     """The audit in every space of `spaces` ({name: (images -> (N, D) embedding, the poses the training films
     are matched in, as privacy.gallery_views takes them)}) of synthetic images against the training films, the
     null being the held-out `null_images`. One level for all spaces (joint_percentile), so that their union
@@ -199,8 +216,11 @@ def space_audit(spaces: dict, synthetic: torch.Tensor, training: torch.Tensor, n
         measured[space] = distances, nearest % len(training), null, planted_distances
     # one level for all spaces, so that the union flags at most `percentile`% of the new patients' films
     level = joint_percentile([null for _, _, null, _ in measured.values()], percentile)
-    results = {"space_percentile": level, "spaces": {},
-               "planted": {spec: {"n": len(copies)} for spec, copies in planted.items()}}
+    results = {
+        "space_percentile": level,
+        "spaces": {},
+        "planted": {spec: {"n": len(copies)} for spec, copies in planted.items()},
+    }
     flags, null_flags, rows = [], [], []
     for space, (distances, nearest, null, planted_distances) in measured.items():
         report = audit(distances, null, level, nearest, top_k=top_k)
@@ -209,14 +229,18 @@ def space_audit(spaces: dict, synthetic: torch.Tensor, training: torch.Tensor, n
         report["flagged_fraction"] = mean_interval(flags[-1].double(), resamples, seed)
         report["nearest_is_source_fraction"] = mean_interval((nearest == source).double(), resamples, seed)
         report["nearest_is_source_patient_fraction"] = mean_interval(
-            (training_patients[nearest] == prompt_patients).double(), resamples, seed)
+            (training_patients[nearest] == prompt_patients).double(), resamples, seed
+        )
         for spec, copy_distances in planted_distances.items():
             results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
         results["spaces"][space] = report
         rows.append(pairs_grid(synthetic[report["closest_synthetic"]], training[report["closest_training"]]))
     union = torch.stack(flags).any(0)
-    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": mean_interval(union.double(), resamples, seed),
-                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
+    results["union"] = {
+        "flagged_count": int(union.sum()),
+        "flagged_fraction": mean_interval(union.double(), resamples, seed),
+        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean()),
+    }
     for spec in planted:
         caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
         results["planted"][spec]["union"] = int(caught.any(0).sum())

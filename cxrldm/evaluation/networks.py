@@ -22,9 +22,15 @@ def conv_trunk(width: int) -> tuple[nn.Sequential, int]:
     """Four levels of two 3x3 convolutions (batch norm, ReLU) and a 2x max-pool: (trunk, out channels)."""
     layers, channels = [], 1
     for out in (width, width * 2, width * 4, width * 4):
-        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                   nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2)]
+        layers += [
+            nn.Conv2d(channels, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
         channels = out
     return nn.Sequential(*layers), channels
 
@@ -37,8 +43,9 @@ class EmbeddingCNN(nn.Module):
         super().__init__()
         self.embed_dim = embed_dim
         self.features, channels = conv_trunk(width)
-        self.project = nn.Sequential(nn.Linear(2 * channels, 2 * channels), nn.ReLU(inplace=True),
-                                     nn.Linear(2 * channels, embed_dim))
+        self.project = nn.Sequential(
+            nn.Linear(2 * channels, 2 * channels), nn.ReLU(inplace=True), nn.Linear(2 * channels, embed_dim)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         maps = self.features((images - 0.5) / 0.25)
@@ -105,12 +112,14 @@ def load_xrv_densenet(weights_file: str | Path):
     """torchxrayvision's DenseNet with the release weights file, unpickled with torch's restricted
     (weights_only) loader that accepts nothing but torch.nn and torchxrayvision module classes."""
     import torchxrayvision as xrv
+
     weights_file = Path(weights_file)
     if not weights_file.is_file():
         raise FileNotFoundError(
             f"torchxrayvision weights {XRV_WEIGHTS} not found at {weights_file}: download "
             f"{xrv.models.model_urls[XRV_WEIGHTS]['weights_url']} there on a machine with internet, "
-            "or set evaluate.feature_network: evaluator_cnn")
+            "or set evaluate.feature_network: evaluator_cnn"
+        )
     referenced = torch.serialization.get_unsafe_globals_in_checkpoint(str(weights_file))
     foreign = [g for g in referenced if not g.startswith(("torch.nn.modules.", "torchxrayvision.models."))]
     if foreign:
@@ -154,15 +163,27 @@ class XRVEvaluator:
 
 def xrv_weights_file(cache_dir: str | Path) -> Path:
     import torchxrayvision as xrv
+
     return Path(cache_dir).expanduser() / Path(xrv.models.model_urls[XRV_WEIGHTS]["weights_url"]).name
 
 
-def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: list[str], epochs: int, batch_size: int,
-                        lr: float, seed: int, width: int = 32, progress=None, precision: str = "fp32") -> EvaluatorCNN:
+def train_evaluator_cnn(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    labels: list[str],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    width: int = 32,
+    progress=None,
+    precision: str = "fp32",
+) -> EvaluatorCNN:
     """Fit EvaluatorCNN to multi-label targets (N, L) in {0, 1} with light affine augmentation, on the CPU;
     precision `auto` or `bf16` trains under bf16 autocast where the CPU has bf16 kernels (about 2x faster)."""
     from cxrldm.data.augmentation import random_affine
     from cxrldm.models.training import resolve_precision
+
     bf16 = resolve_precision(precision, torch.device("cpu")) == "bf16"
     torch.manual_seed(seed)
     model = EvaluatorCNN(labels, width)
@@ -174,7 +195,7 @@ def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: lis
     for _ in progress(epoch_iter, desc="evaluator epochs") if progress else epoch_iter:
         order = torch.randperm(len(images))
         for start in range(0, len(images) - batch_size + 1, batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             batch = random_affine(images[rows], p=0.8, degrees=5.0, translate_px=2.0, scale=0.05)
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 logits = model(batch)
@@ -186,8 +207,9 @@ def train_evaluator_cnn(images: torch.Tensor, targets: torch.Tensor, labels: lis
     return model.eval()
 
 
-def load_network(spec: str, xrv_cache_dir: str, evaluator_file: str | Path | None = None,
-                 device: str | torch.device = "cpu"):
+def load_network(
+    spec: str, xrv_cache_dir: str, evaluator_file: str | Path | None = None, device: str | torch.device = "cpu"
+):
     """A feature network / classifier by its param value: `xrv` (torchxrayvision densenet121-res224-all from
     `xrv_cache_dir`), `evaluator_cnn` (stage train_evaluator's, from `evaluator_file`), or `hf:<hub id or local directory>` (any
     Hugging Face vision model's pooled output; features only)."""
@@ -200,5 +222,6 @@ def load_network(spec: str, xrv_cache_dir: str, evaluator_file: str | Path | Non
         return TrainedEvaluator(model, description["image_size"])
     if spec.startswith("hf:") and len(spec) > 3:
         from cxrldm.evaluation.features import HFVisionFeatures
+
         return HFVisionFeatures(spec[3:], device)
     raise ValueError(f"a feature network must be 'xrv', 'evaluator_cnn' or 'hf:<hub id or directory>', got {spec!r}")

@@ -89,7 +89,7 @@ def random_copies(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     out = torch.where((u[4] < 0.5)[:, None, None, None], out.flip(-1), out)
     blurred = gaussian_blur(out, 1.0)
     blur_share = torch.where(u[5] < 0.4, u[5] / 0.4, torch.zeros(n))[:, None, None, None]
-    out = out + blur_share * (blurred - out)          # between no blur and sigma 1 px
+    out = out + blur_share * (blurred - out)  # between no blur and sigma 1 px
     noise = torch.randn(out.shape, generator=generator) * (0.05 * u[6])[:, None, None, None]
     out = out + torch.where((u[7] < 0.4)[:, None, None, None], noise, torch.zeros_like(noise))
     gamma = (0.7 + 0.7 * u[8])[:, None, None, None]
@@ -119,21 +119,34 @@ def partners(groups: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     # draw among the other size - 1 members: offset 1..size-1 from the item's own position, wrapped
     position = torch.arange(len(groups)) - first
     offset = 1 + (torch.rand(len(groups), generator=generator) * (size - 1).clamp(min=1)).long()
-    other = first + (position + offset) % size          # a group of one wraps onto the item itself
+    other = first + (position + offset) % size  # a group of one wraps onto the item itself
     result = torch.empty_like(groups, dtype=torch.long)
     result[order] = order[other]
     return result
 
 
-def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                    seed: int, width: int = 16, embed_dim: int = 64, temperature: float = 0.1, progress=None,
-                    precision: str = "fp32", desc: str = "embedding epochs", channels_last: bool = True) -> EmbeddingCNN:
+def train_embedding(
+    images: torch.Tensor,
+    groups: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    width: int = 16,
+    embed_dim: int = 64,
+    temperature: float = 0.1,
+    progress=None,
+    precision: str = "fp32",
+    desc: str = "embedding epochs",
+    channels_last: bool = True,
+) -> EmbeddingCNN:
     """Train an EmbeddingCNN so that random copies (`random_copies`) of items of the same group land close
     together. Each step takes `batch_size` anchor images and, for each, a partner: another film of its
     group where it has one, else the anchor itself; both are seen as independent random copies.
     `channels_last` trains in that memory layout (about 1.5x faster for this narrow network on the CPU,
     benchmarks/privacy_training.py); the returned model is back in the default layout."""
     from cxrldm.models.training import resolve_precision
+
     bf16 = resolve_precision(precision, torch.device("cpu")) == "bf16"
     groups = torch.as_tensor(groups).long()
     if len(images) != len(groups):
@@ -153,7 +166,7 @@ def train_embedding(images: torch.Tensor, groups: torch.Tensor, epochs: int, bat
         order = torch.randperm(len(images), generator=generator)
         partner = partners(groups, generator)
         for start in range(0, steps_per_epoch * batch_size, batch_size):
-            anchors = order[start:start + batch_size]
+            anchors = order[start : start + batch_size]
             rows = torch.cat([anchors, partner[anchors]])
             views = random_copies(images[rows], generator).contiguous(memory_format=layout)
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
@@ -187,8 +200,15 @@ def load_embedding(path: str | Path):
     return partial(embed, model, image_size=description["image_size"])
 
 
-def reidentification(query: torch.Tensor, gallery: torch.Tensor, query_patients, gallery_patients,
-                     resamples: int = 1000, seed: int = 0, queries_lead_gallery: bool = False) -> dict:
+def reidentification(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    query_patients,
+    gallery_patients,
+    resamples: int = 1000,
+    seed: int = 0,
+    queries_lead_gallery: bool = False,
+) -> dict:
     """How well unit embeddings tell a query's own patient among the gallery's. Per query that has at least
     one gallery film of its patient: the AUROC of its similarity to those films against its similarity to
     every other patient's film, and whether its most similar gallery film is its patient's (top-1). Means
@@ -215,10 +235,12 @@ def reidentification(query: torch.Tensor, gallery: torch.Tensor, query_patients,
         chance.append(float(positive.double().mean()))
     if not aurocs:
         return {"n_queries": 0, "auroc": None, "top1": None, "chance_top1": None}
-    return {"n_queries": len(aurocs),
-            "auroc": mean_interval(torch.tensor(aurocs), resamples, seed),
-            "top1": mean_interval(torch.tensor(top1), resamples, seed),
-            "chance_top1": sum(chance) / len(chance)}
+    return {
+        "n_queries": len(aurocs),
+        "auroc": mean_interval(torch.tensor(aurocs), resamples, seed),
+        "top1": mean_interval(torch.tensor(top1), resamples, seed),
+        "chance_top1": sum(chance) / len(chance),
+    }
 
 
 def planted_copies(films: torch.Tensor, specs, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -236,8 +258,12 @@ def gallery_views(images: torch.Tensor, specs) -> torch.Tensor:
     for spec in specs:
         kind, magnitude = parse_copy(spec)
         if kind == "shift":
-            views += [_affine(images.float(), shift_px=(dx * magnitude, dy * magnitude))
-                      for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+            views += [
+                _affine(images.float(), shift_px=(dx * magnitude, dy * magnitude))
+                for dx in (-1, 0, 1)
+                for dy in (-1, 0, 1)
+                if dx or dy
+            ]
         elif kind == "rotate":
             views += [copy_transform(images, kind, sign * magnitude) for sign in (-1, 1)]
         else:
@@ -245,16 +271,34 @@ def gallery_views(images: torch.Tensor, specs) -> torch.Tensor:
     return torch.cat(views)
 
 
-def reidentification_check(embed, synthetic: torch.Tensor, training: torch.Tensor, test: torch.Tensor, prompt_patients,
-                           training_patients, test_patients, resamples: int, seed: int) -> dict:
+def reidentification_check(
+    embed,
+    synthetic: torch.Tensor,
+    training: torch.Tensor,
+    test: torch.Tensor,
+    prompt_patients,
+    training_patients,
+    test_patients,
+    resamples: int,
+    seed: int,
+) -> dict:
     """The re-identifier's (`embed`) ranking of each synthetic image's prompt patient among the training
     patients, and its ceiling: the test films ranked against the other test films and all training films (new
     patients only)."""
     gallery = embed(training)
     test_embedded = embed(test)
     test_patients = torch.as_tensor(test_patients)
-    return {"synthetic_vs_source": reidentification(embed(synthetic), gallery, prompt_patients, training_patients,
-                                                    resamples, seed),
-            "real_test_patients": reidentification(test_embedded, torch.cat([test_embedded, gallery]), test_patients,
-                                                   torch.cat([test_patients, training_patients]), resamples, seed,
-                                                   queries_lead_gallery=True)}
+    return {
+        "synthetic_vs_source": reidentification(
+            embed(synthetic), gallery, prompt_patients, training_patients, resamples, seed
+        ),
+        "real_test_patients": reidentification(
+            test_embedded,
+            torch.cat([test_embedded, gallery]),
+            test_patients,
+            torch.cat([test_patients, training_patients]),
+            resamples,
+            seed,
+            queries_lead_gallery=True,
+        ),
+    }

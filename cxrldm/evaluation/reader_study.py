@@ -19,8 +19,17 @@ import torch
 from cxrldm.evaluation.classification import auroc
 from cxrldm.evaluation.intervals import bootstrap_interval, mean_interval
 
-COLUMNS = ["reader", "film", "truth", "answer", "confidence", "findings_given", "findings_answered",
-           "findings_truth", "answered_at"]
+COLUMNS = [
+    "reader",
+    "film",
+    "truth",
+    "answer",
+    "confidence",
+    "findings_given",
+    "findings_answered",
+    "findings_truth",
+    "answered_at",
+]
 CLASSES = ("real", "synthetic")
 
 
@@ -44,14 +53,17 @@ def read_answers(path: str | Path) -> pd.DataFrame:
         bad = ~table[column].isin(CLASSES)
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise AnswersError(f"{path}: column {column}, row {row + 1}: {table[column].iloc[row]!r}; "
-                               f"expected real or synthetic")
+            raise AnswersError(
+                f"{path}: column {column}, row {row + 1}: {table[column].iloc[row]!r}; expected real or synthetic"
+            )
     for column, allowed in (("confidence", {"1", "2", "3", "4", "5"}), ("findings_given", {"0", "1"})):
         bad = ~table[column].isin(allowed)
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise AnswersError(f"{path}: column {column}, row {row + 1}: {table[column].iloc[row]!r}; "
-                               f"expected one of {', '.join(sorted(allowed))}")
+            raise AnswersError(
+                f"{path}: column {column}, row {row + 1}: {table[column].iloc[row]!r}; "
+                f"expected one of {', '.join(sorted(allowed))}"
+            )
     if table.groupby("film").truth.nunique().gt(1).any():
         film = table.groupby("film").truth.nunique().gt(1).idxmax()
         raise AnswersError(f"{path}: film {film} is both real and synthetic")
@@ -96,10 +108,13 @@ def pooled(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
     def statistic(index):
         rows = torch.cat([rows_of[i] for i in index])
         fooled = called_real[rows][synthetic[rows]]
-        return {"accuracy": correct[rows].mean(), "auroc_confidence": auroc(score[rows], synthetic[rows]),
-                "synthetic_called_real": fooled.mean() if len(fooled) else float("nan")}
-    undefined = {"auroc_confidence": auroc_undefined(answers),
-                 "synthetic_called_real": "no answer on a synthetic film"}
+        return {
+            "accuracy": correct[rows].mean(),
+            "auroc_confidence": auroc(score[rows], synthetic[rows]),
+            "synthetic_called_real": fooled.mean() if len(fooled) else float("nan"),
+        }
+
+    undefined = {"auroc_confidence": auroc_undefined(answers), "synthetic_called_real": "no answer on a synthetic film"}
     return bootstrap_interval(statistic, len(films), resamples=resamples, seed=seed, undefined=undefined)
 
 
@@ -107,14 +122,21 @@ def one_reader(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
     correct = torch.tensor((answers.answer == answers.truth).to_numpy(), dtype=torch.float64)
     synthetic = torch.tensor((answers.truth == "synthetic").to_numpy())
     score = synthetic_score(answers)
-    result = {"answers": len(answers), "accuracy": mean_interval(correct, resamples, seed),
-              "auroc_confidence": bootstrap_interval(lambda i: auroc(score[i], synthetic[i]), len(answers),
-                                                     resamples=resamples, seed=seed,
-                                                     undefined=auroc_undefined(answers))}
+    result = {
+        "answers": len(answers),
+        "accuracy": mean_interval(correct, resamples, seed),
+        "auroc_confidence": bootstrap_interval(
+            lambda i: auroc(score[i], synthetic[i]),
+            len(answers),
+            resamples=resamples,
+            seed=seed,
+            undefined=auroc_undefined(answers),
+        ),
+    }
     if synthetic.any():
         result["synthetic_called_real"] = mean_interval(
-            torch.tensor((answers.answer[synthetic.numpy()] == "real").to_numpy(), dtype=torch.float64),
-            resamples, seed)
+            torch.tensor((answers.answer[synthetic.numpy()] == "real").to_numpy(), dtype=torch.float64), resamples, seed
+        )
     return result
 
 
@@ -128,13 +150,22 @@ def agreement(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
             continue
         a, b = both[first].reset_index(drop=True), both[second].reset_index(drop=True)
         pairs[f"{first} vs {second}"] = bootstrap_interval(
-            lambda i: cohen_kappa(a.iloc[i.numpy()], b.iloc[i.numpy()]), len(both), resamples=resamples, seed=seed,
-            undefined="both readers gave one and the same call on every film they share, so chance agreement is 1")
+            lambda i: cohen_kappa(a.iloc[i.numpy()], b.iloc[i.numpy()]),
+            len(both),
+            resamples=resamples,
+            seed=seed,
+            undefined="both readers gave one and the same call on every film they share, so chance agreement is 1",
+        )
     kappas = [p["value"] for p in pairs.values() if p["value"] is not None]
     if kappas:
         return {"pairs": pairs, "mean_kappa": sum(kappas) / len(kappas)}
-    why = ("every pair's kappa is undefined" if pairs else
-           "no two readers answered two films in common" if answers.reader.nunique() > 1 else "one reader answered")
+    why = (
+        "every pair's kappa is undefined"
+        if pairs
+        else "no two readers answered two films in common"
+        if answers.reader.nunique() > 1
+        else "one reader answered"
+    )
     return {"pairs": pairs, "mean_kappa": None, "mean_kappa_note": f"undefined: {why}"}
 
 
@@ -148,8 +179,10 @@ def by_finding(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
     result = {}
     for finding in findings:
         has = truth.map(lambda names: finding in names).to_numpy()
-        entry = {"answers": int(has.sum()),
-                 "accuracy": pooled(answers[has].reset_index(drop=True), resamples, seed)["accuracy"]}
+        entry = {
+            "answers": int(has.sum()),
+            "accuracy": pooled(answers[has].reset_index(drop=True), resamples, seed)["accuracy"],
+        }
         given = answers.findings_given.to_numpy() == 1
         saw = ticked.map(lambda names: finding in names).to_numpy()
         for name, rows in (("sensitivity", given & has), ("specificity", given & ~has)):
@@ -165,10 +198,15 @@ def study_metrics(answers: pd.DataFrame, resamples: int, seed: int) -> dict:
     counts = {"n_answers": len(answers), "n_readers": answers.reader.nunique(), "n_films": answers.film.nunique()}
     if not len(answers):
         return counts
-    return {**counts, "real_answers": int((answers.truth == "real").sum()),
-            "synthetic_answers": int((answers.truth == "synthetic").sum()),
-            "pooled": pooled(answers, resamples, seed),
-            "readers": {reader: one_reader(group.reset_index(drop=True), resamples, seed)
-                         for reader, group in answers.groupby("reader")},
-            "agreement": agreement(answers, resamples, seed),
-            "findings": by_finding(answers, resamples, seed)}
+    return {
+        **counts,
+        "real_answers": int((answers.truth == "real").sum()),
+        "synthetic_answers": int((answers.truth == "synthetic").sum()),
+        "pooled": pooled(answers, resamples, seed),
+        "readers": {
+            reader: one_reader(group.reset_index(drop=True), resamples, seed)
+            for reader, group in answers.groupby("reader")
+        },
+        "agreement": agreement(answers, resamples, seed),
+        "findings": by_finding(answers, resamples, seed),
+    }

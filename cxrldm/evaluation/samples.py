@@ -20,6 +20,7 @@ def report_samples(directory: str | Path, purpose: str) -> tuple[pd.DataFrame, t
     if not len(manifest):
         raise ValueError(f"{directory / 'manifest.csv'} has no {purpose} rows: set sample_reports.{purpose}_studies")
     from PIL import Image
+
     size = Image.open(directory / manifest.file[0]).size[0]
     return manifest, load_images(directory, manifest.file, size)
 
@@ -46,6 +47,8 @@ def normal_prompt_rows(manifest: pd.DataFrame, normal_prompt, param: str) -> pd.
     rows = manifest[manifest.group.astype(str) == str(normal_prompt)]
     if rows.empty or (rows.finding != "").any():
         without = sorted(set(manifest.group[manifest.finding == ""].astype(str)) - {"unconditional"})
-        raise ValueError(f"{param}: {normal_prompt} is not a sample prompt without a finding "
-                         f"(prompts without one: {', '.join(without) or 'none'}; null: compare with the null prompt only)")
+        raise ValueError(
+            f"{param}: {normal_prompt} is not a sample prompt without a finding "
+            f"(prompts without one: {', '.join(without) or 'none'}; null: compare with the null prompt only)"
+        )
     return rows

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from cxrldm.models.autoencoder import ms_ssim  # the one MS-SSIM; the autoencoder's validation uses it too
 from cxrldm.evaluation.intervals import pairwise_mean_interval
+from cxrldm.models.autoencoder import ms_ssim  # the one MS-SSIM; the autoencoder's validation uses it too
 
 
 def pair_indices(n: int, pairs: int, seed: int) -> torch.Tensor:
@@ -17,13 +17,18 @@ def pair_indices(n: int, pairs: int, seed: int) -> torch.Tensor:
     return all_pairs[choice.sort().values]
 
 
-def pairwise_ms_ssim(images: torch.Tensor, pairs: torch.Tensor, kernel_size: int, batch_size: int = 256) -> torch.Tensor:
+def pairwise_ms_ssim(
+    images: torch.Tensor, pairs: torch.Tensor, kernel_size: int, batch_size: int = 256
+) -> torch.Tensor:
     """MS-SSIM of each of the (P, 2) index pairs of the images, computed `batch_size` pairs at a time."""
-    return torch.cat([ms_ssim(images[chunk[:, 0]], images[chunk[:, 1]], kernel_size) for chunk in pairs.split(batch_size)])
+    return torch.cat(
+        [ms_ssim(images[chunk[:, 0]], images[chunk[:, 1]], kernel_size) for chunk in pairs.split(batch_size)]
+    )
 
 
-def mean_pairwise_ms_ssim(images: torch.Tensor, pairs: int, kernel_size: int, resamples: int = 1000, seed: int = 0,
-                          batch_size: int = 256) -> dict:
+def mean_pairwise_ms_ssim(
+    images: torch.Tensor, pairs: int, kernel_size: int, resamples: int = 1000, seed: int = 0, batch_size: int = 256
+) -> dict:
     """Mean MS-SSIM over pairs of the images (pair_indices: all pairs where `pairs` is 0, else that many drawn
     with `seed`): low means diverse. With its interval over the images (intervals.pairwise_mean_interval) and
     "pairs", the number of pairs."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from cxrldm.data.augmentation import (
     photometric_params,
     warp,
 )
+from cxrldm.data.images import grid
 from cxrldm.models import networks
 from cxrldm.models.training import (
     Runtime,
@@ -36,7 +37,6 @@ from cxrldm.models.training import (
     step_generator,
     unwrap,
 )
-from cxrldm.data.images import grid
 
 # torchvision's file name for the SqueezeNet 1.1 ImageNet weights that LPIPS(squeeze) uses as its trunk.
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
@@ -45,6 +45,7 @@ SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
 @dataclass(frozen=True)
 class AutoencoderConfig:
     """Every hyper-parameter of train_aekl (the keys of params.yaml's train_aekl section)."""
+
     seed: int
     image_size: int
     channels: list
@@ -53,12 +54,12 @@ class AutoencoderConfig:
     norm_num_groups: int
     disc_channels: int
     disc_layers: int
-    disc_norm: str               # batch (the seed) or instance
+    disc_norm: str  # batch (the seed) or instance
     perceptual_network: str
     perceptual_weight: float
     kl_weight: float
     adv_weight: float
-    adv_start_epoch: int         # epochs trained without the adversarial term before it starts
+    adv_start_epoch: int  # epochs trained without the adversarial term before it starts
     lr_g: float
     lr_d: float
     grad_clip: float
@@ -79,11 +80,12 @@ class AutoencoderConfig:
     ms_ssim_kernel: int
     in_memory: bool
     num_workers: int
-    init_from: str = ""              # a safetensors file to fine-tune from ("": random initialisation)
+    init_from: str = ""  # a safetensors file to fine-tune from ("": random initialisation)
 
     def autoencoder_kwargs(self) -> dict:
-        return networks.autoencoder_kwargs(self.channels, self.latent_channels, self.num_res_blocks,
-                                       norm_num_groups=self.norm_num_groups)
+        return networks.autoencoder_kwargs(
+            self.channels, self.latent_channels, self.num_res_blocks, norm_num_groups=self.norm_num_groups
+        )
 
 
 def kl_loss(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,8 @@ def perceptual_loss(network: str) -> torch.nn.Module:
         if not weights.exists():
             raise FileNotFoundError(
                 f"perceptual network 'squeeze' needs torchvision's SqueezeNet 1.1 weights at {weights}: copy "
-                f"{SQUEEZENET_FILE} there (or set TORCH_HOME), or set train_aekl.perceptual_weight: 0")
+                f"{SQUEEZENET_FILE} there (or set TORCH_HOME), or set train_aekl.perceptual_weight: 0"
+            )
     return PerceptualLoss(spatial_dims=2, network_type=network, is_fake_3d=False)
 
 
@@ -126,8 +129,10 @@ def least_squares() -> PatchAdversarialLoss:
 
 def discriminator_loss(logits_fake, logits_real) -> torch.Tensor:
     adversarial = least_squares()
-    return 0.5 * (adversarial(logits_fake, target_is_real=False, for_discriminator=True)
-                  + adversarial(logits_real, target_is_real=True, for_discriminator=True))
+    return 0.5 * (
+        adversarial(logits_fake, target_is_real=False, for_discriminator=True)
+        + adversarial(logits_real, target_is_real=True, for_discriminator=True)
+    )
 
 
 class DiscriminatorPair(torch.nn.Module):
@@ -163,8 +168,10 @@ def validate(autoencoder, images: torch.Tensor, runtime: Runtime, kernel_size: i
     autoencoder.eval()
     recon = torch.cat([reconstruct(autoencoder, batch, runtime).cpu() for batch in images.split(batch_size)])
     autoencoder.train()
-    return {"val_l1": F.l1_loss(recon, images).item(),
-            "val_ms_ssim": ms_ssim(recon, images, kernel_size).mean().item()}, recon
+    return {
+        "val_l1": F.l1_loss(recon, images).item(),
+        "val_ms_ssim": ms_ssim(recon, images, kernel_size).mean().item(),
+    }, recon
 
 
 def comparison_grid(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> np.ndarray:
@@ -192,8 +199,9 @@ def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     if cfg.init_from:
         networks.init_weights(autoencoder, cfg.init_from, "train_aekl.init_from")
     autoencoder = autoencoder.to(runtime.device)
-    discriminator = networks.build("PatchDiscriminator",
-                               networks.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers, cfg.disc_norm))
+    discriminator = networks.build(
+        "PatchDiscriminator", networks.discriminator_kwargs(cfg.disc_channels, cfg.disc_layers, cfg.disc_norm)
+    )
     if runtime.world_size > 1 and runtime.device.type == "cuda":
         # batch statistics over the global batch, as on one device (SyncBatchNorm has no CPU kernels, so
         # CPU processes normalise over their own part of the batch)
@@ -205,8 +213,20 @@ def build_training(cfg: AutoencoderConfig, runtime: Runtime):
     return autoencoder, discriminator, perceptual, opt_g, opt_d, runtime.grad_scaler()
 
 
-def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg: AutoencoderConfig,
-               runtime: Runtime, adversarial: bool, where: str = "") -> dict[str, float]:
+def train_step(
+    images,
+    eps,
+    model,
+    discriminator,
+    perceptual,
+    opt_g,
+    opt_d,
+    scaler,
+    cfg: AutoencoderConfig,
+    runtime: Runtime,
+    adversarial: bool,
+    where: str = "",
+) -> dict[str, float]:
     """One generator update and, when `adversarial`, one discriminator update. `model` is a
     SampledAutoencoder and `discriminator` a DiscriminatorPair (each in DistributedDataParallel when
     distributed). Returns the losses; `discriminator` is the unweighted discriminator loss."""
@@ -229,7 +249,7 @@ def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scal
             loss_d = discriminator_loss(logits_fake, logits_real)
         check_finite(loss_d, f"{where} (discriminator loss)", runtime)
         opt_d.zero_grad(set_to_none=True)
-        scaler.scale(cfg.adv_weight * loss_d).backward()      # weighted like the generator's term, as in the seed
+        scaler.scale(cfg.adv_weight * loss_d).backward()  # weighted like the generator's term, as in the seed
         if cfg.grad_clip > 0:
             scaler.unscale_(opt_d)
             torch.nn.utils.clip_grad_norm_(discriminator.parameters(), cfg.grad_clip)
@@ -239,16 +259,27 @@ def train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scal
     return {name: value.item() for name, value in {"loss": loss_g, **parts}.items()}
 
 
-def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: torch.Tensor, runtime: Runtime,
-                      checkpoint: Path, fingerprint: str,
-                      on_epoch: Callable[[int, dict, np.ndarray | None], None] = lambda *a: None):
+def train_autoencoder(
+    cfg: AutoencoderConfig,
+    train_set: Dataset,
+    val_images: torch.Tensor,
+    runtime: Runtime,
+    checkpoint: Path,
+    fingerprint: str,
+    on_epoch: Callable[[int, dict, np.ndarray | None], None] = lambda *a: None,
+):
     """Train from scratch or resume from `checkpoint` when it has the same fingerprint. Saves a
     checkpoint after every epoch; `on_epoch(epoch, metrics, grid)` is called on the main process.
     Under torchrun every process takes its slice of each global batch. Returns (autoencoder, final metrics)."""
     torch.manual_seed(cfg.seed)
     autoencoder, discriminator, perceptual, opt_g, opt_d, scaler = build_training(cfg, runtime)
-    modules = {"autoencoder": autoencoder, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
-               "scaler": scaler}
+    modules = {
+        "autoencoder": autoencoder,
+        "discriminator": discriminator,
+        "opt_g": opt_g,
+        "opt_d": opt_d,
+        "scaler": scaler,
+    }
     state = load_checkpoint(checkpoint, fingerprint, modules, runtime)
     first_epoch = state["epoch"] + 1 if state else 1
     seconds = load_elapsed(checkpoint, fingerprint, state["epoch"]) if state else 0.0
@@ -262,23 +293,56 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
         started = time.perf_counter()
         batches = global_batches(len(train_set), cfg.batch_size, cfg.seed, epoch)
         loader = DataLoader(train_set, batch_sampler=[b[part].tolist() for b in batches], num_workers=cfg.num_workers)
-        adversarial = epoch > cfg.adv_start_epoch and cfg.adv_weight > 0    # after adv_start_epoch epochs, as the seed
+        adversarial = epoch > cfg.adv_start_epoch and cfg.adv_weight > 0  # after adv_start_epoch epochs, as the seed
         sums: dict[str, float] = {}
-        steps = tqdm(loader, desc=f"autoencoder epoch {epoch}/{cfg.epochs}", disable=not runtime.is_main,
-                     leave=False, mininterval=2.0)
+        steps = tqdm(
+            loader,
+            desc=f"autoencoder epoch {epoch}/{cfg.epochs}",
+            disable=not runtime.is_main,
+            leave=False,
+            mininterval=2.0,
+        )
         for step, images in enumerate(steps):
             generator = step_generator(cfg.seed, epoch, step)
-            theta = affine_params(cfg.batch_size, cfg.image_size, cfg.augment_p, cfg.augment_degrees,
-                                  cfg.augment_translate_px, cfg.augment_scale, generator)[part]
+            theta = affine_params(
+                cfg.batch_size,
+                cfg.image_size,
+                cfg.augment_p,
+                cfg.augment_degrees,
+                cfg.augment_translate_px,
+                cfg.augment_scale,
+                generator,
+            )[part]
             eps = torch.randn([cfg.batch_size, *latent_shape], generator=generator)[part].to(runtime.device)
-            tone = photometric_params(cfg.batch_size, cfg.augment_flip_p, cfg.augment_shift_p, cfg.augment_shift,
-                                      cfg.augment_gamma_p, cfg.augment_gamma, generator)
+            tone = photometric_params(
+                cfg.batch_size,
+                cfg.augment_flip_p,
+                cfg.augment_shift_p,
+                cfg.augment_shift,
+                cfg.augment_gamma_p,
+                cfg.augment_gamma,
+                generator,
+            )
             images = photometric(warp(images.to(runtime.device), theta), *(t[part] for t in tone))
-            parts = train_step(images, eps, model, discriminator, perceptual, opt_g, opt_d, scaler, cfg, runtime,
-                               adversarial, where=f"epoch {epoch} step {step}")
+            parts = train_step(
+                images,
+                eps,
+                model,
+                discriminator,
+                perceptual,
+                opt_g,
+                opt_d,
+                scaler,
+                cfg,
+                runtime,
+                adversarial,
+                where=f"epoch {epoch} step {step}",
+            )
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + value
-        metrics = {f"train_{name}": total / max(1, len(loader)) for name, total in mean_over_processes(sums, runtime).items()}
+        metrics = {
+            f"train_{name}": total / max(1, len(loader)) for name, total in mean_over_processes(sums, runtime).items()
+        }
         grid = None
         if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
             val, recon = validate(autoencoder, val_images, runtime, cfg.ms_ssim_kernel, cfg.batch_size)
@@ -286,9 +350,14 @@ def train_autoencoder(cfg: AutoencoderConfig, train_set: Dataset, val_images: to
             grid = comparison_grid(val_images, recon)
         seconds += time.perf_counter() - started
         metrics["seconds"] = seconds
-        if runtime.is_main:      # logs first: a checkpoint of epoch e means epoch e is logged (stages trim on resume)
+        if runtime.is_main:  # logs first: a checkpoint of epoch e means epoch e is logged (stages trim on resume)
             on_epoch(epoch, metrics, grid)
-            save_checkpoint(checkpoint, fingerprint, epoch, modules,
-                            {"metrics": {k: v for k, v in metrics.items() if k != "seconds"}})
+            save_checkpoint(
+                checkpoint,
+                fingerprint,
+                epoch,
+                modules,
+                {"metrics": {k: v for k, v in metrics.items() if k != "seconds"}},
+            )
             save_elapsed(checkpoint, fingerprint, epoch, seconds)
     return autoencoder, metrics

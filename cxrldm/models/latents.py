@@ -30,7 +30,7 @@ class LatentMoments:
     @property
     def std(self) -> float:
         mean = self.sum_mu / self.count
-        return float(np.sqrt(max(self.sum_mu2 / self.count - mean ** 2, 0.0) + self.sum_sigma2 / self.count))
+        return float(np.sqrt(max(self.sum_mu2 / self.count - mean**2, 0.0) + self.sum_sigma2 / self.count))
 
 
 def latent_std(mu: torch.Tensor, sigma: torch.Tensor) -> float:
@@ -42,8 +42,16 @@ def latent_std(mu: torch.Tensor, sigma: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def encode_to_files(autoencoder, dataset, runtime: Runtime, batch_size: int, folder: str | Path, split: str,
-                    num_workers: int = 0, progress=None) -> float:
+def encode_to_files(
+    autoencoder,
+    dataset,
+    runtime: Runtime,
+    batch_size: int,
+    folder: str | Path,
+    split: str,
+    num_workers: int = 0,
+    progress=None,
+) -> float:
     """Encode every image once, in dataset order, into `<split>.mu.npy` and `<split>.sigma.npy` (float16,
     N x C x h x w, written batch by batch into memory maps) and return the latents' standard deviation."""
     if not len(dataset):
@@ -51,19 +59,23 @@ def encode_to_files(autoencoder, dataset, runtime: Runtime, batch_size: int, fol
     autoencoder = autoencoder.to(runtime.device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     moments, arrays, start = LatentMoments(), {}, 0
-    with atomic_path(Path(folder) / f"{split}.mu.npy") as mu_tmp, \
-            atomic_path(Path(folder) / f"{split}.sigma.npy") as sigma_tmp:
+    with (
+        atomic_path(Path(folder) / f"{split}.mu.npy") as mu_tmp,
+        atomic_path(Path(folder) / f"{split}.sigma.npy") as sigma_tmp,
+    ):
         for images in progress(loader, desc=f"encoding {split}") if progress else loader:
             with runtime.autocast():
                 mu, sigma = (t.float().cpu() for t in autoencoder.encode(images.to(runtime.device)))
             if not arrays:
                 shape = (len(dataset), *mu.shape[1:])
-                arrays = {"mu": np.lib.format.open_memmap(mu_tmp, "w+", np.float16, shape),
-                          "sigma": np.lib.format.open_memmap(sigma_tmp, "w+", np.float16, shape)}
+                arrays = {
+                    "mu": np.lib.format.open_memmap(mu_tmp, "w+", np.float16, shape),
+                    "sigma": np.lib.format.open_memmap(sigma_tmp, "w+", np.float16, shape),
+                }
             mu, sigma = mu.half(), sigma.half()
-            arrays["mu"][start:start + len(mu)] = mu.numpy()
-            arrays["sigma"][start:start + len(mu)] = sigma.numpy()
-            moments.add(mu, sigma)          # of the stored float16 values, which training reads
+            arrays["mu"][start : start + len(mu)] = mu.numpy()
+            arrays["sigma"][start : start + len(mu)] = sigma.numpy()
+            moments.add(mu, sigma)  # of the stored float16 values, which training reads
             start += len(mu)
         for array in arrays.values():
             array.flush()
@@ -74,8 +86,10 @@ def encode_to_files(autoencoder, dataset, runtime: Runtime, batch_size: int, fol
 def load_latents(folder: str | Path, split: str) -> dict[str, np.ndarray]:
     """{"mu", "sigma"}: read-only memory maps of what encode_to_files wrote (96k latents: 4.7 GB, neither
     loaded whole nor copied per process)."""
-    return {name: np.load(Path(folder) / f"{split}.{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in ("mu", "sigma")}
+    return {
+        name: np.load(Path(folder) / f"{split}.{name}.npy", mmap_mode="r", allow_pickle=False)
+        for name in ("mu", "sigma")
+    }
 
 
 def rows(array, index) -> torch.Tensor:
@@ -83,11 +97,12 @@ def rows(array, index) -> torch.Tensor:
     if isinstance(array, torch.Tensor):
         return array[index]
     index = index.numpy() if isinstance(index, torch.Tensor) else index
-    return torch.from_numpy(np.array(array[index]))   # a copy: memory maps are read-only
+    return torch.from_numpy(np.array(array[index]))  # a copy: memory maps are read-only
 
 
-def sample_latents(mu: torch.Tensor, sigma: torch.Tensor, scale_factor: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_latents(
+    mu: torch.Tensor, sigma: torch.Tensor, scale_factor: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """scale_factor * (mu + sigma * eps): what the diffusion model learns to generate."""
     eps = torch.randn(mu.shape, generator=generator, dtype=torch.float32).to(mu.device)
     return scale_factor * (mu.float() + sigma.float() * eps)

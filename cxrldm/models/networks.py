@@ -14,27 +14,43 @@ from safetensors.torch import load_file, save_file
 from cxrldm.io import atomic_path, write_json
 from cxrldm.models.training import unwrap
 
+BUILDERS = {
+    "AutoencoderKL": AutoencoderKL,
+    "DiffusionModelUNet": DiffusionModelUNet,
+    "PatchDiscriminator": PatchDiscriminator,
+}
 
-BUILDERS = {"AutoencoderKL": AutoencoderKL, "DiffusionModelUNet": DiffusionModelUNet,
-            "PatchDiscriminator": PatchDiscriminator}
 
-
-def autoencoder_kwargs(channels, latent_channels: int, num_res_blocks: int, attention_levels=None,
-                       norm_num_groups: int = 32) -> dict:
+def autoencoder_kwargs(
+    channels, latent_channels: int, num_res_blocks: int, attention_levels=None, norm_num_groups: int = 32
+) -> dict:
     """AutoencoderKL arguments for one-channel 2-D radiographs; non-local attention off as in the seed."""
     channels = [int(c) for c in channels]
-    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": channels,
-            "latent_channels": int(latent_channels), "num_res_blocks": int(num_res_blocks),
-            "attention_levels": [bool(a) for a in attention_levels] if attention_levels else [False] * len(channels),
-            "norm_num_groups": int(norm_num_groups),
-            "with_encoder_nonlocal_attn": False, "with_decoder_nonlocal_attn": False}
+    return {
+        "spatial_dims": 2,
+        "in_channels": 1,
+        "out_channels": 1,
+        "channels": channels,
+        "latent_channels": int(latent_channels),
+        "num_res_blocks": int(num_res_blocks),
+        "attention_levels": [bool(a) for a in attention_levels] if attention_levels else [False] * len(channels),
+        "norm_num_groups": int(norm_num_groups),
+        "with_encoder_nonlocal_attn": False,
+        "with_decoder_nonlocal_attn": False,
+    }
 
 
 def discriminator_kwargs(channels: int, num_layers: int, norm: str = "batch") -> dict:
     if norm not in ("batch", "instance"):
         raise ValueError(f"train_aekl.disc_norm must be 'batch' or 'instance', got {norm!r}")
-    return {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": int(channels),
-            "num_layers_d": int(num_layers), "norm": norm.upper()}
+    return {
+        "spatial_dims": 2,
+        "in_channels": 1,
+        "out_channels": 1,
+        "channels": int(channels),
+        "num_layers_d": int(num_layers),
+        "norm": norm.upper(),
+    }
 
 
 def build(kind: str, kwargs: dict, builders: dict = BUILDERS) -> torch.nn.Module:
@@ -65,8 +81,9 @@ def save_model(model: torch.nn.Module, kind: str, kwargs: dict, path: str | Path
     write_json(path.with_suffix(".json"), {"kind": kind, "kwargs": kwargs, **(extra or {})}, sort_keys=False)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu",
-               builders: dict = BUILDERS) -> tuple[torch.nn.Module, dict]:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", builders: dict = BUILDERS
+) -> tuple[torch.nn.Module, dict]:
     """(model in eval mode, its JSON description) from save_model's files."""
     path = Path(path)
     description = json.loads(path.with_suffix(".json").read_text())
@@ -85,9 +102,18 @@ def init_weights(model: torch.nn.Module, path: str | Path, param: str) -> None:
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
-        parts = [f"{len(keys)} {what} (e.g. {keys[0]}{detail(keys[0])})" for keys, what, detail in (
-            (missing, "missing from the file", lambda k: ""), (unexpected, "not in the model", lambda k: ""),
-            (reshaped, "of another shape", lambda k: f": file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"))
-            if keys]
+        parts = [
+            f"{len(keys)} {what} (e.g. {keys[0]}{detail(keys[0])})"
+            for keys, what, detail in (
+                (missing, "missing from the file", lambda k: ""),
+                (unexpected, "not in the model", lambda k: ""),
+                (
+                    reshaped,
+                    "of another shape",
+                    lambda k: f": file {tuple(state[k].shape)}, model {tuple(own[k].shape)}",
+                ),
+            )
+            if keys
+        ]
         raise ValueError(f"{param}: {path} does not fit the architecture in params.yaml: keys {'; '.join(parts)}")
     unwrap(model).load_state_dict(state)

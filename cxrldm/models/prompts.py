@@ -9,7 +9,7 @@ import torch
 from cxrldm.models import DEID_MARKERS, PROMPT_RULES
 from cxrldm.models.text import NULL_PROMPT, TextEncoder
 
-_MARKER = re.compile(r"_{2,}")        # MIMIC's de-identified text: "___"
+_MARKER = re.compile(r"_{2,}")  # MIMIC's de-identified text: "___"
 
 
 def treat_deid_markers(sentences: list[str], mode: str, word: str = "") -> list[str]:
@@ -40,8 +40,13 @@ def whole_report(sentences: list[str]) -> str:
     return " ".join(sentences)
 
 
-def report_prompt(sentences: list[str], rule: str, max_sentences: int, whole_share: float = 0.0,
-                  generator: torch.Generator | None = None) -> str:
+def report_prompt(
+    sentences: list[str],
+    rule: str,
+    max_sentences: int,
+    whole_share: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> str:
     """The one report-to-prompt rule of training and sampling. `rule` "whole": the whole report; "drawn":
     1 to `max_sentences` random sentences (the seed's training rule), or with probability `whole_share` the
     whole report (no random number is drawn for that when `whole_share` is 0)."""
@@ -60,8 +65,18 @@ class Conditioner:
     looks embeddings up: on a CPU the text encoder otherwise costs more than the UNet step. With
     `pool == 0` every step draws and encodes fresh prompts, as the seed does."""
 
-    def __init__(self, encoder: TextEncoder, sentences: list[list[str]], max_sentences: int, dropout: float,
-                 pool: int = 0, seed: int = 0, batch_size: int = 256, progress=None, whole_share: float = 0.0):
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        sentences: list[list[str]],
+        max_sentences: int,
+        dropout: float,
+        pool: int = 0,
+        seed: int = 0,
+        batch_size: int = 256,
+        progress=None,
+        whole_share: float = 0.0,
+    ):
         self.encoder, self.sentences = encoder, sentences
         self.max_sentences, self.dropout, self.pool, self.whole_share = max_sentences, dropout, pool, whole_share
         self.null = encoder.null_condition().cpu()
@@ -73,14 +88,19 @@ class Conditioner:
             position = {p: i for i, p in enumerate(unique)}
             self.pool_index = torch.tensor([[position[p] for p in row] for row in drawn])
             batches = range(0, len(unique), batch_size)
-            self.table = torch.cat([encoder.condition(unique[i:i + batch_size]).cpu()
-                                    for i in (progress(batches, desc="encoding prompts") if progress else batches)])
+            self.table = torch.cat(
+                [
+                    encoder.condition(unique[i : i + batch_size]).cpu()
+                    for i in (progress(batches, desc="encoding prompts") if progress else batches)
+                ]
+            )
 
     def prompt(self, sentences: list[str], generator: torch.Generator | None) -> str:
         return report_prompt(sentences, "drawn", self.max_sentences, self.whole_share, generator)
 
-    def __call__(self, rows: torch.Tensor, generator: torch.Generator | None = None,
-                 part: slice = slice(None)) -> torch.Tensor:
+    def __call__(
+        self, rows: torch.Tensor, generator: torch.Generator | None = None, part: slice = slice(None)
+    ) -> torch.Tensor:
         """(len(rows[part]), max_length, width) on the CPU. The random choices are drawn for all `rows`, so a
         process that computes only its `part` of a global batch agrees with one that computes it all."""
         keep = torch.rand(len(rows), generator=generator) >= self.dropout

@@ -26,8 +26,9 @@ def resolve_model(model: str) -> str:
         try:
             module = importlib.import_module(name)
         except ImportError:
-            raise FileNotFoundError(f"text encoder {model}: Python package {name!r} is not installed "
-                                    f"(pip install {name.replace('_', '-')})") from None
+            raise FileNotFoundError(
+                f"text encoder {model}: Python package {name!r} is not installed (pip install {name.replace('_', '-')})"
+            ) from None
         return str(module.get_model_path())
     return model
 
@@ -38,16 +39,23 @@ def _load(loader, source: str, subfolder: str, what: str):
         return loader.from_pretrained(source, **kwargs)
     except OSError as error:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = (" (HF_HUB_OFFLINE=1: download it on a machine with internet and point the param at the local "
-                "directory, or fill the Hugging Face cache)" if offline and not Path(source).exists() else "")
-        raise FileNotFoundError(f"text encoder {what} not found at {source!r}"
-                                f"{f' subfolder {subfolder!r}' if subfolder else ''}{hint}: "
-                                f"{str(error).splitlines()[0]}") from None
+        hint = (
+            " (HF_HUB_OFFLINE=1: download it on a machine with internet and point the param at the local "
+            "directory, or fill the Hugging Face cache)"
+            if offline and not Path(source).exists()
+            else ""
+        )
+        raise FileNotFoundError(
+            f"text encoder {what} not found at {source!r}"
+            f"{f' subfolder {subfolder!r}' if subfolder else ''}{hint}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
 
 
 def encoder_width(model: str, encoder_subfolder: str = "") -> int:
     """The hidden size of a text encoder from its config alone, without loading weights."""
     from transformers import AutoConfig
+
     try:
         kwargs = {"subfolder": encoder_subfolder} if encoder_subfolder else {}
         return int(AutoConfig.from_pretrained(resolve_model(model), **kwargs).hidden_size)
@@ -67,9 +75,16 @@ class TextEncoder:
     sequence; the UNet's cross-attention takes any length. Windows a short text does not reach hold the
     empty prompt's embedding. With `windows` 1 the text is truncated, as every released model does."""
 
-    def __init__(self, model: str, encoder_subfolder: str = "", tokenizer_subfolder: str = "",
-                 max_length: int = 77, device: str | torch.device = "cpu", null_token_ids: list[int] | None = None,
-                 windows: int = 1):
+    def __init__(
+        self,
+        model: str,
+        encoder_subfolder: str = "",
+        tokenizer_subfolder: str = "",
+        max_length: int = 77,
+        device: str | torch.device = "cpu",
+        null_token_ids: list[int] | None = None,
+        windows: int = 1,
+    ):
         source = resolve_model(model)
         self.tokenizer = _load(AutoTokenizer, source, tokenizer_subfolder, "tokenizer")
         self.model = _load(AutoModel, source, encoder_subfolder, "model").to(device).eval().requires_grad_(False)
@@ -78,7 +93,7 @@ class TextEncoder:
         # a window is framed as the tokeniser frames a text: start token(s), content, end token
         framed = self.tokenizer("")["input_ids"]
         self.start, self.end = framed[:-1], framed[-1:]
-        self.window_tokens = max_length - len(framed)        # content tokens a window holds
+        self.window_tokens = max_length - len(framed)  # content tokens a window holds
         # CLIP text models (Stable Diffusion's) were trained causally and are used without a padding mask,
         # so published diffusion weights see the same padded-token states; bidirectional encoders get the mask.
         self.use_mask = self.model.config.model_type not in ("clip_text_model", "clip")
@@ -97,20 +112,26 @@ class TextEncoder:
         tokens_median, tokens_max, capacity} (capacity: content tokens it sees)."""
         counts = sorted(self.token_counts(prompts)) or [0]
         capacity = self.window_tokens * self.windows
-        return {"prompts": len(prompts), "truncated": sum(c > capacity for c in counts),
-                "dropped_tokens": sum(max(0, c - capacity) for c in counts),
-                "tokens_median": counts[len(counts) // 2], "tokens_max": counts[-1], "capacity": capacity}
+        return {
+            "prompts": len(prompts),
+            "truncated": sum(c > capacity for c in counts),
+            "dropped_tokens": sum(max(0, c - capacity) for c in counts),
+            "tokens_median": counts[len(counts) // 2],
+            "tokens_max": counts[-1],
+            "capacity": capacity,
+        }
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """input_ids and attention_mask (B x windows, max_length): window w of prompt b is row b x windows + w."""
         if self.windows == 1:
-            return self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
-                                  return_tensors="pt")
+            return self.tokenizer(
+                list(prompts), padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
+            )
         ids, masks, room = [], [], self.window_tokens
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end[0]
         for content in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]:
             for w in range(self.windows):
-                window = self.start + content[w * room:(w + 1) * room] + self.end
+                window = self.start + content[w * room : (w + 1) * room] + self.end
                 ids.append(window + [pad] * (self.max_length - len(window)))
                 masks.append([1] * len(window) + [0] * (self.max_length - len(window)))
         return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(masks)}

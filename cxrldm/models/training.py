@@ -26,7 +26,7 @@ class NonFiniteLoss(RuntimeError):
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    precision: str      # resolved: fp32, bf16 or fp16
+    precision: str  # resolved: fp32, bf16 or fp16
     rank: int = 0
     world_size: int = 1
 
@@ -89,7 +89,7 @@ def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch
     """One epoch's batches of indices (incomplete last batch dropped), shuffled by (seed, epoch) alone, so
     a resumed run and every process see the same batches."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
 def step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
@@ -146,8 +146,13 @@ def unwrap(model):
 def save_checkpoint(path: str | Path, fingerprint: str, epoch: int, modules: dict, extra: dict | None = None) -> None:
     """Everything needed to continue after `epoch`: state dicts of models, optimisers and the scaler
     (keyed by name), the RNG states, and the fingerprint of the params and inputs it belongs to."""
-    state = {"fingerprint": fingerprint, "epoch": epoch, "rng": rng_state(), **(extra or {}),
-             "modules": {name: unwrap(m).state_dict() for name, m in modules.items()}}
+    state = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "rng": rng_state(),
+        **(extra or {}),
+        "modules": {name: unwrap(m).state_dict() for name, m in modules.items()},
+    }
     with atomic_path(path) as tmp:
         torch.save(_canonical(state), tmp)
 
@@ -177,6 +182,7 @@ def elapsed_path(checkpoint: str | Path) -> Path:
 
 def save_elapsed(checkpoint: str | Path, fingerprint: str, epoch: int, seconds: float) -> None:
     from cxrldm.io import write_json
+
     write_json(elapsed_path(checkpoint), {"fingerprint": fingerprint, "epoch": epoch, "seconds": seconds})
 
 
@@ -197,8 +203,10 @@ def checkpoint_epoch(path: str | Path) -> int:
 def checkpoint_matches(path: str | Path, fingerprint: str) -> bool:
     """Whether `path` holds a checkpoint of the run that `fingerprint` names (memory-mapped: cheap)."""
     path = Path(path)
-    return path.exists() and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(
-        "fingerprint") == fingerprint
+    return (
+        path.exists()
+        and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("fingerprint") == fingerprint
+    )
 
 
 def load_checkpoint(path: str | Path, fingerprint: str, modules: dict, runtime: Runtime | None = None) -> dict | None:
@@ -214,8 +222,10 @@ def load_checkpoint(path: str | Path, fingerprint: str, modules: dict, runtime: 
         dist.all_reduce(low, op=dist.ReduceOp.MIN)
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
         if low.item() != high.item():
-            raise RuntimeError(f"{path}: processes would resume from different epochs ({int(low.item())} to "
-                               f"{int(high.item())}); run every node in the same shared workspace")
+            raise RuntimeError(
+                f"{path}: processes would resume from different epochs ({int(low.item())} to "
+                f"{int(high.item())}); run every node in the same shared workspace"
+            )
     if state is None:
         return None
     for name, module in modules.items():

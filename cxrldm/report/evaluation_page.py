@@ -15,8 +15,8 @@ from cxrldm.report.html_kit import (
     svg_bars,
 )
 
-
 # -- the evaluation's headline numbers (schemas as the evaluation stages write them) ---------------------
+
 
 def headline_rows(evaluate: dict) -> list[list[str]]:
     """[metric, formatted value] for FID (and its baselines), KID, PRDC and MS-SSIM in evaluate.json."""
@@ -46,16 +46,19 @@ def faithfulness_bars(faithfulness: dict) -> tuple[str, list[str]]:
     for finding, entry in findings.items():
         if not isinstance(entry, dict):
             continue
-        bars = [(name, *interval_of(entry[key])) for key, name in (("synthetic_auroc", "synthetic"),
-                                                                      ("real_auroc", "real (ceiling)"))
-                if key in entry]
+        bars = [
+            (name, *interval_of(entry[key]))
+            for key, name in (("synthetic_auroc", "synthetic"), ("real_auroc", "real (ceiling)"))
+            if key in entry
+        ]
         groups.append((finding if entry.get("informative", True) else f"{finding} (uninformative)", bars))
         if entry.get("skipped"):
             notes.append(f"{finding}: skipped ({entry['skipped']})")
         if entry.get("uninformative_because"):
             notes.append(f"{finding}: uninformative, {entry['uninformative_because']}")
-    svg = svg_bars(groups, "Faithfulness: AUROC per finding", x_range=(0.0, 1.0), x_label="AUROC (95% interval)",
-                   reference=0.5)
+    svg = svg_bars(
+        groups, "Faithfulness: AUROC per finding", x_range=(0.0, 1.0), x_label="AUROC (95% interval)", reference=0.5
+    )
     return svg, notes
 
 
@@ -64,11 +67,19 @@ def subgroup_rows(faithfulness: dict) -> list[list[str]]:
     subgroups = faithfulness.get("subgroups") if isinstance(faithfulness, dict) else None
     if not isinstance(subgroups, dict):
         return []
-    return [[f"{column} = {name}", format_value(g.get("n_studies")), format_value(g.get("synthetic_mean_auroc")),
-             format_value(g.get("real_mean_auroc")),
-             format_value(g["fid"]) if is_interval(g.get("fid")) else str((g.get("fid") or {}).get("skipped", ""))]
-            for column, groups in subgroups.items() if isinstance(groups, dict)
-            for name, g in groups.items() if isinstance(g, dict)]
+    return [
+        [
+            f"{column} = {name}",
+            format_value(g.get("n_studies")),
+            format_value(g.get("synthetic_mean_auroc")),
+            format_value(g.get("real_mean_auroc")),
+            format_value(g["fid"]) if is_interval(g.get("fid")) else str((g.get("fid") or {}).get("skipped", "")),
+        ]
+        for column, groups in subgroups.items()
+        if isinstance(groups, dict)
+        for name, g in groups.items()
+        if isinstance(g, dict)
+    ]
 
 
 def memorisation_rows(memorisation: dict) -> list[list[str]]:
@@ -76,15 +87,30 @@ def memorisation_rows(memorisation: dict) -> list[list[str]]:
     nearest is its patient's] for each space (feature, pixel, ...) that has a flagged fraction, at the top
     level or under "spaces", then the union of the spaces where there is one."""
     spaces = memorisation.get("spaces") if isinstance(memorisation.get("spaces"), dict) else memorisation
-    rows = [[space, format_value(entry.get("threshold")), format_value(entry.get("flagged_fraction")),
-             format_value(entry.get("null_flagged_fraction")), format_value(entry.get("nearest_is_source_fraction")),
-             format_value(entry.get("nearest_is_source_patient_fraction"))]
-            for space, entry in spaces.items()
-            if isinstance(entry, dict) and "flagged_fraction" in entry]
+    rows = [
+        [
+            space,
+            format_value(entry.get("threshold")),
+            format_value(entry.get("flagged_fraction")),
+            format_value(entry.get("null_flagged_fraction")),
+            format_value(entry.get("nearest_is_source_fraction")),
+            format_value(entry.get("nearest_is_source_patient_fraction")),
+        ]
+        for space, entry in spaces.items()
+        if isinstance(entry, dict) and "flagged_fraction" in entry
+    ]
     union = memorisation.get("union")
     if rows and isinstance(union, dict):
-        rows.append(["any space (union)", "", format_value(union.get("flagged_fraction")),
-                     format_value(union.get("null_flagged_fraction")), "", ""])
+        rows.append(
+            [
+                "any space (union)",
+                "",
+                format_value(union.get("flagged_fraction")),
+                format_value(union.get("null_flagged_fraction")),
+                "",
+                "",
+            ]
+        )
     return rows
 
 
@@ -94,10 +120,14 @@ def planted_rows(memorisation: dict) -> tuple[list[str], list[list[str]]]:
     planted = memorisation.get("planted") if isinstance(memorisation, dict) else None
     if not isinstance(planted, dict) or not planted:
         return [], []
-    columns = list(dict.fromkeys(k for counts in planted.values() if isinstance(counts, dict) for k in counts
-                                 if k != "n"))
-    rows = [[spec, *(f"{counts[c]} / {counts.get('n', '?')}" if c in counts else "\u2013" for c in columns)]
-            for spec, counts in planted.items() if isinstance(counts, dict)]
+    columns = list(
+        dict.fromkeys(k for counts in planted.values() if isinstance(counts, dict) for k in counts if k != "n")
+    )
+    rows = [
+        [spec, *(f"{counts[c]} / {counts.get('n', '?')}" if c in counts else "\u2013" for c in columns)]
+        for spec, counts in planted.items()
+        if isinstance(counts, dict)
+    ]
     return ["planted copy", *columns], rows
 
 
@@ -106,11 +136,21 @@ def reidentification_rows(memorisation: dict) -> list[list[str]]:
     reid = memorisation.get("reidentification") if isinstance(memorisation, dict) else None
     if not isinstance(reid, dict):
         return []
-    names = {"synthetic_vs_source": "synthetic image vs its prompt's patient (training films)",
-             "real_test_patients": "real test film vs its patient's other films (ceiling)"}
-    return [[names.get(name, name), format_value(r.get("auroc")), format_value(r.get("top1")),
-             format_value(r.get("chance_top1")), format_value(r.get("n_queries"))]
-            for name, r in reid.items() if isinstance(r, dict)]
+    names = {
+        "synthetic_vs_source": "synthetic image vs its prompt's patient (training films)",
+        "real_test_patients": "real test film vs its patient's other films (ceiling)",
+    }
+    return [
+        [
+            names.get(name, name),
+            format_value(r.get("auroc")),
+            format_value(r.get("top1")),
+            format_value(r.get("chance_top1")),
+            format_value(r.get("n_queries")),
+        ]
+        for name, r in reid.items()
+        if isinstance(r, dict)
+    ]
 
 
 def utility_table(utility: dict) -> str:
@@ -132,23 +172,43 @@ def edit_summary(edit: dict) -> str:
     edits = edit.get("edits") if isinstance(edit, dict) else None
     if not isinstance(edits, dict) or not edits:
         return ""
-    groups = [(f"{name} ({entry.get('target', '')})",
-               [(label, *interval_of(entry[key])) for key, label in (("probability_before", "before"),
-                                                                    ("probability_after", "after")) if key in entry])
-              for name, entry in edits.items() if isinstance(entry, dict)]
-    svg = svg_bars(groups, "Edits: classifier probability of the finding", x_range=(0.0, 1.0),
-                   x_label="mean probability (95% interval)")
-    columns = (("flip_rate", "flip rate"), ("outside_change_raw", "change outside the mask, no paste-back"),
-               ("fixed_region_ms_ssim_raw", "MS-SSIM of the kept region, no paste-back"),
-               ("identity_top1_pixels", "own original nearest (pixels)"),
-               ("identity_top1_features", "own original nearest (features)"))
-    rows = [[name, *(format_value(entry.get(key)) for key, _ in columns)]
-            for name, entry in edits.items() if isinstance(entry, dict)]
+    groups = [
+        (
+            f"{name} ({entry.get('target', '')})",
+            [
+                (label, *interval_of(entry[key]))
+                for key, label in (("probability_before", "before"), ("probability_after", "after"))
+                if key in entry
+            ],
+        )
+        for name, entry in edits.items()
+        if isinstance(entry, dict)
+    ]
+    svg = svg_bars(
+        groups,
+        "Edits: classifier probability of the finding",
+        x_range=(0.0, 1.0),
+        x_label="mean probability (95% interval)",
+    )
+    columns = (
+        ("flip_rate", "flip rate"),
+        ("outside_change_raw", "change outside the mask, no paste-back"),
+        ("fixed_region_ms_ssim_raw", "MS-SSIM of the kept region, no paste-back"),
+        ("identity_top1_pixels", "own original nearest (pixels)"),
+        ("identity_top1_features", "own original nearest (features)"),
+    )
+    rows = [
+        [name, *(format_value(entry.get(key)) for key, _ in columns)]
+        for name, entry in edits.items()
+        if isinstance(entry, dict)
+    ]
     html_parts = [f'<div class="charts">{svg}</div>', grid_table(["edit", *(label for _, label in columns)], rows)]
     side = edit.get("laterality")
     if isinstance(side, dict) and "auroc_right_vs_left" in side:
-        html_parts.append(f'<p class="note">Side: lower-zone contrast AUROC of the right over the left effusion '
-                          f'edits {esc(format_value(side["auroc_right_vs_left"]))}.</p>')
+        html_parts.append(
+            f'<p class="note">Side: lower-zone contrast AUROC of the right over the left effusion '
+            f"edits {esc(format_value(side['auroc_right_vs_left']))}.</p>"
+        )
     return "".join(html_parts)
 
 
@@ -158,18 +218,37 @@ def reader_study_html(study: dict) -> str:
     if not isinstance(study, dict) or "n_answers" not in study:
         return ""
     if not study["n_answers"]:
-        return ('<p class="note">No answers yet: run a study with the app (docs/app.md) and export its answers '
-                'to reader_study/answers.csv.</p>')
-    columns = (("accuracy", "accuracy (real vs synthetic)"), ("auroc_confidence", "AUROC of the confidence"),
-               ("synthetic_called_real", "synthetic films called real"))
+        return (
+            '<p class="note">No answers yet: run a study with the app (docs/app.md) and export its answers '
+            "to reader_study/answers.csv.</p>"
+        )
+    columns = (
+        ("accuracy", "accuracy (real vs synthetic)"),
+        ("auroc_confidence", "AUROC of the confidence"),
+        ("synthetic_called_real", "synthetic films called real"),
+    )
     pooled = study.get("pooled") or {}
-    rows = [["all readers (interval over films)", str(study["n_answers"]),
-             *(format_value(pooled.get(key)) for key, _ in columns)]]
-    rows += [[f"{reader} (interval over its films)", str(r.get("answers")), *(format_value(r.get(key)) for key, _ in columns)]
-             for reader, r in (study.get("readers") or {}).items() if isinstance(r, dict)]
+    rows = [
+        [
+            "all readers (interval over films)",
+            str(study["n_answers"]),
+            *(format_value(pooled.get(key)) for key, _ in columns),
+        ]
+    ]
+    rows += [
+        [
+            f"{reader} (interval over its films)",
+            str(r.get("answers")),
+            *(format_value(r.get(key)) for key, _ in columns),
+        ]
+        for reader, r in (study.get("readers") or {}).items()
+        if isinstance(r, dict)
+    ]
     kappa = (study.get("agreement") or {}).get("mean_kappa")
-    note = (f'<p class="note">{study["n_readers"]} readers, {study["n_films"]} films; mean Cohen\'s kappa between '
-            f'readers {esc(format_value(kappa))}. Accuracy 0.5 is chance.</p>')
+    note = (
+        f'<p class="note">{study["n_readers"]} readers, {study["n_films"]} films; mean Cohen\'s kappa between '
+        f"readers {esc(format_value(kappa))}. Accuracy 0.5 is chance.</p>"
+    )
     return grid_table(["readers", "answers", *(label for _, label in columns)], rows) + note
 
 
@@ -188,21 +267,33 @@ def summary_html(metrics: dict[str, dict]) -> str:
         parts += [f'<p class="note">{esc(note)}</p>' for note in notes]
     rows = subgroup_rows(metrics.get("faithfulness") or {})
     if rows:
-        parts.append("<h3>Faithfulness and fidelity per subgroup</h3>" + grid_table(
-            ["subgroup", "studies", "mean AUROC, synthetic", "mean AUROC, real (ceiling)", "FID"], rows))
+        parts.append(
+            "<h3>Faithfulness and fidelity per subgroup</h3>"
+            + grid_table(["subgroup", "studies", "mean AUROC, synthetic", "mean AUROC, real (ceiling)", "FID"], rows)
+        )
     memorisation = metrics.get("memorisation") or {}
     rows = memorisation_rows(memorisation)
     if rows:
-        header = ["space", "threshold", "flagged fraction", "real test films flagged",
-                  "nearest is the prompt's own image", "nearest is its patient's film"]
+        header = [
+            "space",
+            "threshold",
+            "flagged fraction",
+            "real test films flagged",
+            "nearest is the prompt's own image",
+            "nearest is its patient's film",
+        ]
         parts.append("<h3>Memorisation</h3>" + grid_table(header, rows))
     header, rows = planted_rows(memorisation)
     if rows:
         parts.append("<h3>Planted copies of training films: flagged</h3>" + grid_table(header, rows))
     rows = reidentification_rows(memorisation)
     if rows:
-        parts.append("<h3>Patient re-identification</h3>" + grid_table(
-            ["comparison", "AUROC (per query, mean)", "top-1 is the patient's", "chance top-1", "queries"], rows))
+        parts.append(
+            "<h3>Patient re-identification</h3>"
+            + grid_table(
+                ["comparison", "AUROC (per query, mean)", "top-1 is the patient's", "chance top-1", "queries"], rows
+            )
+        )
     table = utility_table(metrics.get("utility") or {})
     if table:
         parts.append("<h3>Utility: downstream classifier AUROC</h3>" + table)

@@ -23,6 +23,7 @@ SERIES_COLOURS = ("#3b6fb6", "#9aa5b1", "#d9822b", "#3f9c6d", "#8e5ea2")
 
 # -- numbers -----------------------------------------------------------------------------------------
 
+
 def number(x) -> float | None:
     """x as a finite float, or None (for None, NaN, infinities, strings, bools and dicts)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -34,7 +35,7 @@ def format_number(x) -> str:
     """Ints as they are, floats to 4 significant digits, None as an en dash, anything else as text."""
     if x is None:
         return "\u2013"
-    if isinstance(x, bool) or isinstance(x, int):
+    if isinstance(x, (bool, int)):
         return str(x)
     if isinstance(x, float):
         if math.isnan(x):
@@ -71,6 +72,7 @@ def interval_of(x) -> tuple[float | None, float | None, float | None]:
 
 # -- tables ------------------------------------------------------------------------------------------
 
+
 def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
     """(dotted key, leaf) pairs; interval dicts and lists of scalars are leaves, other lists are indexed."""
     if is_interval(data) or not isinstance(data, (dict, list, tuple)):
@@ -95,7 +97,7 @@ def _cell(value) -> str:
     if isinstance(value, list):
         return html.escape("[" + ", ".join(format_number(v) if not isinstance(v, str) else v for v in value) + "]")
     title = f' title="{value["resamples"]} resamples"' if is_interval(value) and "resamples" in value else ""
-    return f'<span{title}>{html.escape(format_value(value))}</span>' if title else html.escape(format_value(value))
+    return f"<span{title}>{html.escape(format_value(value))}</span>" if title else html.escape(format_value(value))
 
 
 def metric_table(data: dict) -> str:
@@ -107,12 +109,19 @@ def metric_table(data: dict) -> str:
 def grid_table(header: list[str], rows: list[list[str]]) -> str:
     """A table of already formatted (unescaped) text cells, the first column as row headers."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c)}</{'th' if i == 0 else 'td'}>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<{'th' if i == 0 else 'td'}>{html.escape(c)}</{'th' if i == 0 else 'td'}>" for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 # -- SVG charts --------------------------------------------------------------------------------------
+
 
 def esc(text) -> str:
     return html.escape(str(text), quote=True)
@@ -151,40 +160,62 @@ def _line(x1: float, y1: float, x2: float, y2: float, cls: str) -> str:
 
 
 def _svg(width: int, height: int, title: str, body: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}"><title>{esc(title)}</title>'
-            f'<text x="{width / 2:.1f}" y="16" text-anchor="middle" class="title">{esc(title)}</text>{body}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}"><title>{esc(title)}</title>'
+        f'<text x="{width / 2:.1f}" y="16" text-anchor="middle" class="title">{esc(title)}</text>{body}</svg>'
+    )
 
 
-def svg_scatter(points, x_label: str, y_label: str, title: str, width: int = 440, height: int = 320,
-                connect: bool = False, reference_y: float | None = None) -> str:
+def svg_scatter(
+    points,
+    x_label: str,
+    y_label: str,
+    title: str,
+    width: int = 440,
+    height: int = 320,
+    connect: bool = False,
+    reference_y: float | None = None,
+) -> str:
     """A scatter plot of (x, y, label) or (x, y, label, x_low, x_high, y_low, y_high) points, each labelled,
     with whiskers where low and high are given; points without finite x and y are left out. `connect`
     joins the points in the order given; `reference_y` draws a dashed horizontal line (e.g. a ceiling)."""
-    pts = [(number(x), number(y), label, *(number(v) for v in bounds)) + (None,) * (4 - len(bounds))
-           for x, y, label, *bounds in points]
+    pts = [
+        (number(x), number(y), label, *(number(v) for v in bounds)) + (None,) * (4 - len(bounds))
+        for x, y, label, *bounds in points
+    ]
     pts = [p for p in pts if p[0] is not None and p[1] is not None]
     left, right, top, bottom = 58, 20, 28, 46
     pw, ph = width - left - right, height - top - bottom
     if not pts:
-        return _svg(width, height, title, _text(width / 2, height / 2, f"no points with both {x_label} and {y_label}",
-                                                "note", "middle"))
+        return _svg(
+            width,
+            height,
+            title,
+            _text(width / 2, height / 2, f"no points with both {x_label} and {y_label}", "note", "middle"),
+        )
     xs = [v for p in pts for v in (p[0], p[3], p[4]) if v is not None]
     ys = [v for p in pts for v in (p[1], p[5], p[6]) if v is not None] + [number(reference_y)] * (
-        number(reference_y) is not None)
+        number(reference_y) is not None
+    )
     xt, yt = nice_ticks(*_padded(xs)), nice_ticks(*_padded(ys))
     sx = lambda x: left + (x - xt[0]) / (xt[-1] - xt[0]) * pw
     sy = lambda y: top + ph - (y - yt[0]) / (yt[-1] - yt[0]) * ph
     parts = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="plot"/>']
     for t in xt:
-        parts.append(_line(sx(t), top, sx(t), top + ph, "gridline")
-                     + _text(sx(t), top + ph + 14, format_number(t), "tick", "middle"))
+        parts.append(
+            _line(sx(t), top, sx(t), top + ph, "gridline")
+            + _text(sx(t), top + ph + 14, format_number(t), "tick", "middle")
+        )
     for t in yt:
-        parts.append(_line(left, sy(t), left + pw, sy(t), "gridline")
-                     + _text(left - 5, sy(t) + 4, format_number(t), "tick", "end"))
-    parts.append(_text(left + pw / 2, height - 8, x_label, "axis", "middle")
-                 + _text(14, top + ph / 2, y_label, "axis", "middle",
-                         attrs=f' transform="rotate(-90 14 {top + ph / 2:.1f})"'))
+        parts.append(
+            _line(left, sy(t), left + pw, sy(t), "gridline")
+            + _text(left - 5, sy(t) + 4, format_number(t), "tick", "end")
+        )
+    parts.append(
+        _text(left + pw / 2, height - 8, x_label, "axis", "middle")
+        + _text(14, top + ph / 2, y_label, "axis", "middle", attrs=f' transform="rotate(-90 14 {top + ph / 2:.1f})"')
+    )
     if number(reference_y) is not None:
         parts.append(_line(left, sy(reference_y), left + pw, sy(reference_y), "reference"))
     if connect and len(pts) > 1:
@@ -199,15 +230,22 @@ def svg_scatter(points, x_label: str, y_label: str, title: str, width: int = 440
             parts.append(f'<path d="{whiskers}" class="whisker"/>')
         anchor, dx = ("end", -7) if sx(x) > left + pw * 0.8 else ("start", 7)
         dy = 15 if sy(y) < top + 14 else -6
-        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{SERIES_COLOURS[0]}">'
-                     f'<title>{esc(label)}: {esc(x_label)} {esc(format_number(x))}, {esc(y_label)} '
-                     f'{esc(format_number(y))}</title></circle>'
-                     + _text(sx(x) + dx, sy(y) + dy, label, "label", anchor))
+        parts.append(
+            f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{SERIES_COLOURS[0]}">'
+            f"<title>{esc(label)}: {esc(x_label)} {esc(format_number(x))}, {esc(y_label)} "
+            f"{esc(format_number(y))}</title></circle>" + _text(sx(x) + dx, sy(y) + dy, label, "label", anchor)
+        )
     return _svg(width, height, title, "".join(parts))
 
 
-def svg_bars(groups, title: str, x_range: tuple[float, float] | None = None, x_label: str = "",
-             reference: float | None = None, width: int = 560) -> str:
+def svg_bars(
+    groups,
+    title: str,
+    x_range: tuple[float, float] | None = None,
+    x_label: str = "",
+    reference: float | None = None,
+    width: int = 560,
+) -> str:
     """Grouped horizontal bars with interval whiskers.
 
     groups: [(group label, [(series name, value, low, high), ...]), ...]; value, low and high may be None
@@ -232,33 +270,46 @@ def svg_bars(groups, title: str, x_range: tuple[float, float] | None = None, x_l
     parts = []
     legend_x = left
     for name in series:
-        parts.append(f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{colour[name]}"/>'
-                     f'<text x="{legend_x + 14}" y="35" class="tick">{esc(name)}</text>')
+        parts.append(
+            f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{colour[name]}"/>'
+            f'<text x="{legend_x + 14}" y="35" class="tick">{esc(name)}</text>'
+        )
         legend_x += 24 + 7 * len(name)
     for t in ticks:
-        parts.append(_line(sx(t), top, sx(t), top + ph, "gridline")
-                     + _text(sx(t), top + ph + 14, format_number(t), "tick", "middle"))
+        parts.append(
+            _line(sx(t), top, sx(t), top + ph, "gridline")
+            + _text(sx(t), top + ph + 14, format_number(t), "tick", "middle")
+        )
     y = top + gap / 2
     for group, bars in groups:
         group_h = max(1, len(bars)) * (bar_h + 2)
         short = group if len(group) <= 26 else group[:25] + "\u2026"
-        parts.append(f'<text x="{left - 6}" y="{y + group_h / 2 + 4:.1f}" text-anchor="end" class="label">{esc(short)}'
-                     f'<title>{esc(group)}</title></text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + group_h / 2 + 4:.1f}" text-anchor="end" class="label">{esc(short)}'
+            f"<title>{esc(group)}</title></text>"
+        )
         for name, value, low, high in bars:
-            v, l, h = number(value), number(low), number(high)
-            text = format_interval({"value": value, "low": low, "high": high}) if l is not None or h is not None \
+            v, lo, h = number(value), number(low), number(high)
+            text = (
+                format_interval({"value": value, "low": low, "high": high})
+                if lo is not None or h is not None
                 else format_number(value)
+            )
             tip = f"<title>{esc(group)}, {esc(name)}: {esc(text)}</title>"
             if v is None:
                 parts.append(f'<text x="{left + 4}" y="{y + bar_h - 3}" class="note">{esc(name)}: n/a{tip}</text>')
             else:
-                base = sx(min(max(0.0, lo), hi))     # bars start at zero where the axis shows it
-                parts.append(f'<rect x="{min(base, sx(v)):.1f}" y="{y:.1f}" width="{abs(sx(v) - base):.1f}" '
-                             f'height="{bar_h}" fill="{colour[name]}">{tip}</rect>')
-                if l is not None and h is not None:
+                base = sx(min(max(0.0, lo), hi))  # bars start at zero where the axis shows it
+                parts.append(
+                    f'<rect x="{min(base, sx(v)):.1f}" y="{y:.1f}" width="{abs(sx(v) - base):.1f}" '
+                    f'height="{bar_h}" fill="{colour[name]}">{tip}</rect>'
+                )
+                if lo is not None and h is not None:
                     cy = y + bar_h / 2
-                    parts.append(f'<path d="M{sx(l):.1f} {cy:.1f}H{sx(h):.1f}M{sx(l):.1f} {cy - 4:.1f}V{cy + 4:.1f}'
-                                 f'M{sx(h):.1f} {cy - 4:.1f}V{cy + 4:.1f}" class="whisker"/>')
+                    parts.append(
+                        f'<path d="M{sx(lo):.1f} {cy:.1f}H{sx(h):.1f}M{sx(lo):.1f} {cy - 4:.1f}V{cy + 4:.1f}'
+                        f'M{sx(h):.1f} {cy - 4:.1f}V{cy + 4:.1f}" class="whisker"/>'
+                    )
                 end = max(sx(v), sx(h) if h is not None else sx(v))
                 parts.append(_text(end + 4, y + bar_h - 3, format_number(v), "value"))
             y += bar_h + 2
@@ -267,12 +318,14 @@ def svg_bars(groups, title: str, x_range: tuple[float, float] | None = None, x_l
         y += gap
     if reference is not None and lo <= reference <= hi:
         parts.append(_line(sx(reference), top, sx(reference), top + ph, "reference"))
-    parts.append(_line(left, top, left, top + ph, "axisline")
-                 + _text(left + pw / 2, height - 6, x_label, "axis", "middle"))
+    parts.append(
+        _line(left, top, left, top + ph, "axisline") + _text(left + pw / 2, height - 6, x_label, "axis", "middle")
+    )
     return _svg(width, height, title, "".join(parts))
 
 
 # -- images and the page -----------------------------------------------------------------------------
+
 
 def image_tag(path: str | Path, alt: str | None = None) -> str:
     """An <img> whose source is the file itself, base64-encoded in a data: URI."""
@@ -293,8 +346,10 @@ def caption_from_name(stem: str) -> str:
 
 def figures(paths, caption=caption_from_name) -> str:
     """Images in a wrapping row, each with a caption made from its file name."""
-    items = "".join(f"<figure>{image_tag(p, caption(Path(p).stem))}<figcaption>{esc(caption(Path(p).stem))}"
-                    f"</figcaption></figure>" for p in paths)
+    items = "".join(
+        f"<figure>{image_tag(p, caption(Path(p).stem))}<figcaption>{esc(caption(Path(p).stem))}</figcaption></figure>"
+        for p in paths
+    )
     return f'<div class="figures">{items}</div>'
 
 
@@ -343,13 +398,16 @@ def render_page(title: str, sections) -> str:
     used: set = set()
     sections = [(heading, _slug(heading, used), body) for heading, body in sections]
     nav = " ".join(f'<a href="#{slug}">{esc(heading)}</a>' for heading, slug, _ in sections)
-    body = "\n".join(f'<section id="{slug}"><h2>{esc(heading)}</h2>\n{content}\n</section>'
-                     for heading, slug, content in sections)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n'
-            f'<style>{STYLE}</style>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n<nav>{nav}</nav>\n{body}\n'
-            f'</body>\n</html>\n')
+    body = "\n".join(
+        f'<section id="{slug}"><h2>{esc(heading)}</h2>\n{content}\n</section>' for heading, slug, content in sections
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n'
+        f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n<nav>{nav}</nav>\n{body}\n"
+        f"</body>\n</html>\n"
+    )
 
 
 def write_page(path: str | Path, title: str, sections) -> None:

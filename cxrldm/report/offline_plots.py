@@ -15,8 +15,11 @@ from pathlib import Path
 
 from cxrldm.io import atomic_path
 
-LIBRARIES = (("vega", "5.20.2", "build/vega.min.js"), ("vega-lite", "5.2.0", "build/vega-lite.min.js"),
-             ("vega-embed", "6.18.2", "build/vega-embed.min.js"))
+LIBRARIES = (
+    ("vega", "5.20.2", "build/vega.min.js"),
+    ("vega-lite", "5.2.0", "build/vega-lite.min.js"),
+    ("vega-embed", "6.18.2", "build/vega-embed.min.js"),
+)
 
 PAGE = """<!DOCTYPE html>
 <html>
@@ -47,14 +50,18 @@ def build(folder: str | Path, output: str | Path) -> None:
     scripts = []
     for name, version, member in LIBRARIES:
         source = library_source(Path(folder), name, version, member).replace("</script", "<\\/script")
-        scripts.append(f'    <script type="text/javascript">/* {name} {version} (npm), BSD-3-Clause */\n{source}\n    </script>')
+        scripts.append(
+            f'    <script type="text/javascript">/* {name} {version} (npm), BSD-3-Clause */\n{source}\n    </script>'
+        )
     with atomic_path(output) as tmp:
         tmp.write_text(PAGE.format(scripts="\n".join(scripts)), encoding="utf-8")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="DVC's plots page template with vega, vega-lite and vega-embed "
-                                                 "inlined from their npm packages, so `dvc plots show` works offline.")
+    parser = argparse.ArgumentParser(
+        description="DVC's plots page template with vega, vega-lite and vega-embed "
+        "inlined from their npm packages, so `dvc plots show` works offline."
+    )
     parser.add_argument("npm_pack_dir", help="folder holding the `npm pack` archives of the three libraries")
     parser.add_argument("output_html", help="the template to write (e.g. .dvc/plots_offline.html)")
     args = parser.parse_args(argv)

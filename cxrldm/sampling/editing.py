@@ -37,7 +37,7 @@ ZONES = {
 }
 
 
-ASPECT_TOLERANCE = 0.01          # relative difference of width / height a mask may have from its image
+ASPECT_TOLERANCE = 0.01  # relative difference of width / height a mask may have from its image
 
 
 class EditError(ValueError):
@@ -50,7 +50,7 @@ def zone_mask(zone: str, height: int, width: int) -> torch.Tensor:
         raise EditError(f"unknown mask zone {zone!r}: expected one of {', '.join(ZONES)} or a PNG file")
     top, bottom, left, right = ZONES[zone]
     mask = torch.zeros(height, width)
-    mask[round(top * height):round(bottom * height), round(left * width):round(right * width)] = 1.0
+    mask[round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = 1.0
     return mask
 
 
@@ -75,8 +75,10 @@ def read_grayscale(path: str | Path) -> np.ndarray:
             if mode in ("RGB", "RGBA", "P", "LA", "PA"):
                 rgb = np.asarray(image.convert("RGB"))
                 if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
-                    raise EditError(f"{path}: a colour image ({mode} with differing channels); chest X-rays "
-                                    "are grayscale: convert it first")
+                    raise EditError(
+                        f"{path}: a colour image ({mode} with differing channels); chest X-rays "
+                        "are grayscale: convert it first"
+                    )
                 return rgb[..., 0].copy()
             return np.asarray(image.convert("L")).copy()
     except (OSError, SyntaxError) as error:
@@ -89,8 +91,10 @@ def read_mask(path: str | Path, height: int, width: int) -> torch.Tensor:
     pixels = read_grayscale(path)
     mask_ratio, image_ratio = pixels.shape[1] / pixels.shape[0], width / height
     if abs(mask_ratio / image_ratio - 1) > ASPECT_TOLERANCE:
-        raise EditError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]} (aspect {mask_ratio:.3f}), the image "
-                        f"{width}x{height} (aspect {image_ratio:.3f}); a mask must have its image's aspect ratio")
+        raise EditError(
+            f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]} (aspect {mask_ratio:.3f}), the image "
+            f"{width}x{height} (aspect {image_ratio:.3f}); a mask must have its image's aspect ratio"
+        )
     resized = Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
     return torch.from_numpy((np.asarray(resized) >= 128).astype(np.float32))
 
@@ -140,16 +144,26 @@ def start_index(strength: float, steps: int) -> int:
 
 @dataclass
 class EditResult:
-    edited: torch.Tensor     # (N, 1, S, S) in [0, 1], original pixels put back outside the edit region
-    raw: torch.Tensor        # the decoded edit without paste-back
-    weights: torch.Tensor    # paste-back weights (feathered edit mask minus keep mask)
+    edited: torch.Tensor  # (N, 1, S, S) in [0, 1], original pixels put back outside the edit region
+    raw: torch.Tensor  # the decoded edit without paste-back
+    weights: torch.Tensor  # paste-back weights (feathered edit mask minus keep mask)
 
 
 @torch.no_grad()
-def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[int], strength: float,
-                guidance: float, steps: int, edit_masks: torch.Tensor | None = None,
-                keep_masks: torch.Tensor | None = None, feather_px: float = 2.0, batch_size: int = 16,
-                progress=None) -> EditResult:
+def edit_images(
+    models,
+    images: torch.Tensor,
+    prompts: list[str],
+    seeds: list[int],
+    strength: float,
+    guidance: float,
+    steps: int,
+    edit_masks: torch.Tensor | None = None,
+    keep_masks: torch.Tensor | None = None,
+    feather_px: float = 2.0,
+    batch_size: int = 16,
+    progress=None,
+) -> EditResult:
     """Edit (N, 1, S, S) images in [0, 1] at the model's size towards one prompt each (DDIM).
     Masks are (N, 1, S, S) of 0 and 1: edit None = the whole image, keep None = nothing kept."""
     n = len(images)
@@ -159,7 +173,7 @@ def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[in
         raise EditError("the edit mask selects no pixel")
     first = start_index(strength, steps)
     weights = feather(edit_masks * (1 - keep_masks), feather_px)
-    if first == steps:                                    # strength 0: nothing is denoised
+    if first == steps:  # strength 0: nothing is denoised
         return EditResult(images.clone(), images.clone(), weights)
     runtime, device = models.runtime, models.runtime.device
     autoencoder = unwrap(models.autoencoder)
@@ -188,8 +202,17 @@ def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[in
 
         x = scheduler.add_noise(original, noise, timesteps[0].expand(len(original)))
         context = models.encoder.condition(prompts[part]).to(device)
-        x = denoise(models.unet, scheduler, x, timesteps, context, null.to(device).expand_as(context), guidance,
-                    runtime, after_step=keep_original)
+        x = denoise(
+            models.unet,
+            scheduler,
+            x,
+            timesteps,
+            context,
+            null.to(device).expand_as(context),
+            guidance,
+            runtime,
+            after_step=keep_original,
+        )
         raw.append(decode(autoencoder, x, models.scale_factor, runtime))
     raw = torch.cat(raw)
     return EditResult(paste_back(images, raw, weights), raw, weights)
@@ -198,7 +221,9 @@ def edit_images(models, images: torch.Tensor, prompts: list[str], seeds: list[in
 def label_columns(edits: list[dict]) -> list[str]:
     """The CheXpert label columns a list of edits (dicts with "finding" and "source") needs: No Finding where a
     source is `normal`, then every finding and every source that names one, sorted."""
-    columns = sorted({x["finding"] for x in edits} | {x["source"] for x in edits if x["source"] not in ("normal", "any")})
+    columns = sorted(
+        {x["finding"] for x in edits} | {x["source"] for x in edits if x["source"] not in ("normal", "any")}
+    )
     normal = ["No Finding"] if any(x["source"] == "normal" for x in edits) else []
     return [*normal, *columns]
 
@@ -215,18 +240,30 @@ def source_films(films: pd.DataFrame, labels: pd.DataFrame, source: str, limit: 
 
 @dataclass
 class EditRun:
-    films: pd.DataFrame      # the edited films' rows
-    index: torch.Tensor      # their rows among the originals
-    before: torch.Tensor     # the originals edited, (N, 1, S, S)
+    films: pd.DataFrame  # the edited films' rows
+    index: torch.Tensor  # their rows among the originals
+    before: torch.Tensor  # the originals edited, (N, 1, S, S)
     edit_mask: torch.Tensor  # (N, 1, S, S) of 0 and 1
     keep_mask: torch.Tensor
-    seeds: list[int]         # one per film
+    seeds: list[int]  # one per film
     result: EditResult
 
 
-def edit_runs(models, films: pd.DataFrame, labels: pd.DataFrame, originals: torch.Tensor, edits: list[dict],
-              limit: int, seed: int, strength: float, guidance: float, steps: int, feather_px: float,
-              batch_size: int, param: str):
+def edit_runs(
+    models,
+    films: pd.DataFrame,
+    labels: pd.DataFrame,
+    originals: torch.Tensor,
+    edits: list[dict],
+    limit: int,
+    seed: int,
+    strength: float,
+    guidance: float,
+    steps: int,
+    feather_px: float,
+    batch_size: int,
+    param: str,
+):
     """Each edit of `edits` (dicts with "name", "prompt", "source", "mask" and optionally "keep", a zone or a PNG)
     applied to up to `limit` of the films (one row per study, `originals` their images at the model's size) with
     that source (source_films): yields (edit, EditRun) in turn. Seeds follow image_seeds over all the edits'
@@ -237,16 +274,29 @@ def edit_runs(models, films: pd.DataFrame, labels: pd.DataFrame, originals: torc
     for spec in edits:
         chosen = source_films(films, labels, spec["source"], limit)
         if len(chosen) < 2:
-            raise ValueError(f"{param} {spec['name']}: {len(chosen)} test films with source "
-                             f"{spec['source']!r}; an edit needs at least 2")
+            raise ValueError(
+                f"{param} {spec['name']}: {len(chosen)} test films with source "
+                f"{spec['source']!r}; an edit needs at least 2"
+            )
         index = torch.tensor([position[path] for path in chosen.path])
         before = originals[index]
         edit = mask_from(spec["mask"], size, size, 1.0).expand_as(before)
         keep = mask_from(spec.get("keep"), size, size, 0.0).expand_as(before)
         seeds = image_seeds(seed, len(chosen), offset=offset)
         offset += len(chosen)
-        result = edit_images(models, before, [spec["prompt"]] * len(chosen), seeds, strength, guidance, steps, edit,
-                             keep, feather_px, batch_size)
+        result = edit_images(
+            models,
+            before,
+            [spec["prompt"]] * len(chosen),
+            seeds,
+            strength,
+            guidance,
+            steps,
+            edit,
+            keep,
+            feather_px,
+            batch_size,
+        )
         yield spec, EditRun(chosen, index, before, edit, keep, seeds, result)
 
 
@@ -265,7 +315,9 @@ def square_crop_box(height: int, width: int) -> tuple[int, int, int]:
 def to_model(pixels: np.ndarray, size: int) -> torch.Tensor:
     """uint8 (H, W) -> (1, 1, size, size) in [0, 1]: the centred square, resized (Lanczos)."""
     top, left, side = square_crop_box(*pixels.shape)
-    square = Image.fromarray(pixels[top:top + side, left:left + side]).resize((size, size), Image.Resampling.LANCZOS)
+    square = Image.fromarray(pixels[top : top + side, left : left + side]).resize(
+        (size, size), Image.Resampling.LANCZOS
+    )
     return torch.from_numpy(np.asarray(square).astype(np.float32) / 255)[None, None]
 
 
@@ -275,8 +327,9 @@ def to_image(pixels: np.ndarray, edited: torch.Tensor, weights: torch.Tensor) ->
     height, width = pixels.shape
     top, left, side = square_crop_box(height, width)
     canvas = torch.from_numpy(pixels.astype(np.float32) / 255)
-    canvas[top:top + side, left:left + side] = F.interpolate(edited, size=(side, side), mode="bilinear",
-                                                             align_corners=False)[0, 0]
+    canvas[top : top + side, left : left + side] = F.interpolate(
+        edited, size=(side, side), mode="bilinear", align_corners=False
+    )[0, 0]
     blended = paste_back(torch.from_numpy(pixels.astype(np.float32) / 255), canvas, weights)
     out = (blended * 255).round().clamp(0, 255).byte().numpy()
     return np.where(weights.numpy() > 0, out, pixels)

@@ -27,8 +27,19 @@ def initial_noise(seeds: list[int], shape: list[int]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
-def denoise(unet, scheduler, x: torch.Tensor, timesteps, context: torch.Tensor, null_context: torch.Tensor,
-            guidance: float, runtime, generators=None, after_step=None, progress=None) -> torch.Tensor:
+def denoise(
+    unet,
+    scheduler,
+    x: torch.Tensor,
+    timesteps,
+    context: torch.Tensor,
+    null_context: torch.Tensor,
+    guidance: float,
+    runtime,
+    generators=None,
+    after_step=None,
+    progress=None,
+) -> torch.Tensor:
     """Run the scheduler from latents `x` at timesteps[0] through the given timesteps (a tail of the
     scheduler's, for editing). `generators`: DDPM's per-image noise streams. `after_step(i, x)` may
     replace the latents after step i (masked editing puts the original back there)."""
@@ -36,9 +47,13 @@ def denoise(unet, scheduler, x: torch.Tensor, timesteps, context: torch.Tensor, 
         t_batch = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
         with runtime.autocast():
             prediction = guided_prediction(unet, x, t_batch, context, null_context, guidance)
-        if isinstance(scheduler, DDPMScheduler):   # stochastic steps: each image keeps its own noise stream
-            x = torch.cat([scheduler.step(prediction[j:j + 1], int(t), x[j:j + 1], generator=g)[0]
-                           for j, g in enumerate(generators)])
+        if isinstance(scheduler, DDPMScheduler):  # stochastic steps: each image keeps its own noise stream
+            x = torch.cat(
+                [
+                    scheduler.step(prediction[j : j + 1], int(t), x[j : j + 1], generator=g)[0]
+                    for j, g in enumerate(generators)
+                ]
+            )
         else:
             x = scheduler.step(prediction, int(t), x)[0]
         if after_step is not None:
@@ -62,16 +77,38 @@ def decode(autoencoder, latents: torch.Tensor, scale_factor: float, runtime) -> 
 
 
 @torch.no_grad()
-def generate(unet, autoencoder, scheduler, context: torch.Tensor, null_context: torch.Tensor, seeds: list[int],
-             latent_shape: list[int], scale_factor: float, steps: int, guidance: float, runtime, progress=None):
+def generate(
+    unet,
+    autoencoder,
+    scheduler,
+    context: torch.Tensor,
+    null_context: torch.Tensor,
+    seeds: list[int],
+    latent_shape: list[int],
+    scale_factor: float,
+    steps: int,
+    guidance: float,
+    runtime,
+    progress=None,
+):
     """Images (B, 1, H, W) in [0, 1], one per seed, guided by `guided_prediction`."""
     check_steps(scheduler, steps)
     device = runtime.device
     x = initial_noise(seeds, latent_shape).to(device)
     context, null_context = context.to(device), null_context.to(device).expand_as(context)
     scheduler.set_timesteps(steps, device=device)
-    x = denoise(unet, scheduler, x, scheduler.timesteps, context, null_context, guidance, runtime,
-                step_generators(seeds, device), progress=progress)
+    x = denoise(
+        unet,
+        scheduler,
+        x,
+        scheduler.timesteps,
+        context,
+        null_context,
+        guidance,
+        runtime,
+        step_generators(seeds, device),
+        progress=progress,
+    )
     return decode(autoencoder, x, scale_factor, runtime)
 
 
@@ -82,9 +119,9 @@ class Models:
     encoder: TextEncoder
     scale_factor: float
     latent_shape: list[int]
-    schedule: dict          # num_train_timesteps, beta_start, beta_end, prediction_type
+    schedule: dict  # num_train_timesteps, beta_start, beta_end, prediction_type
     runtime: Runtime
-    image_size: int         # the autoencoder's square input size
+    image_size: int  # the autoencoder's square input size
 
 
 def load_models(models_dir: str | Path = "models", precision: str = "auto", device: str = "auto") -> Models:
@@ -97,23 +134,58 @@ def load_models(models_dir: str | Path = "models", precision: str = "auto", devi
     unet, description = networks.load_model(models_dir / "diffusion.safetensors", runtime.device)
     autoencoder, autoencoder_description = networks.load_model(models_dir / "autoencoder.safetensors", runtime.device)
     text = description["text_encoder"]
-    encoder = TextEncoder(text["model"], text["encoder_subfolder"], text["tokenizer_subfolder"], text["max_length"],
-                          runtime.device, null_token_ids=description.get("null_token_ids"),
-                          windows=text.get("windows", 1))
+    encoder = TextEncoder(
+        text["model"],
+        text["encoder_subfolder"],
+        text["tokenizer_subfolder"],
+        text["max_length"],
+        runtime.device,
+        null_token_ids=description.get("null_token_ids"),
+        windows=text.get("windows", 1),
+    )
     scale_factor = json.loads((models_dir / "scale_factor.json").read_text())["scale_factor"]
-    return Models(unet, autoencoder, encoder, scale_factor, description["latent_shape"], description["scheduler"], runtime,
-                  autoencoder_description["image_size"])
+    return Models(
+        unet,
+        autoencoder,
+        encoder,
+        scale_factor,
+        description["latent_shape"],
+        description["scheduler"],
+        runtime,
+        autoencoder_description["image_size"],
+    )
 
 
-def generate_images(models: Models, prompts: list[str], seeds: list[int], sampler: str, steps: int, guidance: float,
-                    batch_size: int = 16, progress=None) -> torch.Tensor:
+def generate_images(
+    models: Models,
+    prompts: list[str],
+    seeds: list[int],
+    sampler: str,
+    steps: int,
+    guidance: float,
+    batch_size: int = 16,
+    progress=None,
+) -> torch.Tensor:
     """One image per (prompt, seed) pair, in [0, 1]; "" is the null prompt (unconditional)."""
     null = models.encoder.null_condition()
     images = []
     starts = range(0, len(prompts), batch_size)
     for start in progress(starts, desc="generating", total=len(starts)) if progress else starts:
-        chunk, chunk_seeds = prompts[start:start + batch_size], seeds[start:start + batch_size]
+        chunk, chunk_seeds = prompts[start : start + batch_size], seeds[start : start + batch_size]
         scheduler = make_scheduler(sampler, **models.schedule)
-        images.append(generate(models.unet, models.autoencoder, scheduler, models.encoder.condition(chunk), null,
-                               chunk_seeds, models.latent_shape, models.scale_factor, steps, guidance, models.runtime))
+        images.append(
+            generate(
+                models.unet,
+                models.autoencoder,
+                scheduler,
+                models.encoder.condition(chunk),
+                null,
+                chunk_seeds,
+                models.latent_shape,
+                models.scale_factor,
+                steps,
+                guidance,
+                models.runtime,
+            )
+        )
     return torch.cat(images)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def guided_prediction(unet, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, null_context: torch.Tensor,
-                      guidance: float) -> torch.Tensor:
+def guided_prediction(
+    unet, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, null_context: torch.Tensor, guidance: float
+) -> torch.Tensor:
     """Classifier-free guidance: the null condition's prediction plus `guidance` times the difference to the
     prompt's, both halves in one batch (null first); guidance 1 is the prompt alone, 0 the null alone."""
     if guidance == 1.0:

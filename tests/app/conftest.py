@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import Server, draw_study  # noqa: E402
+from helpers import Server, draw_study
 
-LIMITS = ["--max-upload-bytes", "300000", "--max-pixels", "250000"]   # small, so the tests can exceed them cheaply
+LIMITS = ["--max-upload-bytes", "300000", "--max-pixels", "250000"]  # small, so the tests can exceed them cheaply
 
 
 @pytest.fixture(scope="session")
@@ -15,8 +15,16 @@ def served(tiny_project, tmp_path_factory):
     """The app on the tiny project's models, serving a drawn study (3 real, 3 synthetic films, 4 readers)."""
     folder = tmp_path_factory.mktemp("app")
     study = draw_study(tiny_project, folder / "study")
-    server = Server("--models", tiny_project / "models", "--study", folder / "study", "--work", folder / "work",
-                    *LIMITS, log=folder / "server.log").start()
+    server = Server(
+        "--models",
+        tiny_project / "models",
+        "--study",
+        folder / "study",
+        "--work",
+        folder / "work",
+        *LIMITS,
+        log=folder / "server.log",
+    ).start()
     yield server, study, folder
     server.stop()
 

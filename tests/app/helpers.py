@@ -36,13 +36,21 @@ class Server:
     def __init__(self, *args: str, log: Path):
         self.args, self.log, self.process = [str(a) for a in args], log, None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "HF_HUB_OFFLINE": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "cxrldm.app", "--port", str(self.port), *self.args],
-                                        cwd=ROOT, env=env, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "HF_HUB_OFFLINE": "1",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cxrldm.app", "--port", str(self.port), *self.args],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.log, "a"),  # noqa: SIM115 (the server writes to it until it stops)
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -55,7 +63,7 @@ class Server:
         raise RuntimeError("the server did not start in 90 s")
 
     def kill(self) -> None:
-        self.process.kill()                # SIGKILL
+        self.process.kill()  # SIGKILL
         self.process.wait()
 
     def stop(self) -> None:
@@ -67,8 +75,14 @@ class Server:
                 self.kill()
 
 
-def http(method: str, url: str, body: bytes | None = None, content_type: str | None = None,
-         json_body=None, timeout: float = 60) -> tuple[int, dict, bytes]:
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    content_type: str | None = None,
+    json_body=None,
+    timeout: float = 60,
+) -> tuple[int, dict, bytes]:
     """(status, headers, body) of one request; HTTP errors are returned, not raised."""
     if json_body is not None:
         body, content_type = json.dumps(json_body).encode(), "application/json"
@@ -89,8 +103,12 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     for name, (filename, data) in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                     f'Content-Type: application/octet-stream\r\n\r\n'.encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -101,11 +119,14 @@ def upload(url: str, filename: str, data: bytes) -> tuple[int, dict]:
 
 
 def answer(url: str, token: str, film: str, given: str = "real", confidence: int = 3, findings=None):
-    status, _, reply = http("POST", f"{url}/study/{token}/answer",
-                            json_body={"film": film, "answer": given, "confidence": confidence, "findings": findings})
+    status, _, reply = http(
+        "POST",
+        f"{url}/study/{token}/answer",
+        json_body={"film": film, "answer": given, "confidence": confidence, "findings": findings},
+    )
     try:
         return status, json.loads(reply)
-    except ValueError:                       # e.g. a 500's plain text
+    except ValueError:  # e.g. a 500's plain text
         return status, reply.decode(errors="replace")
 
 

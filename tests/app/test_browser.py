@@ -16,7 +16,7 @@ from PIL import Image
 from cxrldm.app.study import export
 
 pytestmark = pytest.mark.pipeline
-WAIT = 120_000          # ms
+WAIT = 120_000  # ms
 
 
 def fetch(url: str) -> bytes:
@@ -71,6 +71,7 @@ def test_generate_in_the_browser_and_the_download_reproduces_it(browser, served,
     folder = unzip(server.url + page.get_attribute("#zip", "href"), tmp_path)
     assert (folder / "command.sh").read_text().strip() == command
     from cxrldm.cli.generate import main
+
     monkeypatch.chdir(folder)
     main(shlex.split(command)[3:])
     for name in ("seed7.png", "seed8.png", "manifest.csv"):
@@ -78,8 +79,9 @@ def test_generate_in_the_browser_and_the_download_reproduces_it(browser, served,
     page.close()
 
 
-def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(browser, served, tmp_path,
-                                                                               monkeypatch, tiny_project):
+def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(
+    browser, served, tmp_path, monkeypatch, tiny_project
+):
     server, _, _ = served
     film = next((tiny_project / "data" / "resized" / "files").rglob("*.png"))
     page = browser.new_page()
@@ -88,15 +90,15 @@ def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(b
     page.wait_for_selector("#painter:not(.hidden)", timeout=WAIT)
     page.eval_on_selector("#brush", "b => b.value = 100")
     box = page.locator("#canvas").bounding_box()
-    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])   # noqa: E731
+    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])
     page.mouse.move(*at(0.1, 0.6))
     page.mouse.down()
-    for k in range(1, 11):                                  # a stroke across the image's lower left
+    for k in range(1, 11):  # a stroke across the image's lower left
         page.mouse.move(*at(0.1 + 0.03 * k, 0.6 + 0.025 * k))
     page.mouse.up()
     page.check("input[name=tool][value=keep]")
     page.eval_on_selector("#brush", "b => b.value = 40")
-    page.mouse.click(*at(0.25, 0.72))                       # a spot that must not change
+    page.mouse.click(*at(0.25, 0.72))  # a spot that must not change
     page.fill("#prompt", "There is a large right pleural effusion.")
     page.fill("#strength", "0.8")
     page.fill("#steps", "5")
@@ -107,7 +109,7 @@ def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(b
     assert page.locator("#images img").count() == 3
     row = page.inner_text("#row")
     assert "edit_mask\tedit_mask.png" in row and "keep_mask\tkeep_mask.png" in row and "strength\t0.8" in row
-    files = lambda selector: fetch(server.url + page.get_attribute(selector, "href"))   # noqa: E731
+    files = lambda selector: fetch(server.url + page.get_attribute(selector, "href"))
     edit, keep = pixels(files("#edit-mask")) > 127, pixels(files("#keep-mask")) > 127
     height, width = edit.shape
     assert edit.shape == keep.shape == pixels(film.read_bytes()).shape
@@ -115,10 +117,11 @@ def test_edit_with_painted_masks_in_the_browser_and_the_download_reproduces_it(b
     assert keep[int(0.72 * height), int(0.25 * width)] and keep.sum() < edit.sum()
     original, edited = pixels(film.read_bytes()), pixels(files("#edited"))
     assert (edited != original).any()
-    assert (edited[~edit | keep] == original[~edit | keep]).all()       # nothing outside the edit mask, or kept
+    assert (edited[~edit | keep] == original[~edit | keep]).all()  # nothing outside the edit mask, or kept
     command = page.inner_text("#command")
     folder = unzip(server.url + page.get_attribute("#zip", "href"), tmp_path)
     from cxrldm.cli.edit import main
+
     monkeypatch.chdir(folder)
     main(shlex.split(command)[3:])
     stem = film.stem + "_seed0"
@@ -135,7 +138,7 @@ def test_a_reader_session_to_the_end_resumes_where_it_stopped(browser, served):
     page.goto(link)
     total = len(study["films"])
     for k in range(total):
-        if k == 3:                                          # stop, and reopen the link later
+        if k == 3:  # stop, and reopen the link later
             page.close()
             page = browser.new_page()
             page.goto(link)
@@ -150,12 +153,12 @@ def test_a_reader_session_to_the_end_resumes_where_it_stopped(browser, served):
         page.click("#submit")
     page.wait_for_selector("#done:not(.hidden)")
     assert page.inner_text("#progress-text") == f"{total} of {total} answered"
-    page.click("#review")                                   # back to the last film: its answer is shown
+    page.click("#review")  # back to the last film: its answer is shown
     page.wait_for_selector(f"#message:text('Film {total} of {total}')")
     assert page.is_checked(f"input[name=answer][value={('real', 'synthetic')[(total - 1) % 2]}]")
     page.check("input[name=answer][value=real]")
     page.check("input[name=confidence][value='5']")
-    page.click("#submit")                                   # a changed answer is a new row
+    page.click("#submit")  # a changed answer is a new row
     page.wait_for_selector("#done:not(.hidden)")
     page.close()
     export(folder / "study", folder / "answers.csv")

@@ -32,7 +32,7 @@ def test_four_readers_answering_at_once_lose_nothing(study_server):
     acknowledged, errors = [], []
 
     def read(reader, rounds=3):
-        for k in range(rounds):                      # every film answered three times: changes are new rows
+        for k in range(rounds):  # every film answered three times: changes are new rows
             for film in reader["order"]:
                 status, reply = answer(server.url, reader["token"], film, ("real", "synthetic")[k % 2], k + 1)
                 (acknowledged if status == 200 else errors).append((reader["label"], film, k + 1))
@@ -61,7 +61,7 @@ def test_answers_acknowledged_before_a_kill_survive_it(study_server):
             film = reader["order"][k % len(reader["order"])]
             try:
                 status, _ = answer(server.url, reader["token"], film, "real", k % 5 + 1)
-            except OSError:                          # the server is gone
+            except OSError:  # the server is gone
                 return
             if status != 200:
                 return
@@ -73,7 +73,7 @@ def test_answers_acknowledged_before_a_kill_survive_it(study_server):
     for thread in threads:
         thread.start()
     assert enough.wait(60)
-    server.kill()                                    # SIGKILL while the four are still answering
+    server.kill()  # SIGKILL while the four are still answering
     for thread in threads:
         thread.join()
     server.start()
@@ -81,8 +81,8 @@ def test_answers_acknowledged_before_a_kill_survive_it(study_server):
     for reader in study["readers"]:
         kept = [(r["film"], r["confidence"]) for r in rows if r["reader"] == reader["label"]]
         acknowledged = given[reader["label"]]
-        assert kept[:len(acknowledged)] == acknowledged          # every acknowledged answer, in order
-        assert len(kept) <= len(acknowledged) + 1                # at most the one in flight besides
+        assert kept[: len(acknowledged)] == acknowledged  # every acknowledged answer, in order
+        assert len(kept) <= len(acknowledged) + 1  # at most the one in flight besides
         answered = {film for film, _ in kept}
         first_open = next((i for i, f in enumerate(reader["order"]) if f not in answered), len(reader["order"]))
-        assert state(server.url, reader["token"])["index"] == first_open   # the link continues there
+        assert state(server.url, reader["token"])["index"] == first_open  # the link continues there

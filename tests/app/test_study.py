@@ -33,8 +33,8 @@ def chunks(data: bytes) -> list[str]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     names, at = [], 8
     while at < len(data):
-        length = int.from_bytes(data[at:at + 4], "big")
-        names.append(data[at + 4:at + 8].decode("latin-1"))
+        length = int.from_bytes(data[at : at + 4], "big")
+        names.append(data[at + 4 : at + 8].decode("latin-1"))
         at += 12 + length
     return names
 
@@ -90,6 +90,7 @@ def fake_project(root: Path, n: int = 12) -> Path:
         Image.fromarray(noise).save(root / "data" / "report_samples" / f"s{k}.png")
         samples.append({"purpose": "test", "study_id": study, "file": f"s{k}.png"})
     import pandas as pd
+
     pd.DataFrame(labels).to_csv(root / "data" / "demo" / "labels.csv", index=False)
     pd.DataFrame(images).to_csv(root / "data" / "resized" / "images.csv", index=False)
     pd.DataFrame(samples).to_csv(root / "data" / "report_samples" / "manifest.csv", index=False)
@@ -105,7 +106,7 @@ def test_films_of_either_class_are_the_same_kind_of_file(tmp_path):
         with Image.open(io.BytesIO(data)) as image:
             assert image.size == (DISPLAY_SIZE, DISPLAY_SIZE) and image.mode == "L" and not image.info
     ids = [f["id"] for f in study["films"]]
-    assert ids == sorted(ids)                       # listed (and written) in the order of random ids, not of class
+    assert ids == sorted(ids)  # listed (and written) in the order of random ids, not of class
     assert [f["truth"] for f in study["films"]] != ["real"] * 12 + ["synthetic"] * 12
     orders = [r["order"] for r in study["readers"]]
     assert orders[0] != orders[1] and sorted(orders[0]) == sorted(ids)
@@ -116,8 +117,9 @@ def test_every_film_goes_through_the_models_training_transform_then_one_upscale(
     study = draw(project, tmp_path / "study", 3, 3, 1)
     assert study["model_size"] == 48
     for film in study["films"]:
-        expected = Image.fromarray(load_square(project / film["source"], 48)).resize((DISPLAY_SIZE,) * 2,
-                                                                                     Image.Resampling.BICUBIC)
+        expected = Image.fromarray(load_square(project / film["source"], 48)).resize(
+            (DISPLAY_SIZE,) * 2, Image.Resampling.BICUBIC
+        )
         with Image.open(tmp_path / "study" / "films" / f"{film['id']}.png") as shown:
             assert np.array_equal(np.asarray(shown), np.asarray(expected))
 
@@ -130,10 +132,36 @@ def test_a_drawn_study_is_never_overwritten_and_bad_counts_are_one_line(tmp_path
         draw(project, tmp_path / "study", 1, 1, 1)
     assert (tmp_path / "study" / STUDY_JSON).read_bytes() == before
     with pytest.raises(SystemExit, match="asked for 5 real test films, the pipeline has 3"):
-        main(["draw", "--project", str(project), "--study", str(tmp_path / "other"), "--real", "5",
-              "--synthetic", "1", "--readers", "1"])
-    main(["draw", "--project", str(project), "--study", str(tmp_path / "third"), "--real", "1", "--synthetic", "1",
-          "--readers", "2"])
+        main(
+            [
+                "draw",
+                "--project",
+                str(project),
+                "--study",
+                str(tmp_path / "other"),
+                "--real",
+                "5",
+                "--synthetic",
+                "1",
+                "--readers",
+                "1",
+            ]
+        )
+    main(
+        [
+            "draw",
+            "--project",
+            str(project),
+            "--study",
+            str(tmp_path / "third"),
+            "--real",
+            "1",
+            "--synthetic",
+            "1",
+            "--readers",
+            "2",
+        ]
+    )
     links = [line for line in capsys.readouterr().out.splitlines() if "/study/" in line]
     tokens = [r["token"] for r in json.loads((tmp_path / "third" / STUDY_JSON).read_text())["readers"]]
     assert len(links) == 2 and all(t in "".join(links) and len(t) >= 32 for t in tokens)
@@ -145,20 +173,39 @@ def test_export_writes_every_answer_in_order_with_the_key(tmp_path):
     engine = answers.connect(database_url(tmp_path / "study"))
     films = {f["id"]: f for f in study["films"]}
     first, second = study["readers"][0]["order"][:2]
-    given = [("reader1", first, "real", 4, 1, "Edema;Cardiomegaly"), ("reader2", first, "synthetic", 2, 0, ""),
-             ("reader1", first, "synthetic", 5, 0, ""), ("reader1", second, "real", 1, 1, "")]
+    given = [
+        ("reader1", first, "real", 4, 1, "Edema;Cardiomegaly"),
+        ("reader2", first, "synthetic", 2, 0, ""),
+        ("reader1", first, "synthetic", 5, 0, ""),
+        ("reader1", second, "real", 1, 1, ""),
+    ]
     for reader, film, value, confidence, findings_given, ticked in given:
-        answers.add(engine, {"study": study["id"], "reader": reader, "film": film, "answer": value,
-                             "confidence": confidence, "findings_given": findings_given,
-                             "findings_answered": ticked, "answered_at": "2026-01-01T00:00:00.000Z"})
+        answers.add(
+            engine,
+            {
+                "study": study["id"],
+                "reader": reader,
+                "film": film,
+                "answer": value,
+                "confidence": confidence,
+                "findings_given": findings_given,
+                "findings_answered": ticked,
+                "answered_at": "2026-01-01T00:00:00.000Z",
+            },
+        )
     out = tmp_path / "answers.csv"
     assert export(tmp_path / "study", out) == 4
     text = out.read_text(encoding="utf-8")
-    assert text.splitlines()[0] == ",".join(CSV_COLUMNS) == ("reader,film,truth,answer,confidence,findings_given,"
-                                                             "findings_answered,findings_truth,answered_at")
+    assert (
+        text.splitlines()[0]
+        == ",".join(CSV_COLUMNS)
+        == ("reader,film,truth,answer,confidence,findings_given,findings_answered,findings_truth,answered_at")
+    )
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [(r["reader"], r["film"], r["answer"], int(r["confidence"]), int(r["findings_given"]),
-             r["findings_answered"]) for r in rows] == [g[:6] for g in given]
+    assert [
+        (r["reader"], r["film"], r["answer"], int(r["confidence"]), int(r["findings_given"]), r["findings_answered"])
+        for r in rows
+    ] == [g[:6] for g in given]
     assert all(r["truth"] == films[r["film"]]["truth"] for r in rows)
     assert rows[0]["findings_truth"] == ";".join(films[first]["findings_truth"]) != ""
     assert all(r["reader"] in ("reader1", "reader2") for r in rows)
@@ -185,6 +232,7 @@ def test_the_served_films_cannot_be_told_apart_by_size_headers_or_metadata(serve
 def test_a_study_from_the_pipeline_has_its_films_findings(served, tiny_project):
     _, study, _ = served
     import pandas as pd
+
     labels = pd.read_csv(tiny_project / "data" / "demo" / "mimic-cxr-2.0.0-chexpert.csv.gz").set_index("study_id")
     for film in study["films"]:
         assert film["findings_truth"] == [f for f in FINDINGS if labels.loc[film["study_id"], f] == 1]

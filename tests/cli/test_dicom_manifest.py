@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from dicom_files import PATIENT, encapsulated, iod_problems, jpeg_lossless, radiograph, save, values_found
 from PIL import Image
+from pipeline_project import pristine_copy, ran_stages, run, set_param
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1, RLELossless
 
 from cxrldm.cli import dicom_manifest
-from cxrldm.data.manifest import read_manifest
 from cxrldm.data.dicom_output import model_hash
-from dicom_files import PATIENT, encapsulated, iod_problems, jpeg_lossless, radiograph, save, values_found
-from pipeline_project import pristine_copy, ran_stages, run, set_param
+from cxrldm.data.manifest import read_manifest
 
 STUDY_ROOT = "1.2.826.0.1.3680043.10.543."
 
@@ -35,8 +35,9 @@ def view_code(meaning: str) -> list[Dataset]:
 
 
 def film(folder, relative, patient, study, **attributes):
-    ds = radiograph(np.full((8, 6), 100, np.uint8), PatientID=patient, StudyInstanceUID=STUDY_ROOT + study,
-                    **attributes)
+    ds = radiograph(
+        np.full((8, 6), 100, np.uint8), PatientID=patient, StudyInstanceUID=STUDY_ROOT + study, **attributes
+    )
     for absent in ("PatientAge", "PatientBirthDate", "PatientSex", "ViewPosition"):
         if attributes.get(absent) is None and absent in ds:
             del ds[absent]
@@ -48,17 +49,32 @@ def test_a_folder_of_dicom_studies_becomes_a_manifest_with_its_id_mapping_and_un
     root = tmp_path / "export"
     film(root, "A/1/pa.dcm", "MRN-A", "1", ViewPosition="PA", PatientSex="F", PatientAge="067Y")
     film(root, "A/1/lat.dcm", "MRN-A", "1", ViewPosition="LATERAL", PatientSex="F", PatientAge="067Y")
-    film(root, "A/2/frontal.dcm", "MRN-A", "2", ViewCodeSequence=view_code("postero-anterior"), PatientSex="F",
-         PatientAge="068Y")
-    film(root, "B/3/IM0001", "MRN-B", "3", ViewPosition="AP", PatientSex="M", PatientBirthDate="19600701",
-         StudyDate="20150630")                                                   # no suffix: the DICM preamble
+    film(
+        root,
+        "A/2/frontal.dcm",
+        "MRN-A",
+        "2",
+        ViewCodeSequence=view_code("postero-anterior"),
+        PatientSex="F",
+        PatientAge="068Y",
+    )
+    film(
+        root,
+        "B/3/IM0001",
+        "MRN-B",
+        "3",
+        ViewPosition="AP",
+        PatientSex="M",
+        PatientBirthDate="19600701",
+        StudyDate="20150630",
+    )  # no suffix: the DICM preamble
     film(root, "C/4/odd.dcm", "MRN-C", "4", ViewPosition="XYZ", PatientAge="006M")
     bad = radiograph(np.zeros((8, 6), np.uint8))
     del bad.PatientID
     save(bad, root / "C/4/anonymous.dcm")
     (root / "C/4/broken.dcm").write_bytes(b"not a dicom file")
     shutil.copy(root / "A/1/pa.dcm", root / "C/4/copy.dcm")
-    (root / "A/1.txt").write_text("FINDINGS: none.")                              # a report: ignored
+    (root / "A/1.txt").write_text("FINDINGS: none.")  # a report: ignored
     dicom_manifest.main([str(root)])
     out = capsys.readouterr()
     assert "5 images of 3 patients in 4 studies (1 with no known view); 3 unreadable" in out.out
@@ -89,6 +105,7 @@ def test_integer_patient_ids_are_kept_and_repeated_file_names_give_sop_instance_
     manifest = read_manifest(tmp_path / "m.csv")
     assert manifest.subject_id.tolist() == [10000032, 10000764]
     from pydicom import dcmread
+
     assert manifest.dicom_id[0] == dcmread(first).SOPInstanceUID and (tmp_path / "m_unreadable.csv").is_file()
 
 
@@ -98,23 +115,28 @@ def broken_files(root) -> dict[str, str]:
     (root / "empty.dcm").write_bytes(b"")
     (root / "notes.dcm").write_text("FINDINGS: no acute process.\nIMPRESSION: normal chest.\n")
     Image.fromarray(np.zeros((8, 6), np.uint8)).save(root / "renamed.dcm", format="PNG")
-    (root / "header.dcm").write_bytes(good[:400])                         # cut inside the header
-    (root / "cut.dcm").write_bytes(good[:-10])                            # cut inside the pixel data
+    (root / "header.dcm").write_bytes(good[:400])  # cut inside the header
+    (root / "cut.dcm").write_bytes(good[:-10])  # cut inside the pixel data
     short = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
-    short.PixelData = short.PixelData[:20]                               # the element itself too short
+    short.PixelData = short.PixelData[:20]  # the element itself too short
     save(short, root / "short.dcm")
     no_pixels = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
     del no_pixels.PixelData
     save(no_pixels, root / "no_pixels.dcm")
     stored = np.arange(48, dtype=np.uint16).reshape(8, 6) * 80
-    lossless = encapsulated(radiograph(stored, 12, PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9"),
-                            jpeg_lossless(stored, 12), JPEGLosslessSV1)
+    lossless = encapsulated(
+        radiograph(stored, 12, PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9"),
+        jpeg_lossless(stored, 12),
+        JPEGLosslessSV1,
+    )
     whole = Path(save(lossless, root / "lossless.dcm")).read_bytes()
     (root / "lossless.dcm").unlink()
-    (root / "fragment_cut.dcm").write_bytes(whole[:-30])                  # cut inside the one fragment
-    (root / "no_delimiter.dcm").write_bytes(whole[:-8])                   # the fragment whole, no delimiter
+    (root / "fragment_cut.dcm").write_bytes(whole[:-30])  # cut inside the one fragment
+    (root / "no_delimiter.dcm").write_bytes(whole[:-8])  # the fragment whole, no delimiter
     empty = radiograph(np.full((8, 6), 100, np.uint8), PatientID="MRN-S", StudyInstanceUID=STUDY_ROOT + "9")
-    empty.PixelData = b"\xfe\xff\x00\xe0\x00\x00\x00\x00\xfe\xff\xdd\xe0\x00\x00\x00\x00"   # an empty offset table, no fragment
+    empty.PixelData = (
+        b"\xfe\xff\x00\xe0\x00\x00\x00\x00\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # an empty offset table, no fragment
+    )
     empty["PixelData"].VR = "OB"
     empty.file_meta.TransferSyntaxUID = RLELossless
     save(empty, root / "no_fragment.dcm")
@@ -123,27 +145,30 @@ def broken_files(root) -> dict[str, str]:
     (root / "native_as_rle.dcm").write_bytes(good.replace(native, RLELossless.encode() + b"\x00", 1))
     native = native.ljust(len(JPEGLosslessSV1), b"\x00")
     (root / "compressed_as_native.dcm").write_bytes(whole.replace(JPEGLosslessSV1.encode(), native, 1))
-    return {"empty.dcm": "empty file", "notes.dcm": "not a DICOM file (no DICM preamble; it looks like text)",
-            "renamed.dcm": "not a DICOM file (no DICM preamble; it looks like a PNG image)",
-            "header.dcm": "truncated: header cut short (the file ends after 400 bytes, inside element",
-            "cut.dcm": "pixel data cut short: 38 of 48 bytes (8 x 6 pixels of 8 bits)",
-            "short.dcm": "pixel data cut short: 20 of 48 bytes",
-            "no_pixels.dcm": "no pixel data (Rows and Columns but no Pixel Data element",
-            "fragment_cut.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
-                                "Prediction (Process 14 [Selection Value 1])), the file ends inside fragment 1",
-            "no_delimiter.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
-                                "Prediction (Process 14 [Selection Value 1])), the file ends after fragment 1, "
-                                "without the sequence delimiter",
-            "no_fragment.dcm": "no pixel data (the compressed Pixel Data holds no fragment)",
-            "native_as_rle.dcm": "uncompressed pixel data under a compressed transfer syntax (RLE Lossless)",
-            "compressed_as_native.dcm": "compressed pixel data under an uncompressed transfer syntax (Explicit VR Little Endian)"}
+    return {
+        "empty.dcm": "empty file",
+        "notes.dcm": "not a DICOM file (no DICM preamble; it looks like text)",
+        "renamed.dcm": "not a DICOM file (no DICM preamble; it looks like a PNG image)",
+        "header.dcm": "truncated: header cut short (the file ends after 400 bytes, inside element",
+        "cut.dcm": "pixel data cut short: 38 of 48 bytes (8 x 6 pixels of 8 bits)",
+        "short.dcm": "pixel data cut short: 20 of 48 bytes",
+        "no_pixels.dcm": "no pixel data (Rows and Columns but no Pixel Data element",
+        "fragment_cut.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
+        "Prediction (Process 14 [Selection Value 1])), the file ends inside fragment 1",
+        "no_delimiter.dcm": "pixel data cut short: compressed (JPEG Lossless, Non-Hierarchical, First-Order "
+        "Prediction (Process 14 [Selection Value 1])), the file ends after fragment 1, "
+        "without the sequence delimiter",
+        "no_fragment.dcm": "no pixel data (the compressed Pixel Data holds no fragment)",
+        "native_as_rle.dcm": "uncompressed pixel data under a compressed transfer syntax (RLE Lossless)",
+        "compressed_as_native.dcm": "compressed pixel data under an uncompressed transfer syntax (Explicit VR Little Endian)",
+    }
 
 
 def test_broken_files_are_listed_with_what_is_wrong_in_plain_words_without_decoding(tmp_path, capsys):
     root = tmp_path / "export"
     film(root, "good.dcm", "MRN-G", "1", ViewPosition="PA")
     padded = film(root, "padded.dcm", "MRN-P", "2", ViewPosition="PA")
-    with open(padded, "ab") as f:               # bytes after the pixel data leave the image whole, as for pydicom
+    with open(padded, "ab") as f:  # bytes after the pixel data leave the image whole, as for pydicom
         f.write(b"\x00\x00\x00")
     expected = broken_files(root)
     dicom_manifest.main([str(root)])
@@ -168,21 +193,31 @@ def test_a_folder_without_usable_dicom_files_is_one_line(tmp_path, capsys):
 
 @pytest.mark.pipeline
 def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_manifest_and_films_leave_as_dicom(
-        tiny_project, tmp_path):
+    tiny_project, tmp_path
+):
     project = pristine_copy(tiny_project, tmp_path / "project")
-    set_param(project, "resize.draft", False)          # a JPEG decoded in full, as the DICOM files hold it
+    set_param(project, "resize.draft", False)  # a JPEG decoded in full, as the DICOM files hold it
     run(project, "repro", "resize")
     reference = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str})
     shutil.copytree(project / "data/resized", tmp_path / "jpeg_resized")
     demo = pd.read_csv(project / "data/demo/manifest.csv")
-    root = project / "data/dicom"                       # beside the DVC outputs, as a hospital export would be
+    root = project / "data/dicom"  # beside the DVC outputs, as a hospital export would be
     for row in demo.itertuples():
         pixels = np.asarray(Image.open(project / "data/demo" / row.path).convert("L"))
-        stored = 16 * (255 - pixels.astype(np.uint16)) + 8       # shown as `pixels` by the window and MONOCHROME1
+        stored = 16 * (255 - pixels.astype(np.uint16)) + 8  # shown as `pixels` by the window and MONOCHROME1
         view = {"ViewPosition": row.view} if row.view == "PA" else {"ViewCodeSequence": view_code("lateral")}
-        ds = radiograph(stored, 12, "MONOCHROME1", WindowCenter="2048.5", WindowWidth="4081",
-                        PatientID=str(row.subject_id), StudyInstanceUID=STUDY_ROOT + str(row.study_id),
-                        PatientSex=row.sex, PatientAge=f"{int(row.age):03d}Y", **view)
+        ds = radiograph(
+            stored,
+            12,
+            "MONOCHROME1",
+            WindowCenter="2048.5",
+            WindowWidth="4081",
+            PatientID=str(row.subject_id),
+            StudyInstanceUID=STUDY_ROOT + str(row.study_id),
+            PatientSex=row.sex,
+            PatientAge=f"{int(row.age):03d}Y",
+            **view,
+        )
         target = root / row.path.replace(".jpg", ".dcm")
         target.parent.mkdir(parents=True, exist_ok=True)
         save(ds, target)
@@ -192,19 +227,30 @@ def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_mani
     labels = demo.drop(columns=["subject_id", "study_id", "view", "split", "sex", "age", "report"])
     manifest = manifest.merge(labels.assign(path=labels.path.str.replace(".jpg", ".dcm")), on="path", validate="1:1")
     manifest.to_csv(root / "manifest.csv", index=False)
-    for dotted, value in {"data.format": "manifest", "data.root": "data/dicom", "data.index": "manifest.csv",
-                          "data.labels": "manifest.csv", "data.checksums": "manifest.csv",
-                          "data.reports": "data/dicom/manifest.csv", "filter_pa.split": "by_patient",
-                          "filter_pa.split_file": "manifest.csv", "filter_pa.train_fraction": 0.6,
-                          "filter_pa.validate_fraction": 0.2, "filter_pa.test_fraction": 0.2,
-                          "extract_reports.prompt": "template",
-                          "extract_reports.template": "{age} year old {sex}. {findings}",
-                          "sample.dicom": True, "edit.dicom": True}.items():
+    for dotted, value in {
+        "data.format": "manifest",
+        "data.root": "data/dicom",
+        "data.index": "manifest.csv",
+        "data.labels": "manifest.csv",
+        "data.checksums": "manifest.csv",
+        "data.reports": "data/dicom/manifest.csv",
+        "filter_pa.split": "by_patient",
+        "filter_pa.split_file": "manifest.csv",
+        "filter_pa.train_fraction": 0.6,
+        "filter_pa.validate_fraction": 0.2,
+        "filter_pa.test_fraction": 0.2,
+        "extract_reports.prompt": "template",
+        "extract_reports.template": "{age} year old {sex}. {findings}",
+        "sample.dicom": True,
+        "edit.dicom": True,
+    }.items():
         set_param(project, dotted, value)
     ran = ran_stages(run(project, "repro", "evaluate", "edit").stdout)
-    assert {"filter_pa", "resize", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate", "edit"} <= set(ran)
+    assert {"filter_pa", "resize", "extract_reports", "train_aekl", "train_ldm", "sample", "evaluate", "edit"} <= set(
+        ran
+    )
     images = pd.read_csv(project / "data/resized/images.csv", dtype={"dicom_id": str}, keep_default_na=False)
-    assert sorted(images.dicom_id) == sorted(reference.dicom_id)               # the same PA films, no more
+    assert sorted(images.dicom_id) == sorted(reference.dicom_id)  # the same PA films, no more
     assert set(images.window) == {"LINEAR center 2048.5 width 4081"} and set(images.inverted) == {"yes"}
     for relative in reference.path:
         assert (project / "data/resized" / relative).read_bytes() == (tmp_path / "jpeg_resized" / relative).read_bytes()
@@ -217,26 +263,53 @@ def test_a_dicom_export_trains_the_whole_tiny_pipeline_through_a_label_only_mani
     # sample.dicom and edit.dicom: the stages' films as valid DICOM marked synthetic, holding nothing of the
     # source films' patients (byte-for-byte reproducibility: tests/data/test_dicom_writing.py)
     model = model_hash(project / "models")
-    samples, edits = pd.read_csv(project / "data/samples/manifest.csv"), pd.read_csv(project / "data/edits/manifest.csv")
+    samples, edits = (
+        pd.read_csv(project / "data/samples/manifest.csv"),
+        pd.read_csv(project / "data/edits/manifest.csv"),
+    )
     # the source files' name, dates, accession, physician and institution, every study's UID and every
     # PatientID (their sex, StudyID and StudyTime are too short to search for: "F" or a few digits occur anywhere)
-    identifiers = [PATIENT[k] for k in ("PatientName", "PatientBirthDate", "StudyDate", "AccessionNumber",
-                                        "ReferringPhysicianName", "InstitutionName")]
+    identifiers = [
+        PATIENT[k]
+        for k in (
+            "PatientName",
+            "PatientBirthDate",
+            "StudyDate",
+            "AccessionNumber",
+            "ReferringPhysicianName",
+            "InstitutionName",
+        )
+    ]
     identifiers += [STUDY_ROOT + str(i) for i in demo.study_id]
-    patient_ids = sorted({str(i) for i in demo.subject_id})                  # each file's PatientID
+    patient_ids = sorted({str(i) for i in demo.subject_id})  # each file's PatientID
     films = {}
     for folder, rows in (("samples", samples), ("edits", edits)):
         assert rows.dicom.tolist() == [name.replace(".png", ".dcm") for name in rows.file]
         for row in rows.itertuples():
             path = project / "data" / folder / row.dicom
             film = films[path] = pydicom.dcmread(path)
-            assert iod_problems(path) == [] and np.array_equal(film.pixel_array, np.asarray(Image.open(path.with_suffix(".png"))))
-            assert film.SyntheticData == "YES" and film.PatientID == "SYNTHETIC" and f"seed: {row.seed}" in film.ImageComments
+            assert iod_problems(path) == [] and np.array_equal(
+                film.pixel_array, np.asarray(Image.open(path.with_suffix(".png")))
+            )
+            assert (
+                film.SyntheticData == "YES"
+                and film.PatientID == "SYNTHETIC"
+                and f"seed: {row.seed}" in film.ImageComments
+            )
             assert f"model sha256: {model}" in film.ImageComments and "StudyDate" in film and not film.StudyDate
-            assert not [e.keyword for e in film.iterall() if e.VR in ("DA", "TM", "DT") and e.value]     # no dates
+            assert not [e.keyword for e in film.iterall() if e.VR in ("DA", "TM", "DT") and e.value]  # no dates
             assert values_found(film, identifiers) == []
-            assert values_found(film, patient_ids, skip_vrs=("UI",)) == []     # 8 digits: a UID may hold them by chance
-    sample_film, edited_film = films[project / "data/samples" / samples.dicom[0]], films[project / "data/edits" / edits.dicom[0]]
-    assert sample_film.SeriesDescription.startswith("SYNTHETIC") and f"prompt: {samples.prompt[0]}" in sample_film.ImageComments
-    assert edited_film.SeriesDescription == "EDITED BY A GENERATIVE MODEL" and "source sha256: " in edited_film.ImageComments
+            assert values_found(film, patient_ids, skip_vrs=("UI",)) == []  # 8 digits: a UID may hold them by chance
+    sample_film, edited_film = (
+        films[project / "data/samples" / samples.dicom[0]],
+        films[project / "data/edits" / edits.dicom[0]],
+    )
+    assert (
+        sample_film.SeriesDescription.startswith("SYNTHETIC")
+        and f"prompt: {samples.prompt[0]}" in sample_film.ImageComments
+    )
+    assert (
+        edited_film.SeriesDescription == "EDITED BY A GENERATIVE MODEL"
+        and "source sha256: " in edited_film.ImageComments
+    )
     assert len({f.SOPInstanceUID for f in films.values()}) == len(films)

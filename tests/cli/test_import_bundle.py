@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
+from cxrldm.cli.import_bundle import import_bundle
 from cxrldm.models import networks
 from cxrldm.models.diffusion import DiffusionConfig
-from cxrldm.cli.import_bundle import import_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,11 +25,15 @@ def test_bundle_weights_import_and_reproduce_outputs(tmp_path):
         from generative.networks.nets import AutoencoderKL, DiffusionModelUNet
     params = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     ae = params["train_aekl"]
-    ae_kwargs = networks.autoencoder_kwargs(ae["channels"], ae["latent_channels"], ae["num_res_blocks"],
-                                        norm_num_groups=ae["norm_num_groups"])
+    ae_kwargs = networks.autoencoder_kwargs(
+        ae["channels"], ae["latent_channels"], ae["num_res_blocks"], norm_num_groups=ae["norm_num_groups"]
+    )
     unet_kwargs = DiffusionConfig(**params["train_ldm"]).unet_kwargs(ae["latent_channels"], 384)
     torch.manual_seed(0)
-    old_ae, old_unet = AutoencoderKL(**old_kwargs(ae_kwargs)).eval(), DiffusionModelUNet(**old_kwargs(unet_kwargs)).eval()
+    old_ae, old_unet = (
+        AutoencoderKL(**old_kwargs(ae_kwargs)).eval(),
+        DiffusionModelUNet(**old_kwargs(unet_kwargs)).eval(),
+    )
     (tmp_path / "bundle" / "models").mkdir(parents=True)
     torch.save(old_ae.state_dict(), tmp_path / "bundle/models/autoencoder.pth")
     torch.save(old_unet.state_dict(), tmp_path / "bundle/models/diffusion_model.pth")
@@ -51,5 +55,6 @@ def test_bundle_weights_import_and_reproduce_outputs(tmp_path):
 
 def test_missing_bundle_file_is_one_line(tmp_path):
     from cxrldm.cli.import_bundle import main
+
     with pytest.raises(SystemExit, match=r"error: .*autoencoder.pth not found"):
         main([str(tmp_path), "--out", str(tmp_path / "models"), "--profile", str(ROOT / "configs" / "tiny.yaml")])

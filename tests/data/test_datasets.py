@@ -9,9 +9,15 @@ from cxrldm.data.datasets import read_images, read_split
 @pytest.fixture
 def resized(tmp_path):
     # dicom_ids that all look like numbers (leading zeros, an exponent) must stay the strings they are
-    pd.DataFrame({"dicom_id": ["0012", "1e5", "0034", "0099"], "subject_id": [1, 1, 2, 3],
-                  "study_id": [10, 10, 20, 30], "split": ["train", "test", "test", "validate"],
-                  "path": ["a.png", "b.png", "c.png", "d.png"]}).to_csv(tmp_path / "images.csv", index=False)
+    pd.DataFrame(
+        {
+            "dicom_id": ["0012", "1e5", "0034", "0099"],
+            "subject_id": [1, 1, 2, 3],
+            "study_id": [10, 10, 20, 30],
+            "split": ["train", "test", "test", "validate"],
+            "path": ["a.png", "b.png", "c.png", "d.png"],
+        }
+    ).to_csv(tmp_path / "images.csv", index=False)
     return tmp_path
 
 

@@ -16,7 +16,7 @@ def old_privacy_blur(images, sigma):
         return images
     radius = max(1, math.ceil(3 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-x.square() / (2 * sigma ** 2))
+    kernel = torch.exp(-x.square() / (2 * sigma**2))
     kernel = (kernel / kernel.sum()).repeat(images.shape[1], 1, 1)
     n, c, h, w = images.shape
     out = F.pad(images, (radius, radius, 0, 0), mode="reflect")
@@ -28,7 +28,7 @@ def old_privacy_blur(images, sigma):
 def old_evaluate_blur(images, sigma):
     radius = int(3 * sigma)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     padded = F.pad(images, (radius,) * 4, mode="replicate")
     blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
@@ -38,7 +38,7 @@ def old_evaluate_blur(images, sigma):
 def old_feather_blur(flat, pixels):
     radius = max(1, math.ceil(2 * pixels))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-x ** 2 / (2 * (pixels / 2) ** 2))
+    kernel = torch.exp(-(x**2) / (2 * (pixels / 2) ** 2))
     kernel = kernel / kernel.sum()
     blurred = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
     return F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
@@ -52,14 +52,14 @@ SHAPES = [(3, 1, 48, 48), (2, 1, 64, 40), (1, 1, 17, 23), (4, 1, 96, 96)]
 def test_privacy_callers_get_the_old_blur_bit_for_bit(shape, sigma):
     images = torch.rand(*shape, generator=torch.Generator().manual_seed(int(10 * sigma)))
     assert torch.equal(gaussian_blur(images, sigma), old_privacy_blur(images, sigma))
-    three = torch.rand(2, 3, *shape[2:], generator=torch.Generator().manual_seed(1))     # several channels
+    three = torch.rand(2, 3, *shape[2:], generator=torch.Generator().manual_seed(1))  # several channels
     assert torch.equal(gaussian_blur(three, sigma), old_privacy_blur(three, sigma))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_evaluate_gets_the_old_blur_bit_for_bit(shape):
     images = torch.rand(*shape, generator=torch.Generator().manual_seed(shape[2]))
-    for size in (8, 48, 64, 96, 256):                                   # evaluate's sigma is size / 32
+    for size in (8, 48, 64, 96, 256):  # evaluate's sigma is size / 32
         sigma = size / 32
         new = gaussian_blur(images, sigma, radius=int(3 * sigma), border="replicate", pad_first=True)
         assert torch.equal(new, old_evaluate_blur(images, sigma))

@@ -8,8 +8,15 @@ from cxrldm.data.images import load_resized, target_size
 from cxrldm.data.resize import resize_all
 
 
-@pytest.mark.parametrize("w,h,side,expected", [(2500, 3000, 512, (512, 614)), (3000, 2500, 512, (614, 512)),
-                                               (600, 600, 256, (256, 256)), (700, 600, 600, (700, 600))])
+@pytest.mark.parametrize(
+    "w,h,side,expected",
+    [
+        (2500, 3000, 512, (512, 614)),
+        (3000, 2500, 512, (614, 512)),
+        (600, 600, 256, (256, 256)),
+        (700, 600, 600, (700, 600)),
+    ],
+)
 def test_target_size_keeps_aspect(w, h, side, expected):
     assert target_size(w, h, side) == expected
 
@@ -57,7 +64,8 @@ def test_resize_stops_at_once_when_the_disk_cannot_hold_the_output(tmp_path, mon
     import yaml
 
     import stages.resize
-    from cxrldm.data import tables, layout
+    from cxrldm.data import layout, tables
+
     monkeypatch.setattr(stages.resize, "PREFLIGHT", 2)
     root = tmp_path / "mimic"
     rows = []
@@ -65,19 +73,31 @@ def test_resize_stops_at_once_when_the_disk_cannot_hold_the_output(tmp_path, mon
         path = layout.image_path(10000000 + k, 50000000 + k, f"d{k}")
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         gradient_jpeg(root / path, 300, 360)
-        rows.append({"dicom_id": f"d{k}", "subject_id": 10000000 + k, "study_id": 50000000 + k, "split": "train",
-                     "path": path, "sha256": ""})
+        rows.append(
+            {
+                "dicom_id": f"d{k}",
+                "subject_id": 10000000 + k,
+                "study_id": 50000000 + k,
+                "split": "train",
+                "path": path,
+                "sha256": "",
+            }
+        )
     (tmp_path / "data" / "resized").mkdir(parents=True)
     (tmp_path / "data" / "resized" / "images.csv").write_text("previous output\n")
     pd.DataFrame(rows)[tables.PA_COLUMNS].to_csv(tmp_path / "data" / "pa.csv", index=False)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"root": str(root)},
-                                                          "resize": {"size": 64, "draft": True}}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"data": {"root": str(root)}, "resize": {"size": 64, "draft": True}})
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CXRLDM_WORKERS", "1")
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 100, 100))
-    with pytest.raises(ValueError, match=r"^not enough disk for resize: 3 more images of about \d+ KiB need "
-                                         r"0\.00 GiB, .* has 0\.00 GiB free$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^not enough disk for resize: 3 more images of about \d+ KiB need "
+        r"0\.00 GiB, .* has 0\.00 GiB free$",
+    ):
         stages.resize.main()
     assert (tmp_path / "data" / "resized" / "images.csv").read_text() == "previous output\n"
     assert [p.name for p in (tmp_path / "data").iterdir() if p.name.startswith(".")] == []

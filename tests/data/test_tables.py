@@ -1,12 +1,11 @@
 import pandas as pd
 import pytest
 
-from cxrldm.data import tables, layout
+from cxrldm.data import layout, tables
 
 
 def metadata(rows):
-    return pd.DataFrame([{"dicom_id": d, "subject_id": s, "study_id": t, "ViewPosition": v}
-                         for d, s, t, v in rows])
+    return pd.DataFrame([{"dicom_id": d, "subject_id": s, "study_id": t, "ViewPosition": v} for d, s, t, v in rows])
 
 
 def touch_images(root, table):
@@ -16,9 +15,15 @@ def touch_images(root, table):
         path.write_bytes(b"jpg")
 
 
-ROWS = [("a", 10000001, 50000001, "PA"), ("b", 10000001, 50000001, "LATERAL"),
-        ("c", 10000002, 50000002, "AP"), ("d", 10000002, 50000003, "PA"),
-        ("e", 10000003, 50000004, None), ("f", 10000004, 50000005, "PA"), ("g", 10000005, 50000006, "PA")]
+ROWS = [
+    ("a", 10000001, 50000001, "PA"),
+    ("b", 10000001, 50000001, "LATERAL"),
+    ("c", 10000002, 50000002, "AP"),
+    ("d", 10000002, 50000003, "PA"),
+    ("e", 10000003, 50000004, None),
+    ("f", 10000004, 50000005, "PA"),
+    ("g", 10000005, 50000006, "PA"),
+]
 
 
 def test_keeps_only_pa_and_counts_missing_images(tmp_path):
@@ -37,7 +42,7 @@ def test_keeps_only_pa_and_counts_missing_images(tmp_path):
 def test_mimic_cxrs_dicom_release_is_found_where_there_is_no_jpeg(tmp_path):
     meta = metadata(ROWS[:1] + ROWS[3:4])
     touch_images(tmp_path, meta[meta.dicom_id == "a"])
-    dcm = tmp_path / "files/p10/p10000002/s50000003/d.dcm"                # MIMIC-CXR 2.0.0: same folders, .dcm
+    dcm = tmp_path / "files/p10/p10000002/s50000003/d.dcm"  # MIMIC-CXR 2.0.0: same folders, .dcm
     dcm.parent.mkdir(parents=True)
     dcm.write_bytes(b"dcm")
     pa, counts = tables.select_pa(meta, meta.assign(split="train"), tmp_path, {})
@@ -64,12 +69,12 @@ def test_a_split_file_that_leaks_a_patient_is_refused(tmp_path):
 def test_patient_split_is_grouped_deterministic_and_stable():
     subjects = list(range(10_000_000, 10_004_000))
     split = tables.patient_split(subjects + subjects[:50], (0.8, 0.1, 0.1), seed=1)
-    assert len(split) == len(subjects)                       # one entry per patient
+    assert len(split) == len(subjects)  # one entry per patient
     assert split.equals(tables.patient_split(subjects, (0.8, 0.1, 0.1), seed=1))
     fractions = split.value_counts(normalize=True)
     assert abs(fractions["train"] - 0.8) < 0.03 and abs(fractions["test"] - 0.1) < 0.02
     fewer = tables.patient_split(subjects[::3], (0.8, 0.1, 0.1), seed=1)
-    assert (fewer == split[fewer.index]).all()               # other patients never move anyone
+    assert (fewer == split[fewer.index]).all()  # other patients never move anyone
     assert not split.equals(tables.patient_split(subjects, (0.8, 0.1, 0.1), seed=2))
     with pytest.raises(ValueError, match="sum to 1"):
         tables.patient_split(subjects, (0.8, 0.1, 0.2), seed=1)
@@ -101,6 +106,9 @@ def test_read_table_names_the_file_when_columns_are_missing(tmp_path):
 def test_a_view_no_image_has_is_refused_with_the_views_present(tmp_path):
     meta = metadata(ROWS)
     touch_images(tmp_path, meta)
-    with pytest.raises(ValueError, match=r"filter_pa.view: no image has ViewPosition 'XX'; the views present are "
-                                         r"PA \(4\), LATERAL \(1\), AP \(1\), \(blank\) \(1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"filter_pa.view: no image has ViewPosition 'XX'; the views present are "
+        r"PA \(4\), LATERAL \(1\), AP \(1\), \(blank\) \(1\)",
+    ):
         tables.select_pa(meta, None, tmp_path, {}, view="XX")

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cxrldm.demo import dataset as demo
 from cxrldm.data import layout
 from cxrldm.data.labels import CHEXPERT_LABELS
 from cxrldm.data.reports import parse_report
+from cxrldm.demo import dataset as demo
 from cxrldm.io import file_sha256
 
 
@@ -62,8 +62,10 @@ def test_labels_agree_with_reports(demo_root):
         effusion = re.search(r"(small|moderate|large) (left |right |bilateral )?pleural effusion", text) is not None
         assert (row["Cardiomegaly"] == 1.0) == enlarged, text
         assert (row["Pleural Effusion"] == 1.0) == effusion, text
-        assert (row["No Finding"] == 1.0) == ("no acute cardiopulmonary process" in text or not (
-            enlarged or effusion or "pneumothorax measuring" in text or "edema" in text or "lobe" in text)), text
+        assert (row["No Finding"] == 1.0) == (
+            "no acute cardiopulmonary process" in text
+            or not (enlarged or effusion or "pneumothorax measuring" in text or "edema" in text or "lobe" in text)
+        ), text
         checked += 1
     assert checked >= len(chexpert) * 0.8
 
@@ -82,10 +84,12 @@ def test_cardiomegaly_images_have_wider_hearts(demo_root):
     metadata = pd.read_csv(demo_root / layout.METADATA_CSV, dtype={"dicom_id": str})
     labels = pd.read_csv(demo_root / layout.CHEXPERT_CSV)
     pa = metadata[metadata.ViewPosition == "PA"].merge(labels, on=["subject_id", "study_id"])
+
     def lower_middle(row):
         with Image.open(demo_root / layout.image_path(row.subject_id, row.study_id, row.dicom_id)) as im:
             a = np.asarray(im.resize((64, 64)), dtype=float)
         return a[36:44, 24:48].mean()
+
     big = [lower_middle(r) for r in pa[pa.Cardiomegaly == 1.0].itertuples()]
     normal = [lower_middle(r) for r in pa[pa.Cardiomegaly == 0.0].itertuples()]
     assert big and normal and np.mean(big) > np.mean(normal)

@@ -33,9 +33,12 @@ def dark_runs(row, threshold):
 def lung_runs(image, block=4):
     """From pixels, per row of `block`-pixel blocks: the dark runs left and right of the image's middle."""
     h, w = image.shape
-    blocks = image[: h // block * block, : w // block * block].reshape(
-        h // block, block, w // block, block).mean(axis=(1, 3))
-    chest = blocks[int(0.2 * len(blocks)):int(0.7 * len(blocks)), blocks.shape[1] // 5: -blocks.shape[1] // 5]
+    blocks = (
+        image[: h // block * block, : w // block * block]
+        .reshape(h // block, block, w // block, block)
+        .mean(axis=(1, 3))
+    )
+    chest = blocks[int(0.2 * len(blocks)) : int(0.7 * len(blocks)), blocks.shape[1] // 5 : -blocks.shape[1] // 5]
     threshold = 0.5 * (np.percentile(chest, 10) + np.percentile(chest, 90))
     centre = blocks.shape[1] / 2
     for row in blocks:
@@ -67,8 +70,11 @@ def box_mean(image, box, rows, cols):
 def measured_cardiothoracic_ratio(image):
     """From pixels: the widest bright gap between the lungs in the lower half of the lung fields (above
     the diaphragm domes) over the widest span of the lungs."""
-    lungs = {index: (left[0][0], left[-1][1], right[0][0], right[-1][1])
-             for index, (left, right) in enumerate(lung_runs(image)) if left and right}
+    lungs = {
+        index: (left[0][0], left[-1][1], right[0][0], right[-1][1])
+        for index, (left, right) in enumerate(lung_runs(image))
+        if left and right
+    }
     top, bottom = min(lungs), max(lungs)
     thorax = max(outer_right - outer_left for outer_left, _, _, outer_right in lungs.values())
     band = range(top + int(0.55 * (bottom - top)), top + int(0.8 * (bottom - top)))
@@ -103,7 +109,7 @@ def test_output_is_uint8_of_the_requested_size(view, size):
     image = render(Findings(edema=1, devices=("endotracheal tube",)), view, np.random.default_rng(0), *size)
     assert image.dtype == np.uint8
     assert image.shape == size
-    assert image.min() < 40 and image.max() > 180   # air outside the body and bright tissue both present
+    assert image.min() < 40 and image.max() > 180  # air outside the body and bright tissue both present
 
 
 def test_unknown_view_is_refused():
@@ -123,27 +129,28 @@ def test_lateral_view_has_no_mediastinum_between_two_lungs():
         """Brightness at the image's vertical midline minus that a fifth of the width to either side,
         through the upper chest."""
         h, w = image.shape
-        profile = image[int(0.25 * h):int(0.45 * h)].mean(axis=0)
-        middle = profile[int(0.47 * w):int(0.53 * w)].mean()
+        profile = image[int(0.25 * h) : int(0.45 * h)].mean(axis=0)
+        middle = profile[int(0.47 * w) : int(0.53 * w)].mean()
         return middle - 0.5 * (profile[int(0.3 * w)] + profile[int(0.7 * w)])
 
-    assert middle_over_sides(frontal) > 60    # mediastinum and spine between the lungs
-    assert middle_over_sides(lateral) < 30    # one lung field across the middle, spine at the back
+    assert middle_over_sides(frontal) > 60  # mediastinum and spine between the lungs
+    assert middle_over_sides(lateral) < 30  # one lung field across the middle, spine at the back
 
 
 def test_cardiothoracic_ratio_grows_with_cardiomegaly_grade():
     drawn = [heart_width_fraction(grade, patient_anatomy()) for grade in range(4)]
     assert 0.42 <= drawn[0] <= 0.48
     assert drawn == sorted(drawn) and drawn[3] >= 0.68
-    measured = [measured_cardiothoracic_ratio(draw(Findings(cardiomegaly=grade), height=700, width=600))
-                for grade in range(4)]
+    measured = [
+        measured_cardiothoracic_ratio(draw(Findings(cardiomegaly=grade), height=700, width=600)) for grade in range(4)
+    ]
     assert measured == sorted(measured) and measured[3] - measured[0] > 0.15
     assert np.allclose(measured, drawn, atol=0.04), (measured, drawn)
 
 
 def test_normal_hearts_vary_between_patients_within_the_normal_range():
     ratios = [heart_width_fraction(0, sample_anatomy(np.random.default_rng(seed))) for seed in range(50)]
-    assert 0.42 <= min(ratios) and max(ratios) <= 0.48 and np.std(ratios) > 0.01
+    assert min(ratios) >= 0.42 and max(ratios) <= 0.48 and np.std(ratios) > 0.01
 
 
 def costophrenic_corner(box, image_side):
@@ -157,7 +164,7 @@ def test_effusion_brightens_the_base_on_the_patients_side(size):
     image_left, image_right = lung_boxes(normal)
     left_corner = costophrenic_corner(image_left, "left")
     right_corner = costophrenic_corner(image_right, "right")
-    right = draw(Findings(effusion_side="right", effusion_size=size))   # patient's right = image left
+    right = draw(Findings(effusion_side="right", effusion_size=size))  # patient's right = image left
     left = draw(Findings(effusion_side="left", effusion_size=size))
     gain = {"small": 6, "moderate": 20, "large": 30}[size]
     assert box_mean(right, *left_corner) > box_mean(normal, *left_corner) + gain
@@ -169,8 +176,10 @@ def test_effusion_brightens_the_base_on_the_patients_side(size):
 def test_larger_effusions_fill_more_of_the_hemithorax():
     box = lung_boxes(draw())[0]
     whole = (0.0, 1.0), (0.0, 1.0)
-    sizes = [box_mean(draw(Findings(effusion_side="bilateral", effusion_size=size)), box, *whole)
-             for size in ("small", "moderate", "large")]
+    sizes = [
+        box_mean(draw(Findings(effusion_side="bilateral", effusion_size=size)), box, *whole)
+        for size in ("small", "moderate", "large")
+    ]
     assert sizes == sorted(sizes) and sizes[2] - sizes[0] > 30
 
 
@@ -180,12 +189,17 @@ def test_pneumothorax_darkens_the_apex_and_lateral_lung_of_its_side():
     right = draw(Findings(pneumothorax_side="right"))
     left = draw(Findings(pneumothorax_side="left"))
     upper, lateral_of_image_left, lateral_of_image_right = (0.0, 0.5), (0.0, 0.3), (0.7, 1.0)
-    assert box_mean(right, image_left, upper, lateral_of_image_left) < box_mean(
-        normal, image_left, upper, lateral_of_image_left) - 8
+    assert (
+        box_mean(right, image_left, upper, lateral_of_image_left)
+        < box_mean(normal, image_left, upper, lateral_of_image_left) - 8
+    )
     assert box_mean(right, image_right, upper, lateral_of_image_right) == pytest.approx(
-        box_mean(normal, image_right, upper, lateral_of_image_right), abs=1)
-    assert box_mean(left, image_right, upper, lateral_of_image_right) < box_mean(
-        normal, image_right, upper, lateral_of_image_right) - 8
+        box_mean(normal, image_right, upper, lateral_of_image_right), abs=1
+    )
+    assert (
+        box_mean(left, image_right, upper, lateral_of_image_right)
+        < box_mean(normal, image_right, upper, lateral_of_image_right) - 8
+    )
 
 
 @pytest.mark.parametrize("lobe", LOBES)
@@ -215,7 +229,7 @@ def test_pacemaker_is_near_white_metal_in_the_upper_image_right():
     assert not near_white(normal).any()
     metal = near_white(paced)
     h, w = metal.shape
-    upper_right = metal[: h // 2, w // 2:].sum()
+    upper_right = metal[: h // 2, w // 2 :].sum()
     assert upper_right > 0.002 * h * w
     assert upper_right > 3 * metal[:, : w // 2].sum()
 
@@ -225,7 +239,7 @@ def test_tubes_and_lines_are_near_white_in_the_upper_chest(device):
     metal = near_white(draw(Findings(devices=(device,))))
     h, w = metal.shape
     assert metal[: h // 2].sum() > 0.0003 * h * w
-    assert metal[int(0.7 * h):].sum() == 0
+    assert metal[int(0.7 * h) :].sum() == 0
 
 
 def test_devices_show_on_the_lateral_view_too():
@@ -237,9 +251,12 @@ def test_findings_brighten_the_lateral_view_somewhere():
         return image.reshape(HEIGHT // 25, 25, WIDTH // 25, 25).mean(axis=(1, 3))
 
     normal = blocks(draw(view="LATERAL"))
-    for findings in (Findings(cardiomegaly=3), Findings(effusion_side="bilateral", effusion_size="large"),
-                     Findings(opacity_lobe="left lower lobe", opacity_is_consolidation=True),
-                     Findings(edema=3)):
+    for findings in (
+        Findings(cardiomegaly=3),
+        Findings(effusion_side="bilateral", effusion_size="large"),
+        Findings(opacity_lobe="left lower lobe", opacity_is_consolidation=True),
+        Findings(edema=3),
+    ):
         assert (blocks(draw(findings, view="LATERAL")) - normal).max() > 20, findings
 
 

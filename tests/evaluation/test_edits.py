@@ -17,6 +17,7 @@ SIZE = 64
 class Stand_in:
     """A stand-in classifier and feature network: probabilities from the brightness of rows (finding f: rows
     f::3), features the films pooled to 4 x 4."""
+
     name, labels = "stand_in", ["Cardiomegaly", "Pleural Effusion", "Edema"]
 
     def probabilities(self, images):
@@ -26,11 +27,26 @@ class Stand_in:
         return torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)
 
 
-def old_stage_measures(classifier, network, originals, pixel_size, kernel, threshold, options, spec, index, before,
-                       edited, raw, reconstruction, edit, keep):
+def old_stage_measures(
+    classifier,
+    network,
+    originals,
+    pixel_size,
+    kernel,
+    threshold,
+    options,
+    spec,
+    index,
+    before,
+    edited,
+    raw,
+    reconstruction,
+    edit,
+    keep,
+):
     """Stage edit's measurement of one edit as it was written in the stage (the reference, verbatim but for names)."""
     original_features, original_pixels = network.features(originals), pixel_space(originals, pixel_size)
-    column, = classification.classifier_columns(classifier, [spec["finding"]], f"edit.edits {spec['name']}")
+    (column,) = classification.classifier_columns(classifier, [spec["finding"]], f"edit.edits {spec['name']}")
     present = spec["target"] == "present"
     probability_before = classifier.probabilities(before)[:, column]
     probability_after = classifier.probabilities(edited)[:, column]
@@ -38,11 +54,15 @@ def old_stage_measures(classifier, network, originals, pixel_size, kernel, thres
     at_target_after = (probability_after >= threshold) == present
     fixed = keep if spec.get("keep") else 1 - edit
     outside = 1 - edit
+
     def outside_change(images):
         return ((images - before).abs() * outside).flatten(1).sum(1) / outside.flatten(1).sum(1).clamp(min=1)
+
     raw_in_fixed = before * (1 - fixed) + raw * fixed
+
     def identity(space, originals_in_space, images):
         return mean_interval((nearest_neighbours(space(images), originals_in_space)[1] == index).double(), **options)
+
     entry = {
         "probability_before": mean_interval(probability_before, **options),
         "probability_after": mean_interval(probability_after, **options),
@@ -58,14 +78,18 @@ def old_stage_measures(classifier, network, originals, pixel_size, kernel, thres
         "identity_top1_pixels": identity(lambda x: pixel_space(x, pixel_size), original_pixels, edited),
     }
     flippable = ~at_target_before
-    entry["flip_rate"] = (mean_interval(at_target_after[flippable].double(), **options) if flippable.any()
-                          else {"value": None, "n": 0, "note": "every film was already at the target"})
+    entry["flip_rate"] = (
+        mean_interval(at_target_after[flippable].double(), **options)
+        if flippable.any()
+        else {"value": None, "n": 0, "note": "every film was already at the target"}
+    )
     entry["n_flippable"] = int(flippable.sum())
     contrast = None
     if spec.get("side"):
         contrast = classification.lower_zone_contrast(edited)
-        entry["lower_zone_contrast_change"] = mean_interval(contrast - classification.lower_zone_contrast(before),
-                                                            **options)
+        entry["lower_zone_contrast_change"] = mean_interval(
+            contrast - classification.lower_zone_contrast(before), **options
+        )
     return entry, probability_before, probability_after, contrast
 
 
@@ -74,10 +98,19 @@ def smooth(n, seed):
     return torch.nn.functional.avg_pool2d(images, 5, 1, 2)
 
 
-@pytest.mark.parametrize("spec", [
-    {"name": "add_right", "finding": "Pleural Effusion", "target": "present", "mask": "right_lower", "side": "right"},
-    {"name": "remove_heart", "finding": "Cardiomegaly", "target": "absent", "mask": "heart", "keep": "right_lower"},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {
+            "name": "add_right",
+            "finding": "Pleural Effusion",
+            "target": "present",
+            "mask": "right_lower",
+            "side": "right",
+        },
+        {"name": "remove_heart", "finding": "Cardiomegaly", "target": "absent", "mask": "heart", "keep": "right_lower"},
+    ],
+)
 def test_the_judge_measures_what_the_stage_measured_inline(spec):
     originals = smooth(8, 0)
     index = torch.tensor([5, 1, 6, 2])
@@ -91,11 +124,36 @@ def test_the_judge_measures_what_the_stage_measured_inline(spec):
     network, options, threshold = Stand_in(), {"resamples": 60, "seed": 2}, 0.5
     judge = edits.EditJudge(network, network, originals, 16, 3, threshold, **options)
     fixed = keep_mask if spec.get("keep") else 1 - edit_mask
-    got = judge.measure(spec["finding"], spec["target"], f"edit.edits {spec['name']}", index, before, edited, raw,
-                        reconstruction, edit_mask, fixed, bool(spec.get("side")))
-    entry, before_p, after_p, contrast = old_stage_measures(network, network, originals, 16, 3, threshold, options,
-                                                            spec, index, before, edited, raw, reconstruction,
-                                                            edit_mask, keep_mask)
+    got = judge.measure(
+        spec["finding"],
+        spec["target"],
+        f"edit.edits {spec['name']}",
+        index,
+        before,
+        edited,
+        raw,
+        reconstruction,
+        edit_mask,
+        fixed,
+        bool(spec.get("side")),
+    )
+    entry, before_p, after_p, contrast = old_stage_measures(
+        network,
+        network,
+        originals,
+        16,
+        3,
+        threshold,
+        options,
+        spec,
+        index,
+        before,
+        edited,
+        raw,
+        reconstruction,
+        edit_mask,
+        keep_mask,
+    )
     assert got.entry == entry
     assert torch.equal(got.probability_before, before_p) and torch.equal(got.probability_after, after_p)
     assert (got.contrast is None) == (contrast is None) and (contrast is None or torch.equal(got.contrast, contrast))
@@ -111,7 +169,7 @@ def test_success_by_hand():
     assert result["at_target_before"] == 0.25 and result["at_target_after"]["value"] == 0.75
     assert result["n_flippable"] == 3 and result["flip_rate"]["value"] == pytest.approx(2 / 3)
     assert result["probability_change"]["value"] == pytest.approx(0.4)
-    absent = edits.success(before, after, 0.5, False, resamples=50, seed=0)          # towards below the threshold
+    absent = edits.success(before, after, 0.5, False, resamples=50, seed=0)  # towards below the threshold
     assert absent["at_target_before"] == 0.75 and absent["n_flippable"] == 1 and absent["flip_rate"]["value"] == 0.0
     done = edits.success(after, after, 0.3, True, resamples=50, seed=0)
     assert done["flip_rate"] == {"value": None, "n": 0, "note": "every film was already at the target"}
@@ -120,12 +178,12 @@ def test_success_by_hand():
 def test_outside_change_counts_only_outside_pixels():
     before = torch.zeros(2, 1, 4, 4)
     images = before.clone()
-    images[:, :, :2] = 1.0                                # the top half changed by 1
+    images[:, :, :2] = 1.0  # the top half changed by 1
     outside = torch.zeros(2, 1, 4, 4)
-    outside[0, :, :1] = 1                                 # film 0: outside is the top row (changed)
-    outside[1, :, 3:] = 1                                 # film 1: the bottom row (unchanged)
+    outside[0, :, :1] = 1  # film 0: outside is the top row (changed)
+    outside[1, :, 3:] = 1  # film 1: the bottom row (unchanged)
     assert edits.outside_change(images, before, outside).tolist() == [1.0, 0.0]
-    assert edits.outside_change(images, before, torch.zeros_like(outside)).tolist() == [0.0, 0.0]   # none: 0
+    assert edits.outside_change(images, before, torch.zeros_like(outside)).tolist() == [0.0, 0.0]  # none: 0
 
 
 def test_identity_top1_is_the_share_nearest_their_own_original():

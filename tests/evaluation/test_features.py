@@ -7,11 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torchvision.transforms.v2.functional as tvF
+from tiny_models import RAD_DINO_MEAN, RAD_DINO_STD, save_dinov2, save_vit
 from torchvision.transforms import InterpolationMode
 
 from cxrldm.evaluation.features import HFVisionFeatures, model_slug, pooled
-
-from tiny_models import RAD_DINO_MEAN, RAD_DINO_STD, save_dinov2, save_vit
 
 
 def dinov2_reference(images):
@@ -19,7 +18,7 @@ def dinov2_reference(images):
     The crop offset is transformers' floor((side - 56) / 2), not torchvision center_crop's round()."""
     x = tvF.resize(images.repeat(1, 3, 1, 1), 56, interpolation=InterpolationMode.BICUBIC, antialias=True)
     top, left = (x.shape[-2] - 56) // 2, (x.shape[-1] - 56) // 2
-    x = x[..., top:top + 56, left:left + 56].clamp(0, 1)
+    x = x[..., top : top + 56, left : left + 56].clamp(0, 1)
     return tvF.normalize(x, [RAD_DINO_MEAN] * 3, [RAD_DINO_STD] * 3)
 
 
@@ -51,6 +50,7 @@ def images(n, height=70, width=84, seed=0):
 @pytest.mark.parametrize("folder", list(FAMILIES))
 def test_features_are_pooler_output_of_independently_preprocessed_images(saved, folder):
     from transformers import AutoModel
+
     network = HFVisionFeatures(str(saved / folder), batch_size=2)
     x = images(5)
     features = network.features(x)
@@ -64,6 +64,7 @@ def test_features_are_pooler_output_of_independently_preprocessed_images(saved, 
 def test_transform_equals_the_models_own_image_processor(saved, dino):
     """transformers' processor on the same [0, 1] images (no 1/255 rescale), clamped as 8-bit input would be."""
     from transformers import AutoImageProcessor
+
     processor = AutoImageProcessor.from_pretrained(saved / "rad-dino")
     x = images(4, 90, 64)
     official = processor(images=list(x.repeat(1, 3, 1, 1)), do_rescale=False, return_tensors="pt").pixel_values
@@ -75,12 +76,12 @@ def test_transform_equals_the_models_own_image_processor(saved, dino):
 
 def test_identical_images_give_identical_features_whatever_their_batch(dino):
     x = images(7)
-    together = dino.features(x)                                     # batches of 3: 3 + 3 + 1
-    alone = torch.cat([dino.features(x[i:i + 1]) for i in range(7)])
+    together = dino.features(x)  # batches of 3: 3 + 3 + 1
+    alone = torch.cat([dino.features(x[i : i + 1]) for i in range(7)])
     mixed = dino.features(torch.cat([images(2, seed=9), x[4:5]]))[2]
     assert torch.allclose(together, alone, atol=1e-5)
     assert torch.allclose(mixed, together[4], atol=1e-5)
-    assert not torch.allclose(together[0], together[1], atol=1e-3)   # different images, different features
+    assert not torch.allclose(together[0], together[1], atol=1e-3)  # different images, different features
 
 
 def test_grayscale_and_its_three_channel_replication_agree(dino):

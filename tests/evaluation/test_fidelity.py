@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from cxrldm.evaluation.classification import auroc
-from cxrldm.evaluation.fidelity import kernel_inception_distance, kid_kernels, kth_neighbour_distances, mmd2_from_counts, precision_recall_density_coverage, prdc_from_counts, prdc_indicators
+from cxrldm.evaluation.fidelity import (
+    kernel_inception_distance,
+    kid_kernels,
+    kth_neighbour_distances,
+    mmd2_from_counts,
+    prdc_from_counts,
+    prdc_indicators,
+    precision_recall_density_coverage,
+)
 from cxrldm.evaluation.intervals import bootstrap_interval, mean_interval
 
 
@@ -105,17 +113,20 @@ def test_kid_against_a_double_loop():
     assert kid["std"] == pytest.approx(0.0, abs=1e-12) and kid["subset_size"] == 5 and kid["subsets"] == 7
     # 6 reals and 4 fakes: subsets of 4 reals without replacement, each of the 15 equally likely
     x6 = gaussian(6, 3, seed=2)
-    exact = torch.tensor([mmd2_by_loops(x6[list(rows)], y[:4]) for rows in itertools.combinations(range(6), 4)],
-                         dtype=torch.float64)
+    exact = torch.tensor(
+        [mmd2_by_loops(x6[list(rows)], y[:4]) for rows in itertools.combinations(range(6), 4)], dtype=torch.float64
+    )
     kid = kernel_inception_distance(x6, y[:4], subsets=3000, seed=1)
     assert kid["subset_size"] == 4
     assert kid["mean"] == pytest.approx(float(exact.mean()), abs=0.1 * float(exact.std()))
     assert kid["std"] == pytest.approx(float(exact.std(correction=0)), rel=0.1)
     # two subsets a, b: mean (a + b) / 2 and the population std |a - b| / 2 (torch-fidelity's np.std)
     two = kernel_inception_distance(x6, y[:4], subsets=2, seed=0)
-    assert two["std"] > 0 and any(two["mean"] == pytest.approx(float(a + b) / 2, rel=1e-9)
-                                  and two["std"] == pytest.approx(abs(float(a - b)) / 2, rel=1e-9)
-                                  for a, b in itertools.combinations(exact, 2))
+    assert two["std"] > 0 and any(
+        two["mean"] == pytest.approx(float(a + b) / 2, rel=1e-9)
+        and two["std"] == pytest.approx(abs(float(a - b)) / 2, rel=1e-9)
+        for a, b in itertools.combinations(exact, 2)
+    )
 
 
 def test_mmd2_counts_leave_out_pairs_of_an_item_with_itself():
@@ -203,9 +214,10 @@ def test_two_sided_bootstrap_of_prdc_and_kid():
 
 def test_basic_interval_reflects_the_percentile_one_about_the_value():
     from cxrldm.evaluation.intervals import basic_interval
+
     shifted = {"value": 5.0, "low": 6.0, "high": 9.0, "n": [10, 10], "resamples": 100}
     assert basic_interval(shifted) == {**shifted, "low": 1.0, "high": 4.0}
-    assert basic_interval({**shifted, "value": 1.0})["low"] == 0.0          # a distance stays >= 0
+    assert basic_interval({**shifted, "value": 1.0})["low"] == 0.0  # a distance stays >= 0
     assert basic_interval({**shifted, "value": 1.0}, floor=None)["low"] == -7.0
 
 
@@ -213,6 +225,7 @@ def test_pairwise_interval_resamples_images_not_pairs():
     """Pair scores a_i + a_j share their images' terms: resampling the images sees that dependence and is
     about sqrt(n / 2) times wider than a bootstrap over the (dependent) pairs."""
     from cxrldm.evaluation.intervals import mean_interval, pairwise_mean_interval
+
     n = 40
     a = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     pairs = torch.combinations(torch.arange(n), 2)
@@ -231,13 +244,14 @@ def test_pairwise_interval_resamples_images_not_pairs():
 def test_fidelity_reports_the_basic_fid_interval_and_keeps_real_and_generated_apart():
     """suite.fidelity: FID's interval is the percentile one reflected about the value; precision is of
     the generated set (a generated set covering half the real modes has precision 1, recall about 1/2)."""
-    from cxrldm.evaluation.fidelity import frechet_distance
-    from cxrldm.evaluation.fidelity import fidelity
+    from cxrldm.evaluation.fidelity import fidelity, frechet_distance
+
     real = torch.cat([gaussian(60, 4, 0), gaussian(60, 4, 1, shift=20.0)])
-    generated = gaussian(60, 4, 2)                                      # one of the two real modes only
+    generated = gaussian(60, 4, 2)  # one of the two real modes only
     result = fidelity(real, generated, k=5, resamples=200, seed=3, kid_subsets=10)
-    percentile = bootstrap_interval(lambda r, f: frechet_distance(generated[f], real[r]), len(real), len(generated),
-                                    resamples=200, seed=3)
+    percentile = bootstrap_interval(
+        lambda r, f: frechet_distance(generated[f], real[r]), len(real), len(generated), resamples=200, seed=3
+    )
     assert result["fid"]["value"] == pytest.approx(percentile["value"])
     assert result["fid"]["low"] == pytest.approx(max(0.0, 2 * percentile["value"] - percentile["high"]))
     assert result["fid"]["high"] == pytest.approx(max(0.0, 2 * percentile["value"] - percentile["low"]))
@@ -253,6 +267,7 @@ def test_frechet_distance_agrees_with_monai_and_stays_real_on_rank_deficient_set
     from monai.metrics import FIDMetric
 
     from cxrldm.evaluation.fidelity import frechet_distance
+
     generator = torch.Generator().manual_seed(0)
     a, b = torch.randn(200, 8, generator=generator), torch.randn(150, 8, generator=generator) * 1.5 + 0.3
     assert frechet_distance(a, b) == pytest.approx(float(FIDMetric()(a.double(), b.double())), rel=1e-6)
@@ -266,6 +281,7 @@ def test_frechet_distance_agrees_with_monai_and_stays_real_on_rank_deficient_set
 class PooledFeatures:
     """A stand-in feature network: each image's brightness and its fine detail (the absolute difference from a
     3 x 3 local mean), each average-pooled to 2 x 2 (8 features)."""
+
     name = "pooled"
 
     def features(self, images):
@@ -277,12 +293,13 @@ class PooledFeatures:
 def old_evaluate_fidelity_block(network, test_images, samples, size, k, kid_subsets, options):
     """Stage evaluate's fidelity block and blur as they were written in the stage (the reference)."""
     import torch.nn.functional as F
+
     from cxrldm.evaluation.fidelity import fidelity, frechet_distance
 
     def gaussian_blur(images, sigma):
         radius = int(3 * sigma)
         x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
+        kernel = torch.exp(-(x**2) / (2 * sigma**2))
         kernel = kernel / kernel.sum()
         padded = F.pad(images, (radius,) * 4, mode="replicate")
         blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
@@ -300,22 +317,27 @@ def old_evaluate_fidelity_block(network, test_images, samples, size, k, kid_subs
     results[f"kid_{network.name}"] = fidelity_scores.pop("kid")
     results[f"prdc_{network.name}"] = fidelity_scores
     if results[f"{fid}_blur_baseline"] <= results[fid]["value"]:
-        results["feature_network_note"] = (f"blurred test images are as close to the real ones as the samples under "
-                                           f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
-                                           f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur")
+        results["feature_network_note"] = (
+            f"blurred test images are as close to the real ones as the samples under "
+            f"{network.name} (FID {results[f'{fid}_blur_baseline']:.1f} vs "
+            f"{results[fid]['value']:.1f}): this FID cannot rank the samples above a blur"
+        )
     return results
 
 
 @pytest.mark.parametrize("size, copies", [(32, True), (48, False)])
 def test_fidelity_with_baselines_is_evaluate_s_former_block(size, copies):
     from cxrldm.evaluation.fidelity import fidelity_with_baselines
+
     generator = torch.Generator().manual_seed(size)
     real = torch.rand(12, 1, size, size, generator=generator)
     fake = real[:10].clone() if copies else (torch.rand(10, 1, size, size, generator=generator) + 0.3).clamp(0, 1)
     options = {"resamples": 30, "seed": 4}
     got = fidelity_with_baselines(PooledFeatures(), real, fake, 3, 5, **options)
     assert got == old_evaluate_fidelity_block(PooledFeatures(), real, fake, size, 3, 5, options)
-    assert {"fid_pooled", "fid_pooled_noise_baseline", "fid_pooled_blur_baseline", "kid_pooled", "prdc_pooled"} <= set(got)
+    assert {"fid_pooled", "fid_pooled_noise_baseline", "fid_pooled_blur_baseline", "kid_pooled", "prdc_pooled"} <= set(
+        got
+    )
     # the note where a blur of the real images is as close as the fakes: not for copies of the real images
     assert ("feature_network_note" in got) == (got["fid_pooled_blur_baseline"] <= got["fid_pooled"]["value"])
     assert ("feature_network_note" in got) == (not copies)

@@ -10,21 +10,26 @@ import torch
 import torch.nn.functional as F
 
 from cxrldm.demo import phantoms
-from cxrldm.evaluation import memorisation
 from cxrldm.demo.findings import Findings
+from cxrldm.evaluation import memorisation
 
 PERCENTILE = 5
-SIZE = 256            # 1-2 px shifts are light at this size, as on MIMIC's 256-512 px images
-FINDINGS = (Findings(), Findings(cardiomegaly=2), Findings(effusion_side="right", effusion_size="moderate"),
-            Findings(edema=2))
+SIZE = 256  # 1-2 px shifts are light at this size, as on MIMIC's 256-512 px images
+FINDINGS = (
+    Findings(),
+    Findings(cardiomegaly=2),
+    Findings(effusion_side="right", effusion_size="moderate"),
+    Findings(edema=2),
+)
 
 
 def films(n: int, seed: int) -> torch.Tensor:
     """n phantom PA radiographs of new patients (N, 1, SIZE, SIZE) in [0, 1], rendered at the phantoms'
     internal resolution and upsampled (quicker than rendering at SIZE, same anatomy)."""
     rng = np.random.default_rng(seed)
-    small = torch.stack([torch.from_numpy(phantoms.render(FINDINGS[i % 4], "PA", rng, 160, 160)).float()[None] / 255
-                         for i in range(n)])
+    small = torch.stack(
+        [torch.from_numpy(phantoms.render(FINDINGS[i % 4], "PA", rng, 160, 160)).float()[None] / 255 for i in range(n)]
+    )
     return F.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
@@ -32,15 +37,21 @@ def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """The image content moved dy rows down and dx columns right, the edge repeated into the gap."""
     pad = max(abs(dy), abs(dx))
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    return padded[..., pad - dy:pad - dy + images.shape[-2], pad - dx:pad - dx + images.shape[-1]]
+    return padded[..., pad - dy : pad - dy + images.shape[-2], pad - dx : pad - dx + images.shape[-1]]
 
 
 def random_cnn_features(images: torch.Tensor) -> torch.Tensor:
     """A fixed random CNN with average pooling: an (N, 512) embedding standing in for a feature network."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, 2, 1),
-                                  torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 5, 2, 2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, 2, 1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(4),
+            torch.nn.Flatten(),
+        )
     with torch.no_grad():
         return net(F.interpolate(images, size=(64, 64), mode="area"))
 
@@ -59,9 +70,13 @@ def cohort():
     training, held_out, independent = films(200, seed=0), films(160, seed=1), films(50, seed=2)
     noise = 0.02 * torch.randn(10, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
     shifts = [(1, 0), (0, 1), (-1, 1), (2, 0), (0, -2), (1, 2), (-2, -1), (2, 2), (0, 1), (-1, 0)]
-    planted = torch.cat([training[:10],
-                         (training[10:20] + noise).clamp(0, 1),
-                         torch.cat([shifted(training[20 + i:21 + i], dy, dx) for i, (dy, dx) in enumerate(shifts)])])
+    planted = torch.cat(
+        [
+            training[:10],
+            (training[10:20] + noise).clamp(0, 1),
+            torch.cat([shifted(training[20 + i : 21 + i], dy, dx) for i, (dy, dx) in enumerate(shifts)]),
+        ]
+    )
     return training, held_out, torch.cat([independent, planted])
 
 
@@ -75,8 +90,8 @@ def test_planted_copies_are_flagged_and_new_patients_mostly_not(cohort, space):
 
     copies = torch.arange(50, 80)
     assert (synthetic_d[copies] < report["threshold"]).all(), (space, synthetic_d[copies], report["threshold"])
-    assert torch.equal(synthetic_i[copies], torch.arange(30))          # each matched to its own source
-    assert (synthetic_d[50:60] == 0).all()                               # exact copies read exactly 0
+    assert torch.equal(synthetic_i[copies], torch.arange(30))  # each matched to its own source
+    assert (synthetic_d[50:60] == 0).all()  # exact copies read exactly 0
     # the grid's pairs: the exact and noisy copies are the closest (a shifted copy may trail a new patient)
     assert sorted(report["closest_synthetic"]) == list(range(50, 70))
     assert report["closest_training"] == [i - 50 for i in report["closest_synthetic"]]
@@ -94,7 +109,7 @@ def test_planted_copies_are_flagged_and_new_patients_mostly_not(cohort, space):
 def test_nearest_neighbours_equals_brute_force():
     g = torch.Generator().manual_seed(0)
     queries, references = torch.randn(37, 11, generator=g), torch.randn(53, 11, generator=g)
-    queries[5] = references[40]                                          # an exact copy
+    queries[5] = references[40]  # an exact copy
     exact = torch.cdist(queries.double(), references.double())
     distances, indices = memorisation.nearest_neighbours(queries, references)
     assert torch.equal(indices, exact.argmin(dim=1))
@@ -106,7 +121,7 @@ def test_nearest_neighbours_equals_brute_force():
 def test_chunked_search_equals_the_unchunked_one(chunk):
     g = torch.Generator().manual_seed(1)
     queries, references = torch.randn(300, 24, generator=g) + 3, torch.randn(701, 24, generator=g) + 3
-    queries[::50] = references[-6:] + 1e-3                               # near copies in the last chunks
+    queries[::50] = references[-6:] + 1e-3  # near copies in the last chunks
     full_d, full_i = memorisation.nearest_neighbours(queries, references, chunk=100_000)
     assert torch.equal(full_i, torch.cdist(queries.double(), references.double()).argmin(dim=1))
     d, i = memorisation.nearest_neighbours(queries, references, chunk=chunk)
@@ -147,13 +162,13 @@ def test_audit_reports_quantiles_of_both_sides_and_the_closest_pairs():
     g = torch.Generator().manual_seed(5)
     synthetic, null = torch.rand(500, generator=g) * 2, torch.rand(400, generator=g) + 0.5
     neighbours = torch.randint(0, 10_000, (500,), generator=g)
-    report = memorisation.audit(synthetic, null, 1, synthetic_neighbours=neighbours, quantiles=(1, 5, 25, 50),
-                                top_k=6)
-    json.dumps(report)                                                   # plain types only
+    report = memorisation.audit(synthetic, null, 1, synthetic_neighbours=neighbours, quantiles=(1, 5, 25, 50), top_k=6)
+    json.dumps(report)  # plain types only
     for side, values in (("synthetic_quantiles", synthetic), ("null_quantiles", null)):
         assert list(report[side]) == ["p1", "p5", "p25", "p50"]
-        np.testing.assert_allclose(list(report[side].values()),
-                                   np.percentile(values.double().numpy(), [1, 5, 25, 50]), rtol=1e-12)
+        np.testing.assert_allclose(
+            list(report[side].values()), np.percentile(values.double().numpy(), [1, 5, 25, 50]), rtol=1e-12
+        )
     closest = torch.argsort(synthetic)[:6]
     assert report["closest_synthetic"] == closest.tolist()
     assert report["closest_training"] == neighbours[closest].tolist()
@@ -170,10 +185,12 @@ def test_pixel_space_is_low_resolution_standardised_and_blind_to_exposure():
     torch.testing.assert_close(pixels.std(dim=1), torch.ones(5), atol=1e-4, rtol=0)
     torch.testing.assert_close(memorisation.pixel_space(0.6 * images + 0.2, 16), pixels, atol=1e-4, rtol=0)
     raw = memorisation.pixel_space(images, 16, normalise=False)
-    torch.testing.assert_close(raw[0].view(16, 16)[0, 0], images[0, 0, :4, :3].mean())   # area average
+    torch.testing.assert_close(raw[0].view(16, 16)[0, 0], images[0, 0, :4, :3].mean())  # area average
     as_uint8 = (images * 255).round().byte()
-    torch.testing.assert_close(memorisation.pixel_space(as_uint8, 16, normalise=False),
-                               memorisation.pixel_space(as_uint8.float() / 255, 16, normalise=False))
+    torch.testing.assert_close(
+        memorisation.pixel_space(as_uint8, 16, normalise=False),
+        memorisation.pixel_space(as_uint8.float() / 255, 16, normalise=False),
+    )
 
 
 def test_pairs_grid_puts_each_synthetic_image_above_its_training_match():
@@ -187,8 +204,20 @@ def test_pairs_grid_puts_each_synthetic_image_above_its_training_match():
     np.testing.assert_array_equal(grid[32:, 68:], (small[2, 0].clamp(0, 1) * 255).round().byte().numpy())
 
 
-def old_stage_audit(spaces, synthetic, training_images, test_images, planted, source, training_patients,
-                    prompt_patients, percentile, top_pairs, resamples, seed):
+def old_stage_audit(
+    spaces,
+    synthetic,
+    training_images,
+    test_images,
+    planted,
+    source,
+    training_patients,
+    prompt_patients,
+    percentile,
+    top_pairs,
+    resamples,
+    seed,
+):
     """Stage memorisation's audit as it was written in the stage before it moved to space_audit (the reference)."""
     from cxrldm.evaluation import privacy
     from cxrldm.evaluation.intervals import mean_interval
@@ -203,8 +232,9 @@ def old_stage_audit(spaces, synthetic, training_images, test_images, planted, so
         reference = embed(privacy.gallery_views(training_images, views))
         distances, nearest = memorisation.nearest_neighbours(embed(synthetic), reference)
         null, _ = memorisation.nearest_neighbours(embed(test_images), reference)
-        planted_distances = {spec: memorisation.nearest_neighbours(embed(copies), reference)[0]
-                             for spec, copies in planted.items()}
+        planted_distances = {
+            spec: memorisation.nearest_neighbours(embed(copies), reference)[0] for spec, copies in planted.items()
+        }
         measured[space] = distances, nearest % len(training_images), null, planted_distances
     level = memorisation.joint_percentile([null for _, _, null, _ in measured.values()], percentile)
     results["space_percentile"] = level
@@ -219,11 +249,15 @@ def old_stage_audit(spaces, synthetic, training_images, test_images, planted, so
         for spec, copy_distances in planted_distances.items():
             results["planted"][spec][space] = int((copy_distances < report["threshold"]).sum())
         results["spaces"][space] = report
-        rows.append(memorisation.pairs_grid(synthetic[report["closest_synthetic"]],
-                                            training_images[report["closest_training"]]))
+        rows.append(
+            memorisation.pairs_grid(synthetic[report["closest_synthetic"]], training_images[report["closest_training"]])
+        )
     union = torch.stack(flags).any(0)
-    results["union"] = {"flagged_count": int(union.sum()), "flagged_fraction": fraction(union),
-                        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean())}
+    results["union"] = {
+        "flagged_count": int(union.sum()),
+        "flagged_fraction": fraction(union),
+        "null_flagged_fraction": float(torch.stack(null_flags).any(0).double().mean()),
+    }
     for spec in planted:
         caught = torch.stack([measured[space][3][spec] < results["spaces"][space]["threshold"] for space in measured])
         results["planted"][spec]["union"] = int(caught.any(0).sum())
@@ -244,15 +278,32 @@ def small_cohort():
 
 def test_space_audit_is_the_stage_s_former_audit_and_flags_planted_copies(small_cohort):
     from functools import partial
+
     from cxrldm.evaluation import privacy
+
     training, held_out, synthetic = small_cohort
-    spaces = {"features": (random_cnn_features, []), "pixels_16": (partial(memorisation.pixel_space, size=16), ["shift:1"])}
+    spaces = {
+        "features": (random_cnn_features, []),
+        "pixels_16": (partial(memorisation.pixel_space, size=16), ["shift:1"]),
+    }
     source = torch.tensor([3, 5, 7, 9] + [-1] * 8)
     training_patients = torch.arange(24) // 2
     prompt_patients = torch.tensor([1, 2, 3, 4] + [1, 2, 3, 4, 5, 6, 7, 8])
     planted = privacy.planted_copies(training[:4], ["exact", "shift:1", "noise:0.02"], seed=1)
-    arguments = (spaces, synthetic, training, held_out, planted, source, training_patients, prompt_patients, 10.0, 3,
-                 50, 2)
+    arguments = (
+        spaces,
+        synthetic,
+        training,
+        held_out,
+        planted,
+        source,
+        training_patients,
+        prompt_patients,
+        10.0,
+        3,
+        50,
+        2,
+    )
     results, pairs = memorisation.space_audit(*arguments)
     old_results, old_pairs = old_stage_audit(*arguments)
     assert json.dumps(results, sort_keys=True) == json.dumps(old_results, sort_keys=True)
@@ -264,13 +315,15 @@ def test_space_audit_is_the_stage_s_former_audit_and_flags_planted_copies(small_
     assert results["union"]["flagged_count"] >= 4 and results["union"]["null_flagged_fraction"] <= 0.10
     assert results["planted"]["exact"] == {"n": 4, "features": 4, "pixels_16": 4, "union": 4}
     assert 0 <= results["space_percentile"] <= 10.0
-    assert pairs.shape[0] == 2 * (2 * 64) + 6                          # a row of pairs per space, 6 px apart
+    assert pairs.shape[0] == 2 * (2 * 64) + 6  # a row of pairs per space, 6 px apart
 
 
 def test_prompt_sources_index_the_training_films_and_plant_the_sources_first():
     import pandas as pd
-    source, order = memorisation.prompt_sources(pd.Series(["c.png", "x.png", "a.png", "c.png"]),
-                                                ["a.png", "b.png", "c.png", "d.png"])
+
+    source, order = memorisation.prompt_sources(
+        pd.Series(["c.png", "x.png", "a.png", "c.png"]), ["a.png", "b.png", "c.png", "d.png"]
+    )
     assert source.tolist() == [2, -1, 0, 2] and source.dtype == torch.int64
     assert order == [2, 0, 1, 3]
 

@@ -6,12 +6,9 @@ import warnings
 import pytest
 import torch
 
+from cxrldm.evaluation import classification, fidelity, similarity
 from cxrldm.evaluation import networks as evaluation
-from cxrldm.models import networks as nets
 from cxrldm.evaluation.similarity import ms_ssim
-from cxrldm.evaluation import classification
-from cxrldm.evaluation import fidelity
-from cxrldm.evaluation import similarity
 
 
 def whitened(n=500, d=4, seed=0):
@@ -60,13 +57,16 @@ def test_xrv_transform_maps_to_the_networks_range_and_size():
     images = torch.cat([torch.zeros(1, 1, 64, 64), torch.ones(1, 1, 64, 64)])
     out = evaluation.xrv_transform(images)
     assert out.shape == (2, 1, 224, 224)
-    assert torch.allclose(out[0], torch.full_like(out[0], -1024.0)) and torch.allclose(out[1], torch.full_like(out[1], 1024.0))
+    assert torch.allclose(out[0], torch.full_like(out[0], -1024.0)) and torch.allclose(
+        out[1], torch.full_like(out[1], 1024.0)
+    )
 
 
 def test_xrv_weights_load_through_the_restricted_unpickler(tmp_path):
     import torchxrayvision as xrv
+
     torch.manual_seed(0)
-    release_like = xrv.models.DenseNet(weights=None)          # the release file is a whole pickled module
+    release_like = xrv.models.DenseNet(weights=None)  # the release file is a whole pickled module
     path = evaluation.xrv_weights_file(tmp_path)
     torch.save(release_like, path)
     with warnings.catch_warnings():
@@ -77,7 +77,7 @@ def test_xrv_weights_load_through_the_restricted_unpickler(tmp_path):
     images = torch.rand(2, 1, 64, 64)
     assert evaluator.features(images).shape == (2, 1024)
     probabilities = evaluator.probabilities(images)
-    assert probabilities.shape == (2, 18) and 0 <= probabilities.min() and probabilities.max() <= 1
+    assert probabilities.shape == (2, 18) and probabilities.min() >= 0 and probabilities.max() <= 1
 
 
 def test_xrv_pickle_with_foreign_code_is_refused(tmp_path):
@@ -95,18 +95,21 @@ def test_missing_xrv_weights_is_one_clear_line(tmp_path):
 def test_trained_evaluator_learns_a_visible_label():
     """Bright-centred images are 'Cardiomegaly': the CNN must separate them on held-out images."""
     g = torch.Generator().manual_seed(0)
+
     def make(n):
         labels = torch.randint(0, 2, (n,), generator=g).float()
         images = torch.rand(n, 1, 32, 32, generator=g) * 0.3
         images[:, :, 10:22, 10:22] += labels[:, None, None, None] * 0.5
         return images, labels[:, None]
+
     train_x, train_y = make(256)
     test_x, test_y = make(64)
-    model = evaluation.train_evaluator_cnn(train_x, train_y, ["Cardiomegaly"], epochs=4, batch_size=32, lr=3e-3,
-                                           seed=0, width=8)
+    model = evaluation.train_evaluator_cnn(
+        train_x, train_y, ["Cardiomegaly"], epochs=4, batch_size=32, lr=3e-3, seed=0, width=8
+    )
     evaluator = evaluation.TrainedEvaluator(model, 32)
     assert classification.auroc(evaluator.probabilities(test_x)[:, 0], test_y[:, 0]) > 0.95
-    assert evaluator.features(test_x).shape == (64, 32)     # the embedding, whatever the width
+    assert evaluator.features(test_x).shape == (64, 32)  # the embedding, whatever the width
     assert isinstance(model, evaluation.EvaluatorCNN)
 
 
@@ -115,26 +118,35 @@ def test_lower_zone_contrast_tells_a_right_from_a_left_effusion():
 
     from cxrldm.demo import phantoms
     from cxrldm.demo.findings import Findings
+
     rng = np.random.default_rng(0)
+
     def films(side):
         findings = Findings(effusion_side=side, effusion_size="large") if side else Findings()
-        return torch.stack([torch.from_numpy(phantoms.render(findings, "PA", rng, 96, 96)).float()[None] / 255
-                            for _ in range(6)])
+        return torch.stack(
+            [torch.from_numpy(phantoms.render(findings, "PA", rng, 96, 96)).float()[None] / 255 for _ in range(6)]
+        )
+
     right, left, clear = (classification.lower_zone_contrast(films(side)) for side in ("right", "left", None))
-    assert right.min() > clear.max() > clear.min() > left.max()   # the patient's right is the image's left
+    assert right.min() > clear.max() > clear.min() > left.max()  # the patient's right is the image's left
     assert classification.auroc(torch.cat([right, left]), torch.tensor([1] * 6 + [0] * 6)) == 1.0
 
 
 def test_label_targets_follow_the_chexpert_convention():
     """1 positive; 0 and not mentioned negative; -1 uncertain and studies without a label row unknown (NaN)."""
     import pandas as pd
+
     from cxrldm.evaluation.classification import label_targets, training_targets
-    labels = pd.DataFrame({"study_id": [1, 2, 3, 4], "Edema": [1.0, 0.0, -1.0, None],
-                           "Cardiomegaly": [None, 1.0, None, None]}).set_index("study_id")
+
+    labels = pd.DataFrame(
+        {"study_id": [1, 2, 3, 4], "Edema": [1.0, 0.0, -1.0, None], "Cardiomegaly": [None, 1.0, None, None]}
+    ).set_index("study_id")
     targets = label_targets(labels, [4, 1, 99, 3, 2], ["Edema", "Cardiomegaly"])
-    expected = torch.tensor([[0.0, 0.0], [1.0, 0.0], [float("nan")] * 2, [float("nan"), 0.0], [0.0, 1.0]],
-                            dtype=torch.float64)
+    expected = torch.tensor(
+        [[0.0, 0.0], [1.0, 0.0], [float("nan")] * 2, [float("nan"), 0.0], [0.0, 1.0]], dtype=torch.float64
+    )
     assert torch.equal(targets.isnan(), expected.isnan())
     assert torch.equal(targets.nan_to_num(-5), expected.nan_to_num(-5))
-    assert torch.equal(training_targets(labels, [4, 1, 99, 3, 2], ["Edema", "Cardiomegaly"]),
-                       expected.nan_to_num(0).float())
+    assert torch.equal(
+        training_targets(labels, [4, 1, 99, 3, 2], ["Edema", "Cardiomegaly"]), expected.nan_to_num(0).float()
+    )

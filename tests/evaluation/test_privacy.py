@@ -34,7 +34,9 @@ def test_mirror_crop_rotation_contrast_and_noise_are_what_they_say():
     images = smooth_images(2)
     torch.testing.assert_close(privacy.copy_transform(images, "mirror"), images.flip(-1))
     # a quarter turn of a square image maps pixel centres onto pixel centres
-    torch.testing.assert_close(privacy.copy_transform(images, "rotate", 90), images.rot90(1, (-2, -1)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        privacy.copy_transform(images, "rotate", 90), images.rot90(1, (-2, -1)), atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(privacy.copy_transform(images, "contrast", 1.3), images.pow(1.3))
     # a crop keeping half the side, rescaled back: the centre 16 x 16 block fills the image
     block = torch.zeros(1, 1, 32, 32)
@@ -83,7 +85,8 @@ def test_supervised_contrastive_loss_matches_a_hand_computation():
     def term(i, j):
         others = [k for k in range(4) if k != i]
         return -(sim[i, j] - math.log(sum(math.exp(sim[i, k]) for k in others)))
-    expected = (term(0, 1) + term(1, 0)) / 2          # samples 2 and 3 have no partner and are left out
+
+    expected = (term(0, 1) + term(1, 0)) / 2  # samples 2 and 3 have no partner and are left out
     assert privacy.supervised_contrastive_loss(z, groups, t).item() == pytest.approx(expected, rel=1e-5)
     aligned = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), dim=1)
     assert privacy.supervised_contrastive_loss(aligned, groups, t) < privacy.supervised_contrastive_loss(z, groups, t)
@@ -93,7 +96,9 @@ def test_reidentification_ranks_patients_and_leaves_each_query_out_of_its_own_ga
     generator = torch.Generator().manual_seed(0)
     centres = torch.nn.functional.normalize(torch.randn(10, 16, generator=generator), dim=1)
     patients = torch.arange(10).repeat_interleave(2)
-    clustered = torch.nn.functional.normalize(centres[patients] + 0.05 * torch.randn(20, 16, generator=generator), dim=1)
+    clustered = torch.nn.functional.normalize(
+        centres[patients] + 0.05 * torch.randn(20, 16, generator=generator), dim=1
+    )
     result = privacy.reidentification(clustered, clustered, patients, patients, 100, 0, queries_lead_gallery=True)
     assert result["n_queries"] == 20
     assert result["auroc"]["value"] == 1.0 and result["top1"]["value"] == 1.0
@@ -109,7 +114,7 @@ def test_reidentification_ranks_patients_and_leaves_each_query_out_of_its_own_ga
 # -- trained networks on phantom films ---------------------------------------------------------------
 
 SIZE = 64
-COPY_VIEWS = yaml.safe_load((ROOT / "params.yaml").read_text())["memorisation"]["copy_views"]   # the demo's
+COPY_VIEWS = yaml.safe_load((ROOT / "params.yaml").read_text())["memorisation"]["copy_views"]  # the demo's
 
 
 def render(anatomy, findings, seed):
@@ -122,8 +127,13 @@ def films():
     """Training films of 60 patients (20 of them with a second study) and held-out films of 24 new
     patients, each with two studies; findings vary from study to study."""
     rng = np.random.default_rng(0)
-    options = [Findings(), Findings(cardiomegaly=2), Findings(effusion_side="right", effusion_size="large"),
-               Findings(edema=2), Findings(devices=("pacemaker",))]
+    options = [
+        Findings(),
+        Findings(cardiomegaly=2),
+        Findings(effusion_side="right", effusion_size="large"),
+        Findings(edema=2),
+        Findings(devices=("pacemaker",)),
+    ]
     images, patients, findings = [], [], []
     for patient in range(84):
         anatomy = phantoms.sample_anatomy(rng)
@@ -135,15 +145,30 @@ def films():
             findings.append(chosen)
     images, patients = torch.stack(images), torch.tensor(patients)
     train = patients < 60
-    return {"train": images[train], "train_patients": patients[train], "held_out": images[~train],
-            "held_out_patients": patients[~train], "findings": torch.tensor(findings), "options": options,
-            "rng": rng}
+    return {
+        "train": images[train],
+        "train_patients": patients[train],
+        "held_out": images[~train],
+        "held_out_patients": patients[~train],
+        "findings": torch.tensor(findings),
+        "options": options,
+        "rng": rng,
+    }
 
 
 @pytest.fixture(scope="module")
 def detector(films):
-    return privacy.train_embedding(films["train"], torch.arange(len(films["train"])), epochs=200, batch_size=16,
-                                   lr=3e-3, seed=0, width=16, embed_dim=32, precision="auto")
+    return privacy.train_embedding(
+        films["train"],
+        torch.arange(len(films["train"])),
+        epochs=200,
+        batch_size=16,
+        lr=3e-3,
+        seed=0,
+        width=16,
+        embed_dim=32,
+        precision="auto",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +176,33 @@ def audit_spaces(films, detector):
     """(embed, reference embeddings, threshold) of the copy detector's space (with the demo's gallery
     views) and the pixel space, calibrated at the held-out films' 5th percentile."""
     spaces = []
-    for embed, views in ((lambda x: privacy.embed(detector, x, SIZE), COPY_VIEWS),
-                         (lambda x: memorisation.pixel_space(x, 16), [])):
+    for embed, views in (
+        (lambda x: privacy.embed(detector, x, SIZE), COPY_VIEWS),
+        (lambda x: memorisation.pixel_space(x, 16), []),
+    ):
         reference = embed(privacy.gallery_views(films["train"], views))
         null, _ = memorisation.nearest_neighbours(embed(films["held_out"]), reference)
         spaces.append((embed, reference, memorisation.calibrated_threshold(null, 5.0)))
     return spaces
 
 
-@pytest.mark.parametrize("spec", ["exact", "mirror", "shift:1", "shift:2", "shift:3", "crop:0.95", "crop:0.9",
-                                  "rotate:2", "rotate:4", "blur:0.7", "noise:0.03", "contrast:1.25"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "exact",
+        "mirror",
+        "shift:1",
+        "shift:2",
+        "shift:3",
+        "crop:0.95",
+        "crop:0.9",
+        "rotate:2",
+        "rotate:4",
+        "blur:0.7",
+        "noise:0.03",
+        "contrast:1.25",
+    ],
+)
 def test_the_copy_detector_and_pixels_flag_copies_of_every_kind(films, audit_spaces, spec):
     """Copies of 16 training films, flagged in the union of the copy detector's space (with the demo's
     gallery views; most magnitudes lie between them) and the pixel space."""
@@ -192,12 +234,14 @@ def test_another_patient_with_the_same_findings_is_not_a_copy(films, detector):
     null, _ = memorisation.nearest_neighbours(privacy.embed(detector, films["held_out"], SIZE), reference)
     threshold = memorisation.calibrated_threshold(null, 5.0)
     rng = np.random.default_rng(7)
-    findings = films["findings"][:16]              # the first films are training films
-    lookalikes = torch.stack([render(phantoms.sample_anatomy(rng), films["options"][int(f)], int(rng.integers(2**31)))
-                              for f in findings])
+    findings = films["findings"][:16]  # the first films are training films
+    lookalikes = torch.stack(
+        [render(phantoms.sample_anatomy(rng), films["options"][int(f)], int(rng.integers(2**31))) for f in findings]
+    )
     distances, _ = memorisation.nearest_neighbours(privacy.embed(detector, lookalikes, SIZE), reference)
-    own, _ = memorisation.nearest_neighbours(privacy.embed(detector, privacy.copy_transform(train[:16], "shift", 1), SIZE),
-                                             reference)
+    own, _ = memorisation.nearest_neighbours(
+        privacy.embed(detector, privacy.copy_transform(train[:16], "shift", 1), SIZE), reference
+    )
     assert (distances < threshold).sum() <= 2
     assert (own < threshold).sum() >= 14
 
@@ -205,11 +249,21 @@ def test_another_patient_with_the_same_findings_is_not_a_copy(films, detector):
 def test_the_reidentifier_scores_same_patient_pairs_above_others_on_new_patients(films):
     """Trained on the training patients (20 with two studies), the re-identifier ranks a held-out film's
     other study above other patients' films: AUROC well above 0.5 on 24 new patients."""
-    model = privacy.train_embedding(films["train"], films["train_patients"], epochs=100, batch_size=16, lr=3e-3,
-                                    seed=1, width=16, embed_dim=32, precision="auto")
+    model = privacy.train_embedding(
+        films["train"],
+        films["train_patients"],
+        epochs=100,
+        batch_size=16,
+        lr=3e-3,
+        seed=1,
+        width=16,
+        embed_dim=32,
+        precision="auto",
+    )
     embedded = privacy.embed(model, films["held_out"], SIZE)
-    result = privacy.reidentification(embedded, embedded, films["held_out_patients"], films["held_out_patients"],
-                                      200, 0, queries_lead_gallery=True)
+    result = privacy.reidentification(
+        embedded, embedded, films["held_out_patients"], films["held_out_patients"], 200, 0, queries_lead_gallery=True
+    )
     assert result["n_queries"] == 48
     assert result["auroc"]["low"] > 0.6, result["auroc"]
     assert result["top1"]["value"] > 5 * result["chance_top1"]
@@ -220,41 +274,57 @@ def test_a_detector_trained_channels_last_saves_and_reloads(tmp_path, detector, 
     safetensors needs, and reloads to the same embeddings."""
     from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
+
     assert all(p.is_contiguous() for p in detector.parameters())
     path = tmp_path / "detector.safetensors"
     nets.save_model(detector, "EmbeddingCNN", {"width": 16, "embed_dim": 32}, path, {"image_size": SIZE})
     reloaded, _ = load_cnn(path)
-    torch.testing.assert_close(privacy.embed(reloaded, films["held_out"][:8], SIZE),
-                               privacy.embed(detector, films["held_out"][:8], SIZE))
+    torch.testing.assert_close(
+        privacy.embed(reloaded, films["held_out"][:8], SIZE), privacy.embed(detector, films["held_out"][:8], SIZE)
+    )
 
 
 def test_a_saved_embedding_loads_as_a_function_embedding_at_its_size(tmp_path):
     from cxrldm.models import networks as nets
     from cxrldm.models.networks import EmbeddingCNN
+
     torch.manual_seed(0)
     model = EmbeddingCNN(width=8, embed_dim=16).eval()
-    nets.save_model(model, "EmbeddingCNN", {"width": 8, "embed_dim": 16}, tmp_path / "e.safetensors", {"image_size": 24})
+    nets.save_model(
+        model, "EmbeddingCNN", {"width": 8, "embed_dim": 16}, tmp_path / "e.safetensors", {"image_size": 24}
+    )
     images = torch.rand(5, 1, 40, 40, generator=torch.Generator().manual_seed(1))
     embed = privacy.load_embedding(tmp_path / "e.safetensors")
     assert torch.equal(embed(images), privacy.embed(model, images, 24))
-    assert not torch.equal(embed(images), privacy.embed(model, images, 40))     # resized to its own size
+    assert not torch.equal(embed(images), privacy.embed(model, images, 40))  # resized to its own size
 
 
-def old_stage_reidentify(embed, synthetic, training_images, test_images, prompt_patients, training_patients,
-                         test_patients, resamples, seed):
+def old_stage_reidentify(
+    embed, synthetic, training_images, test_images, prompt_patients, training_patients, test_patients, resamples, seed
+):
     """Stage memorisation's reidentify as it was written in the stage (the reference)."""
     gallery = embed(training_images)
     test_embedded = embed(test_images)
-    return {"synthetic_vs_source": privacy.reidentification(embed(synthetic), gallery, prompt_patients,
-                                                            training_patients, resamples, seed),
-            "real_test_patients": privacy.reidentification(test_embedded, torch.cat([test_embedded, gallery]),
-                                                           test_patients, torch.cat([test_patients, training_patients]),
-                                                           resamples, seed, queries_lead_gallery=True)}
+    return {
+        "synthetic_vs_source": privacy.reidentification(
+            embed(synthetic), gallery, prompt_patients, training_patients, resamples, seed
+        ),
+        "real_test_patients": privacy.reidentification(
+            test_embedded,
+            torch.cat([test_embedded, gallery]),
+            test_patients,
+            torch.cat([test_patients, training_patients]),
+            resamples,
+            seed,
+            queries_lead_gallery=True,
+        ),
+    }
 
 
 def test_reidentification_check_is_the_stage_s_former_one():
-    def embed(images):                                  # a stand-in embedding: pooled, unit length
+    def embed(images):  # a stand-in embedding: pooled, unit length
         return torch.nn.functional.normalize(torch.nn.functional.adaptive_avg_pool2d(images, 3).flatten(1), dim=1)
+
     generator = torch.Generator().manual_seed(2)
     patients = torch.rand(6, 1, 12, 12, generator=generator)
     training = patients.repeat(2, 1, 1, 1) + 0.05 * torch.rand(12, 1, 12, 12, generator=generator)
@@ -262,9 +332,11 @@ def test_reidentification_check_is_the_stage_s_former_one():
     test = torch.rand(4, 1, 12, 12, generator=generator).repeat(2, 1, 1, 1)
     test_patients = torch.tensor([10, 11, 12, 13] * 2)
     synthetic, prompt_patients = patients[[0, 2, 4]] + 0.01, torch.tensor([0, 2, 4])
-    got = privacy.reidentification_check(embed, synthetic, training, test, prompt_patients, training_patients,
-                                         test_patients, 40, 1)
-    assert got == old_stage_reidentify(embed, synthetic, training, test, prompt_patients, training_patients,
-                                       test_patients, 40, 1)
+    got = privacy.reidentification_check(
+        embed, synthetic, training, test, prompt_patients, training_patients, test_patients, 40, 1
+    )
+    assert got == old_stage_reidentify(
+        embed, synthetic, training, test, prompt_patients, training_patients, test_patients, 40, 1
+    )
     assert got["synthetic_vs_source"]["n_queries"] == 3 and got["synthetic_vs_source"]["top1"]["value"] == 1.0
     assert got["real_test_patients"]["n_queries"] == 8 and got["real_test_patients"]["auroc"]["value"] == 1.0

@@ -14,10 +14,17 @@ def test_prompt_samples_reads_every_image_once_in_manifest_order(tmp_path):
     files = ["unconditional_seed2.png", "prompt000_seed0.png", "prompt001_seed1.png"]
     for file, image in zip(files, pixels):
         Image.fromarray(image).save(tmp_path / file)
-    pd.DataFrame({"group": ["unconditional", 0, 1], "prompt": ["", "A.", "B."], "finding": ["", "", ""],
-                  "side": ["", "", ""], "file": files}).to_csv(tmp_path / "manifest.csv", index=False)
+    pd.DataFrame(
+        {
+            "group": ["unconditional", 0, 1],
+            "prompt": ["", "A.", "B."],
+            "finding": ["", "", ""],
+            "side": ["", "", ""],
+            "file": files,
+        }
+    ).to_csv(tmp_path / "manifest.csv", index=False)
     manifest, images = prompt_samples(tmp_path)
-    assert manifest.file.tolist() == files and manifest.finding.tolist() == ["", "", ""]    # no NaN for ""
+    assert manifest.file.tolist() == files and manifest.finding.tolist() == ["", "", ""]  # no NaN for ""
     assert images.shape == (3, 1, 8, 8) and images.dtype == torch.float32
     assert torch.equal(images[:, 0, 0, 0], torch.tensor([0, 51, 255]).float() / 255)
 
@@ -32,9 +39,13 @@ def test_rows_images_picks_by_row_not_by_position():
 def test_normal_prompt_must_name_a_prompt_without_a_finding():
     """evaluate.normal_prompt picks the images a finding prompt is contrasted with; a prompt that has a finding,
     or none at all, is a one-line error naming the param, not a silent comparison with the wrong images."""
-    manifest = pd.DataFrame({"group": ["unconditional", "0", "0", "1", "1"],
-                             "prompt": ["", "Normal.", "Normal.", "Big heart.", "Big heart."],
-                             "finding": ["", "", "", "Cardiomegaly", "Cardiomegaly"]})
+    manifest = pd.DataFrame(
+        {
+            "group": ["unconditional", "0", "0", "1", "1"],
+            "prompt": ["", "Normal.", "Normal.", "Big heart.", "Big heart."],
+            "finding": ["", "", "", "Cardiomegaly", "Cardiomegaly"],
+        }
+    )
     images = torch.arange(5.0)
     rows = normal_prompt_rows(manifest, 0, "evaluate.normal_prompt")
     text, normal = rows.prompt.iloc[0], rows_images(manifest, images, rows)

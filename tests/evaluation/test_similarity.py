@@ -24,7 +24,7 @@ from cxrldm.evaluation.similarity import ms_ssim
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 K1, K2, SIGMA = 0.01, 0.03, 1.5
-C1, C2 = K1 ** 2, K2 ** 2  # data range 1
+C1, C2 = K1**2, K2**2  # data range 1
 TOL = 1e-5
 # (kernel size, image side): MONAI needs side // 16 > kernel - 1.
 CASES = [(3, 64), (7, 128)]
@@ -32,7 +32,7 @@ CASES = [(3, 64), (7, 128)]
 
 def gaussian_window(size: int, sigma: float = SIGMA) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-x ** 2 / (2 * sigma ** 2))
+    g = np.exp(-(x**2) / (2 * sigma**2))
     g /= g.sum()
     return np.outer(g, g)
 
@@ -44,11 +44,11 @@ def filter_valid(img: np.ndarray, window: np.ndarray) -> np.ndarray:
 
 def ssim_maps(x: np.ndarray, y: np.ndarray, window: np.ndarray):
     mx, my = filter_valid(x, window), filter_valid(y, window)
-    vx = filter_valid(x * x, window) - mx ** 2
-    vy = filter_valid(y * y, window) - my ** 2
+    vx = filter_valid(x * x, window) - mx**2
+    vy = filter_valid(y * y, window) - my**2
     cxy = filter_valid(x * y, window) - mx * my
     cs = (2 * cxy + C2) / (vx + vy + C2)
-    luminance = (2 * mx * my + C1) / (mx ** 2 + my ** 2 + C1)
+    luminance = (2 * mx * my + C1) / (mx**2 + my**2 + C1)
     return luminance * cs, cs
 
 
@@ -78,10 +78,13 @@ def image_pair(side: int, noise: float, seed: int = 0, offset: float = 0.04):
     """A smooth image in about [0.2, 0.8] and it brightened by `offset` plus uniform per-pixel noise of
     amplitude `noise` (the offset makes the luminance term, used only at scale 5, differ from 1)."""
     yy, xx = np.meshgrid(np.linspace(0, 1, side), np.linspace(0, 1, side), indexing="ij")
-    smooth = (0.5 + 0.18 * np.sin(2 * np.pi * (1.3 * xx + 0.4 * yy)) * np.cos(2 * np.pi * 0.9 * yy)
-              + 0.12 * np.exp(-((xx - 0.35) ** 2 + (yy - 0.6) ** 2) / 0.02))
+    smooth = (
+        0.5
+        + 0.18 * np.sin(2 * np.pi * (1.3 * xx + 0.4 * yy)) * np.cos(2 * np.pi * 0.9 * yy)
+        + 0.12 * np.exp(-((xx - 0.35) ** 2 + (yy - 0.6) ** 2) / 0.02)
+    )
     noisy = smooth + offset + np.random.default_rng(seed).uniform(-noise, noise, smooth.shape)
-    assert 0 <= smooth.min() and smooth.max() <= 1 and 0 <= noisy.min() and noisy.max() <= 1
+    assert smooth.min() >= 0 and smooth.max() <= 1 and noisy.min() >= 0 and noisy.max() <= 1
     return smooth, noisy
 
 
@@ -117,10 +120,16 @@ def test_ms_ssim_matches_independent_reference(kernel_size, side):
     a, b = batch(side)
     got = ms_ssim(torch.from_numpy(a), torch.from_numpy(b), kernel_size)
     assert tuple(got.shape) == (len(a),), f"expected one value per image, got shape {tuple(got.shape)}"
-    want = [reference_ms_ssim(a[i, 0].astype(np.float64), b[i, 0].astype(np.float64), kernel_size)
-            for i in range(len(a))]
-    np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=0, atol=TOL,
-                               err_msg=f"ms_ssim vs independent MS-SSIM, kernel {kernel_size}, {side} px")
+    want = [
+        reference_ms_ssim(a[i, 0].astype(np.float64), b[i, 0].astype(np.float64), kernel_size) for i in range(len(a))
+    ]
+    np.testing.assert_allclose(
+        got.numpy().astype(np.float64),
+        want,
+        rtol=0,
+        atol=TOL,
+        err_msg=f"ms_ssim vs independent MS-SSIM, kernel {kernel_size}, {side} px",
+    )
 
 
 def test_identical_images_score_one():
@@ -130,16 +139,20 @@ def test_identical_images_score_one():
 
 
 def smooth_images(n: int, side: int = 68, seed: int = 1) -> torch.Tensor:
-    return torch.nn.functional.avg_pool2d(torch.rand(n, 1, side, side, generator=torch.Generator().manual_seed(seed)), 5, 1)
+    return torch.nn.functional.avg_pool2d(
+        torch.rand(n, 1, side, side, generator=torch.Generator().manual_seed(seed)), 5, 1
+    )
 
 
 def test_mean_pairwise_ms_ssim_averages_the_pairs():
     images = smooth_images(4)
     pairs = similarity.pair_indices(4, 0, 0)
-    expected = torch.stack([ms_ssim(images[i:i + 1], images[j:j + 1], 3)[0] for i, j in pairs.tolist()]).double().mean()
+    expected = (
+        torch.stack([ms_ssim(images[i : i + 1], images[j : j + 1], 3)[0] for i, j in pairs.tolist()]).double().mean()
+    )
     result = similarity.mean_pairwise_ms_ssim(images, 0, 3, resamples=50, batch_size=2)
     assert result["value"] == pytest.approx(float(expected), rel=1e-5)
-    assert (result["pairs"], result["n"]) == (6, 4) and result["resamples"] <= 50    # no pair in some resamples
+    assert (result["pairs"], result["n"]) == (6, 4) and result["resamples"] <= 50  # no pair in some resamples
     assert result["low"] <= result["value"] <= result["high"]
     same = images[:1].repeat(3, 1, 1, 1)
     assert similarity.mean_pairwise_ms_ssim(same, 0, 3, resamples=20)["value"] == pytest.approx(1.0, abs=1e-5)

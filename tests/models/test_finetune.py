@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 import torch
+from pipeline_project import pristine_copy, ran_stages, run, set_param
 from safetensors.torch import save_file
 
 from cxrldm.models import networks
-from pipeline_project import pristine_copy, ran_stages, run, set_param
 
 
 def small_autoencoder(channels):
@@ -27,8 +27,10 @@ def test_init_weights_loads_a_matching_file_exactly(tmp_path):
 
 
 def test_another_architecture_is_one_line_naming_the_keys(tmp_path):
-    save_file({k: v.contiguous() for k, v in small_autoencoder([8, 16]).state_dict().items()},
-              str(tmp_path / "wider.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in small_autoencoder([8, 16]).state_dict().items()},
+        str(tmp_path / "wider.safetensors"),
+    )
     with pytest.raises(ValueError) as error:
         networks.init_weights(small_autoencoder([8, 8]), tmp_path / "wider.safetensors", "train_aekl.init_from")
     message = str(error.value)
@@ -52,7 +54,7 @@ def test_a_fine_tune_starts_from_the_given_model(tiny_project, tmp_path):
     logged = pd.read_csv(project / "dvclive/train_ldm/plots/metrics/val_loss.tsv", sep="\t")
     assert logged.step.tolist()[0] == 0
     assert logged.val_loss.iloc[0] == pytest.approx(start_val_loss, abs=1e-5)
-    assert (project / "dvclive/train_ldm/plots/images/samples/epoch_0000.png").is_file()    # the start, sampled
+    assert (project / "dvclive/train_ldm/plots/images/samples/epoch_0000.png").is_file()  # the start, sampled
 
 
 @pytest.mark.pipeline
@@ -61,5 +63,7 @@ def test_starting_from_the_stages_own_output_is_one_line(tiny_project, tmp_path)
     set_param(project, "train_ldm.init_from", "models/diffusion.safetensors")
     result = run(project, "repro", "train_ldm", check=False)
     assert result.returncode != 0
-    assert ("error: train_ldm.init_from: models/diffusion.safetensors is this stage's own output, which DVC "
-            "removes before the stage runs; copy it first") in result.stderr
+    assert (
+        "error: train_ldm.init_from: models/diffusion.safetensors is this stage's own output, which DVC "
+        "removes before the stage runs; copy it first"
+    ) in result.stderr

@@ -4,9 +4,12 @@ import pytest
 
 from cxrldm.models.prompts import treat_deid_markers
 
-SENTENCES = ["Compared to the prior study of ___, there is no relevant change.",
-             "Findings were communicated to Dr. ___ by telephone at ___ on ___.",
-             "___.", "Moderate cardiomegaly."]
+SENTENCES = [
+    "Compared to the prior study of ___, there is no relevant change.",
+    "Findings were communicated to Dr. ___ by telephone at ___ on ___.",
+    "___.",
+    "Moderate cardiomegaly.",
+]
 
 
 def test_keep_returns_the_sentences_unchanged():
@@ -16,7 +19,9 @@ def test_keep_returns_the_sentences_unchanged():
 def test_drop_removes_markers_and_sentences_left_empty():
     assert treat_deid_markers(SENTENCES, "drop") == [
         "Compared to the prior study of, there is no relevant change.",
-        "Findings were communicated to Dr. by telephone at on.", "Moderate cardiomegaly."]
+        "Findings were communicated to Dr. by telephone at on.",
+        "Moderate cardiomegaly.",
+    ]
 
 
 def test_replace_puts_the_word_in_every_marker():

@@ -7,8 +7,10 @@ from cxrldm.models.prompts import report_prompt, whole_report
 from cxrldm.models.text import TextEncoder
 
 FILLER = "The lungs are clear and the heart size is normal without focal consolidation seen. " * 2
-LATE = {"positive": FILLER + "There is a large right pleural effusion.",
-        "negative": FILLER + "There is no pleural effusion or pneumothorax."}
+LATE = {
+    "positive": FILLER + "There is a large right pleural effusion.",
+    "negative": FILLER + "There is no pleural effusion or pneumothorax.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +21,9 @@ def encoders():
 
 def test_a_finding_after_the_first_window_changes_the_condition_only_with_windows(encoders):
     plain, windowed = encoders[1], encoders[3]
-    assert min(plain.token_counts(list(LATE.values()))) > plain.window_tokens      # the finding is past the cut
+    assert min(plain.token_counts(list(LATE.values()))) > plain.window_tokens  # the finding is past the cut
     truncated = plain.encode(list(LATE.values()))
-    assert torch.equal(truncated[0], truncated[1])            # truncation: the UNet sees the same thing
+    assert torch.equal(truncated[0], truncated[1])  # truncation: the UNet sees the same thing
     whole = windowed.encode(list(LATE.values()))
     assert whole.shape == (2, 3 * 16, plain.width)
     assert not torch.allclose(whole[0], whole[1], atol=1e-4)
@@ -43,8 +45,14 @@ def test_truncation_counts_prompts_and_dropped_tokens(encoders):
     plain, windowed = encoders[1], encoders[3]
     prompts = [LATE["positive"], "Small left effusion."]
     n = plain.token_counts(prompts)[0]
-    assert plain.truncation(prompts) | {} == {"prompts": 2, "truncated": 1, "dropped_tokens": n - 14,
-                                              "tokens_median": n, "tokens_max": n, "capacity": 14}
+    assert plain.truncation(prompts) | {} == {
+        "prompts": 2,
+        "truncated": 1,
+        "dropped_tokens": n - 14,
+        "tokens_median": n,
+        "tokens_max": n,
+        "capacity": 14,
+    }
     assert windowed.truncation(prompts)["truncated"] == (n > 42)
 
 

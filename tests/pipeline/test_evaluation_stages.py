@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from pipeline_project import pristine_copy
+
 from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification
 
@@ -32,11 +32,13 @@ def plant_report_samples(project: Path, rows: pd.DataFrame, images: torch.Tensor
     """Replace data/report_samples with the given manifest rows (purpose, subject_id, study_id,
     source_path) and images (N, 1, H, W) in [0, 1]."""
     from cxrldm.data.images import save_png
+
     out = project / "data" / "report_samples"
     shutil.rmtree(out)
     out.mkdir()
-    rows = rows.reset_index(drop=True).assign(prompt="planted", seed=range(len(rows)), guidance=3.0,
-                                              sampler="ddim", steps=2)
+    rows = rows.reset_index(drop=True).assign(
+        prompt="planted", seed=range(len(rows)), guidance=3.0, sampler="ddim", steps=2
+    )
     rows["file"] = [f"{purpose}_{k:04d}.png" for k, purpose in enumerate(rows.purpose)]
     for file, image in zip(rows.file, images):
         save_png(image, out / file)
@@ -45,6 +47,7 @@ def plant_report_samples(project: Path, rows: pd.DataFrame, images: torch.Tensor
 
 def resized(project: Path, size: int) -> tuple[pd.DataFrame, torch.Tensor]:
     from cxrldm.data.datasets import load_images
+
     table = pd.read_csv(project / "data" / "resized" / "images.csv", dtype={"dicom_id": str})
     table = table.drop_duplicates("study_id").reset_index(drop=True)
     return table, load_images(project / "data" / "resized", table.path, size)
@@ -58,7 +61,8 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     """Synthetic images that are the studies' own real images score exactly the real-image AUROC (the
     ceiling) and perfect fidelity; the same images handed to the wrong studies do not."""
     import stages.faithfulness
-    table, images = resized(project, image_size(project))      # every split: more studies than the test split
+
+    table, images = resized(project, image_size(project))  # every split: more studies than the test split
     rows = table.assign(purpose="test", source_path=table.path)[["purpose", "subject_id", "study_id", "source_path"]]
     assert params(project)["faithfulness"]["min_studies"] == 3
     monkeypatch.chdir(project)
@@ -72,7 +76,9 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
         assert entry["synthetic_auroc"] == entry["real_auroc"], f"{finding}: real images must score the ceiling"
         if entry["synthetic_auroc"]["value"] is not None:
             tested += 1
-            assert entry["synthetic_auroc"]["low"] <= entry["synthetic_auroc"]["value"] <= entry["synthetic_auroc"]["high"]
+            assert (
+                entry["synthetic_auroc"]["low"] <= entry["synthetic_auroc"]["value"] <= entry["synthetic_auroc"]["high"]
+            )
         if "fid" in entry["fidelity"]:
             fidelity = entry["fidelity"]
             assert fidelity["fid"]["value"] == pytest.approx(0, abs=1e-6)
@@ -84,7 +90,7 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     # the ceiling itself, computed here from the evaluator and the label file
     from cxrldm.evaluation import networks as evaluation
     from cxrldm.evaluation.networks import load_cnn
-    from cxrldm.models import networks as nets
+
     model, description = load_cnn(Path("models/evaluator.safetensors"))
     probabilities = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     findings = params(project)["faithfulness"]["findings"]
@@ -95,7 +101,9 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
         positive = torch.tensor(value == 1.0)[known]
         scores = probabilities[known, model.labels.index(finding)]
         expected = classification.auroc(scores, positive) if 0 < positive.sum() < len(positive) else None
-        assert own["findings"][finding]["real_auroc"]["value"] == (None if expected is None else pytest.approx(expected))
+        assert own["findings"][finding]["real_auroc"]["value"] == (
+            None if expected is None else pytest.approx(expected)
+        )
         assert own["findings"][finding]["n_positive"] == int(positive.sum())
     assert own["mean_synthetic_auroc"] == own["mean_real_auroc"]
     assert list(Path("metrics/finding_grids").glob("*.png"))
@@ -108,16 +116,22 @@ def test_faithfulness_of_real_images_is_the_ceiling_and_follows_each_study(proje
     sexes = patients.gender.reindex(table.subject_id)
     assert {name: g["n_studies"] for name, g in own["subgroups"]["sex"].items()} == sexes.value_counts().to_dict()
 
-    shifted = torch.roll(images, 1, dims=0)                     # each study gets its neighbour's image
+    shifted = torch.roll(images, 1, dims=0)  # each study gets its neighbour's image
     plant_report_samples(project, rows, shifted)
     stages.faithfulness.main()
     wrong = json.loads(Path("metrics/faithfulness.json").read_text())
-    differs = [f for f, e in wrong["findings"].items()
-               if e["synthetic_auroc"]["value"] is not None and e["synthetic_auroc"]["value"] != e["real_auroc"]["value"]]
+    differs = [
+        f
+        for f, e in wrong["findings"].items()
+        if e["synthetic_auroc"]["value"] is not None and e["synthetic_auroc"]["value"] != e["real_auroc"]["value"]
+    ]
     assert differs, "images given to the wrong studies must not score the ceiling"
-    assert any(g["synthetic_mean_auroc"]["value"] != g["real_mean_auroc"]["value"]
-               for groups in wrong["subgroups"].values() for g in groups.values()
-               if g["real_mean_auroc"]["value"] is not None), "nor in a subgroup"
+    assert any(
+        g["synthetic_mean_auroc"]["value"] != g["real_mean_auroc"]["value"]
+        for groups in wrong["subgroups"].values()
+        for g in groups.values()
+        if g["real_mean_auroc"]["value"] is not None
+    ), "nor in a subgroup"
 
 
 def test_a_classifier_at_chance_gets_its_findings_marked_uninformative(project, monkeypatch):
@@ -127,6 +141,7 @@ def test_a_classifier_at_chance_gets_its_findings_marked_uninformative(project, 
     from cxrldm.evaluation.networks import load_cnn
     from cxrldm.models import networks as nets
     from cxrldm.report import evaluation_page as page
+
     table, images = resized(project, image_size(project))
     rows = table.assign(purpose="test", source_path=table.path)[["purpose", "subject_id", "study_id", "source_path"]]
     monkeypatch.chdir(project)
@@ -134,8 +149,13 @@ def test_a_classifier_at_chance_gets_its_findings_marked_uninformative(project, 
     model, description = load_cnn(Path("models/evaluator.safetensors"))
     torch.nn.init.zeros_(model.classifier.weight)
     torch.nn.init.zeros_(model.classifier.bias)
-    nets.save_model(model, "EvaluatorCNN", description["kwargs"], Path("models/evaluator.safetensors"),
-                    {"image_size": description["image_size"]})
+    nets.save_model(
+        model,
+        "EvaluatorCNN",
+        description["kwargs"],
+        Path("models/evaluator.safetensors"),
+        {"image_size": description["image_size"]},
+    )
     stages.faithfulness.main()
     results = json.loads(Path("metrics/faithfulness.json").read_text())
     scored = [f for f, e in results["findings"].items() if e["real_auroc"]["value"] is not None]
@@ -154,6 +174,7 @@ def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeyp
     nearest; the test images land near the null's own flagged share."""
     import stages.memorisation
     from cxrldm.data.datasets import load_images, read_split
+
     size = image_size(project)
     resized_dir = project / "data" / "resized"
     train, test = read_split(resized_dir, "train"), read_split(resized_dir, "test")
@@ -162,8 +183,9 @@ def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeyp
     noise = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(0)) * 0.01
     copies = torch.cat([train_images[:n], (train_images[:n] + noise).clamp(0, 1)])
     rows = pd.concat([train[:n], train[:n], test]).assign(purpose="train", source_path=lambda t: t.path)
-    plant_report_samples(project, rows[["purpose", "subject_id", "study_id", "source_path"]],
-                         torch.cat([copies, test_images]))
+    plant_report_samples(
+        project, rows[["purpose", "subject_id", "study_id", "source_path"]], torch.cat([copies, test_images])
+    )
     monkeypatch.chdir(project)
     stages.memorisation.main()
     results = json.loads(Path("metrics/memorisation.json").read_text())
@@ -188,13 +210,13 @@ def test_memorisation_flags_planted_copies_and_few_new_patients(project, monkeyp
     assert union["null_flagged_fraction"] >= max(r["null_flagged_fraction"] for r in results["spaces"].values())
     # the planted-copy check: every spec, counts per space and in their union
     assert sorted(results["planted"]) == sorted(p["planted"])
-    for spec, counts in results["planted"].items():
+    for counts in results["planted"].values():
         assert counts["n"] == min(p["planted_count"], len(train))
         assert max(counts[space] for space in results["spaces"]) <= counts["union"] <= counts["n"]
     assert results["planted"]["exact"]["union"] == results["planted"]["exact"]["n"]
     assert results["planted"]["exact"][pixels] == results["planted"]["exact"]["n"]
     reid = results["reidentification"]
-    assert reid["synthetic_vs_source"]["n_queries"] == 2 * n     # the test images' patients are not in training
+    assert reid["synthetic_vs_source"]["n_queries"] == 2 * n  # the test images' patients are not in training
     assert Path("metrics/memorisation_pairs.png").is_file()
 
 
@@ -204,7 +226,7 @@ def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypa
     import stages.utility
     from cxrldm.evaluation import networks as evaluation
     from cxrldm.evaluation.networks import load_cnn
-    from cxrldm.models import networks as nets
+
     monkeypatch.chdir(project)
     stages.utility.main()
     p = params(project)
@@ -212,7 +234,9 @@ def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypa
     results = json.loads(Path("metrics/utility.json").read_text())
     model, description = load_cnn(Path("models/evaluator.safetensors"))
     labels = read_labels(p["data"], findings)
-    _, images, targets = classification.labelled_split(Path("data/resized"), "test", labels, findings, description["image_size"])
+    _, images, targets = classification.labelled_split(
+        Path("data/resized"), "test", labels, findings, description["image_size"]
+    )
     scores = evaluation.TrainedEvaluator(model, description["image_size"]).probabilities(images)
     assert results["n_test"] == len(images)
     assert set(results["auroc"]) == {"synthetic", "real", "both"}
@@ -223,16 +247,19 @@ def test_the_real_image_classifier_of_utility_is_the_evaluator(project, monkeypa
         known = ~targets[:, i].isnan()
         positive = targets[known, i].bool()
         expected = classification.auroc(scores[known, i], positive) if 0 < positive.sum() < len(positive) else None
-        assert results["auroc"]["real"][finding]["value"] == (pytest.approx(expected, abs=1e-12) if expected is not None
-                                                               else None)
+        assert results["auroc"]["real"][finding]["value"] == (
+            pytest.approx(expected, abs=1e-12) if expected is not None else None
+        )
 
 
 def test_evaluate_and_memorisation_take_a_hugging_face_feature_network_from_a_directory(project, monkeypatch):
     """evaluate.feature_network: hf:<directory> (a tiny random RAD-DINO-family model saved offline): FID,
     PRDC, KID and the memorisation audit come out under its name; adherence stays the classifier's."""
+    from tiny_models import save_dinov2
+
     import stages.evaluate
     import stages.memorisation
-    from tiny_models import save_dinov2
+
     model_dir = project / "models" / "rad-dino-tiny"
     save_dinov2(model_dir)
     p = params(project)
@@ -242,7 +269,9 @@ def test_evaluate_and_memorisation_take_a_hugging_face_feature_network_from_a_di
     stages.evaluate.main()
     stages.memorisation.main()
     results = json.loads(Path("metrics/evaluate.json").read_text())
-    assert {"fid_hf_rad_dino_tiny", "kid_hf_rad_dino_tiny", "prdc_hf_rad_dino_tiny", "adherence_evaluator_cnn"} <= set(results)
+    assert {"fid_hf_rad_dino_tiny", "kid_hf_rad_dino_tiny", "prdc_hf_rad_dino_tiny", "adherence_evaluator_cnn"} <= set(
+        results
+    )
     assert set(results["prdc_hf_rad_dino_tiny"]) >= {"precision", "recall", "density", "coverage"}
     assert "hf_rad_dino_tiny" in json.loads(Path("metrics/memorisation.json").read_text())["spaces"]
 
@@ -251,16 +280,17 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
     """PRDC is not symmetric: precision asks whether samples fall among the real images, recall the
     reverse. On planted unconditional samples (normal phantoms), evaluate's numbers are those of
     (real = test images, generated = samples) and differ from the swapped order."""
-    import stages.evaluate
-    from cxrldm.evaluation import networks as evaluation
-    from cxrldm.evaluation.networks import load_cnn
-    from cxrldm.models import networks as nets
-    from cxrldm.demo import phantoms
-    from cxrldm.data.datasets import load_images, read_split
-    from cxrldm.evaluation.fidelity import precision_recall_density_coverage
-    from cxrldm.demo.findings import Findings
-    from cxrldm.data.images import save_png
     import numpy as np
+
+    import stages.evaluate
+    from cxrldm.data.datasets import load_images, read_split
+    from cxrldm.data.images import save_png
+    from cxrldm.demo import phantoms
+    from cxrldm.demo.findings import Findings
+    from cxrldm.evaluation import networks as evaluation
+    from cxrldm.evaluation.fidelity import precision_recall_density_coverage
+    from cxrldm.evaluation.networks import load_cnn
+
     size, p = image_size(project), params(project)["evaluate"]
     rng = np.random.default_rng(1)
     fakes = torch.stack([torch.from_numpy(phantoms.render(Findings(), "PA", rng, size, size)) for _ in range(9)])
@@ -268,8 +298,20 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
     out = project / "data" / "samples"
     shutil.rmtree(out)
     out.mkdir()
-    rows = [{"group": "unconditional", "prompt": "", "finding": "", "side": "", "seed": k, "guidance": 3.0,
-             "sampler": "ddim", "steps": 2, "file": f"unconditional_seed{k}.png"} for k in range(len(fakes))]
+    rows = [
+        {
+            "group": "unconditional",
+            "prompt": "",
+            "finding": "",
+            "side": "",
+            "seed": k,
+            "guidance": 3.0,
+            "sampler": "ddim",
+            "steps": 2,
+            "file": f"unconditional_seed{k}.png",
+        }
+        for k in range(len(fakes))
+    ]
     for row, image in zip(rows, fakes):
         save_png(image, out / row["file"])
     pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)
@@ -278,7 +320,7 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
     results = json.loads(Path("metrics/evaluate.json").read_text())["prdc_evaluator_cnn"]
 
     test = read_split(Path("data/resized"), "test")
-    real_images = load_images(Path("data/resized"), test.path[:min(len(test), p["n_test"])], size)
+    real_images = load_images(Path("data/resized"), test.path[: min(len(test), p["n_test"])], size)
     model, description = load_cnn(Path("models/evaluator.safetensors"))
     network = evaluation.TrainedEvaluator(model, description["image_size"])
     real, fake = network.features(real_images), network.features(fakes)

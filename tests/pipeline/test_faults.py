@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pipeline_project import env, pristine_copy, run
 
 pytestmark = pytest.mark.pipeline
 
-CHECKPOINTS = {"train_aekl": "models/checkpoints/train_aekl/last.pt", "train_ldm": "models/checkpoints/train_ldm/last.pt"}
+CHECKPOINTS = {
+    "train_aekl": "models/checkpoints/train_aekl/last.pt",
+    "train_ldm": "models/checkpoints/train_ldm/last.pt",
+}
 LONG_STAGES = ["resize", "train_aekl", "scale_factor", "train_ldm", "sample", "evaluate"]
 
 
@@ -43,8 +45,12 @@ def kill_point(project: Path, stage: str, started: float, rng: random.Random):
 
 
 def temporary_files(project: Path) -> list[str]:
-    return sorted(str(p.relative_to(project)) for folder in ("data", "models", "metrics", "dvclive")
-                  for p in (project / folder).rglob("*") if ".tmp" in p.name)
+    return sorted(
+        str(p.relative_to(project))
+        for folder in ("data", "models", "metrics", "dvclive")
+        for p in (project / folder).rglob("*")
+        if ".tmp" in p.name
+    )
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the stage's process through /proc")
@@ -54,12 +60,17 @@ def test_a_stage_killed_at_a_random_point_reruns_to_the_same_outputs(tiny_projec
     seed = int(os.environ.get("CXRLDM_KILL_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed)
     for stage in LONG_STAGES:
-        if stage in CHECKPOINTS:       # a finished run's checkpoint would be resumed at its end: start fresh
+        if stage in CHECKPOINTS:  # a finished run's checkpoint would be resumed at its end: start fresh
             (project / CHECKPOINTS[stage]).unlink(missing_ok=True)
         started = time.time()
-        process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", "--force", stage], cwd=project,
-                                   env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "-s", "--force", stage],
+            cwd=project,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         reached, delay = kill_point(project, stage, started, rng)
         while not reached():
             assert process.poll() is None, f"{stage} ended before the kill point (seed {seed})"

@@ -19,11 +19,10 @@ import sys
 
 import pytest
 import yaml
-
 from pipeline_project import ROOT, stages
-from stages import common
+
+from stages import common, resume
 from stages.common import RecordingParams
-from stages import resume
 
 INTERPOLATION = re.compile(r"\$\{([^}]+)\}")
 
@@ -58,17 +57,24 @@ def test_every_stage_lists_exactly_the_params_its_code_reads(tiny_run, params_re
 
 def test_the_recording_view_records_each_leaf_it_hands_out():
     read = set()
-    params = RecordingParams({"a": {"x": 1, "y": [1, 2], "z": None, "deep": {"k": "v"}},
-                              "b": {"u": 2, "v": 3}, "c": {"p": 1, "q": 2}, "d": {"e": 5}}, read)
+    params = RecordingParams(
+        {
+            "a": {"x": 1, "y": [1, 2], "z": None, "deep": {"k": "v"}},
+            "b": {"u": 2, "v": 3},
+            "c": {"p": 1, "q": 2},
+            "d": {"e": 5},
+        },
+        read,
+    )
     section = params["a"]
-    assert isinstance(section, dict) and isinstance(params, dict) and not read      # sections are no reads
+    assert isinstance(section, dict) and isinstance(params, dict) and not read  # sections are no reads
     assert section["y"] == [1, 2] and section.get("z", 7) is None and section.get("missing", 7) == 7
     assert read == {"a.y", "a.z"}
     assert section["deep"]["k"] == "v" and "a.deep.k" in read
     assert (lambda **kw: kw)(**params["b"]) == {"u": 2, "v": 3} and {"b.u", "b.v"} <= read
     assert json.loads(json.dumps(params["c"])) == {"p": 1, "q": 2} and {"c.p", "c.q"} <= read
     assert params["d"] == {"e": 5} and "d.e" in read
-    assert read == {"a.y", "a.z", "a.deep.k", "b.u", "b.v", "c.p", "c.q", "d.e"}       # a.x never handed out
+    assert read == {"a.y", "a.z", "a.deep.k", "b.u", "b.v", "c.p", "c.q", "d.e"}  # a.x never handed out
 
 
 def test_recording_is_off_without_the_variable_and_merged_over_processes(tmp_path, monkeypatch):
@@ -79,11 +85,12 @@ def test_recording_is_off_without_the_variable_and_merged_over_processes(tmp_pat
     assert type(common.load_params()) is dict
     monkeypatch.setenv(common.RECORD_ENV, str(tmp_path / "read"))
     before = set(common._read)
-    resume.stage_fingerprint("fake")                                  # hashing listed params is no read
+    resume.stage_fingerprint("fake")  # hashing listed params is no read
     assert common._read == before
     script = tmp_path / "fake_stage.py"
     script.write_text("import sys\nfrom stages.common import load_params\nload_params()['s'][sys.argv[1]]\n")
-    for key in ("one", "two"):                                        # one stage, two processes
-        subprocess.run([sys.executable, str(script), key], check=True, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for key in ("one", "two"):  # one stage, two processes
+        subprocess.run(
+            [sys.executable, str(script), key], check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
     assert json.loads((tmp_path / "read" / "fake_stage.json").read_text()) == ["s.one", "s.two"]

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cxrldm.report import experiments, sweep
 from cxrldm.report import evaluation_page as page
+from cxrldm.report import experiments, sweep
 from cxrldm.report import html_kit as kit
 from stages import evaluation_page
 
@@ -42,28 +42,56 @@ METRICS = {
         "fid_evaluator_cnn_blur_baseline": 156.78473624338486,
         "fid_evaluator_cnn_noise_baseline": 1567.812525481596,
         "kid_evaluator_cnn": iv(0.031234, 0.020231, 0.042229, [64, 60]),
-        "prdc_evaluator_cnn": {"precision": iv(0.703125, 0.640625, 0.765625, [60, 64]),
-                               "recall": iv(0.58333, 0.5, 0.66667, [60, 64]),
-                               "density": iv(0.8125, 0.7125, 0.9125, [60, 64]),
-                               "coverage": iv(0.61667, 0.55, 0.68333, [60, 64])},
+        "prdc_evaluator_cnn": {
+            "precision": iv(0.703125, 0.640625, 0.765625, [60, 64]),
+            "recall": iv(0.58333, 0.5, 0.66667, [60, 64]),
+            "density": iv(0.8125, 0.7125, 0.9125, [60, 64]),
+            "coverage": iv(0.61667, 0.55, 0.68333, [60, 64]),
+        },
         "ms_ssim_settings": {"image_size": 64, "kernel_size": 3, "scales": 5},
         "laterality": {"auroc_right_vs_left": 0.9609375, "n_left": 16},
     },
-    "faithfulness": {"findings": {
-        "Cardiomegaly": {"synthetic_auroc": iv(0.62, 0.51, 0.73, 32), "real_auroc": iv(0.97, 0.94, 0.995, 63),
-                         "n_positive": 16, "n_negative": 16, "fidelity": {"fid": iv(95.2, 86.2, 104.2, [16, 12])}},
-        "Pleural Effusion": {"synthetic_auroc": iv(0.93, 0.88, 0.98, 32), "real_auroc": iv(0.9974, 0.99, 1.0, 63),
-                             "n_positive": 32, "n_negative": 32},
-        "Edema": {"synthetic_auroc": iv(None, None, None, 0, 0), "real_auroc": iv(0.9979, 0.995, 1.0, 63),
-                  "skipped": "no prompt mentions this finding"},
-        "Pneumothorax": {"synthetic_auroc": iv(math.nan, math.nan, math.nan, 16, 0),
-                         "real_auroc": iv(0.9, 0.82, 0.98, 63)},
-    }},
-    "memorisation": {"feature": {"threshold": 0.1234, "flagged_fraction": iv(0.015625, 0.0, 0.046875, 64),
-                                 "quantiles": {"0.01": 0.21, "0.5": 0.44}, "nearest": [0.21, 0.25, 0.3]},
-                     "pixel": {"threshold": 12.5, "flagged_fraction": iv(0.0, 0.0, 0.0, 64)}},
-    "utility": {"auroc": {"synthetic": {"Cardiomegaly": iv(0.91, 0.84, 0.97, 63)},
-                          "real": {"Cardiomegaly": iv(0.99, 0.97, 1.0, 63), "Edema": iv(0.95, 0.9, 0.99, 63)}}},
+    "faithfulness": {
+        "findings": {
+            "Cardiomegaly": {
+                "synthetic_auroc": iv(0.62, 0.51, 0.73, 32),
+                "real_auroc": iv(0.97, 0.94, 0.995, 63),
+                "n_positive": 16,
+                "n_negative": 16,
+                "fidelity": {"fid": iv(95.2, 86.2, 104.2, [16, 12])},
+            },
+            "Pleural Effusion": {
+                "synthetic_auroc": iv(0.93, 0.88, 0.98, 32),
+                "real_auroc": iv(0.9974, 0.99, 1.0, 63),
+                "n_positive": 32,
+                "n_negative": 32,
+            },
+            "Edema": {
+                "synthetic_auroc": iv(None, None, None, 0, 0),
+                "real_auroc": iv(0.9979, 0.995, 1.0, 63),
+                "skipped": "no prompt mentions this finding",
+            },
+            "Pneumothorax": {
+                "synthetic_auroc": iv(math.nan, math.nan, math.nan, 16, 0),
+                "real_auroc": iv(0.9, 0.82, 0.98, 63),
+            },
+        }
+    },
+    "memorisation": {
+        "feature": {
+            "threshold": 0.1234,
+            "flagged_fraction": iv(0.015625, 0.0, 0.046875, 64),
+            "quantiles": {"0.01": 0.21, "0.5": 0.44},
+            "nearest": [0.21, 0.25, 0.3],
+        },
+        "pixel": {"threshold": 12.5, "flagged_fraction": iv(0.0, 0.0, 0.0, 64)},
+    },
+    "utility": {
+        "auroc": {
+            "synthetic": {"Cardiomegaly": iv(0.91, 0.84, 0.97, 63)},
+            "real": {"Cardiomegaly": iv(0.99, 0.97, 1.0, 63), "Edema": iv(0.95, 0.9, 0.99, 63)},
+        }
+    },
     "train_aekl": {"epochs": 25, "val_ms_ssim": 0.95005, "seconds": 83.9},
     "train_ldm": {"epochs": 70, "train_loss": 0.26259, "val_loss": 0.22986},
     "train_evaluator": {"n_train": 470, "val_auroc": {"Cardiomegaly": 1.0, "Lung Opacity": 0.8954}},
@@ -83,11 +111,15 @@ def plant(folder: Path, metrics=METRICS, images=True) -> dict[str, bytes]:
         (folder / f"{name}.json").write_text(json.dumps(data, indent=2))
     if not images:
         return {}
-    return {name: png(folder / name, shade) for name, shade in (
-        ("sample_grids/prompt001_the-heart-is-severely-enlarged.png", 40),
-        ("sample_grids/unconditional.png", 80),
-        ("finding_grids/Pleural_Effusion.png", 120),
-        ("memorisation_pairs.png", 160))}
+    return {
+        name: png(folder / name, shade)
+        for name, shade in (
+            ("sample_grids/prompt001_the-heart-is-severely-enlarged.png", 40),
+            ("sample_grids/unconditional.png", 80),
+            ("finding_grids/Pleural_Effusion.png", 120),
+            ("memorisation_pairs.png", 160),
+        )
+    }
 
 
 def build(tmp_path, monkeypatch, **kwargs) -> tuple[str, dict[str, bytes]]:
@@ -100,6 +132,7 @@ def build(tmp_path, monkeypatch, **kwargs) -> tuple[str, dict[str, bytes]]:
 
 class Audit(HTMLParser):
     """Every tag, every URL-bearing attribute, every <img> source and every <svg> element's text span."""
+
     URL_ATTRS = {"src", "href", "xlink:href", "srcset", "action", "formaction", "poster", "data", "background"}
 
     def __init__(self):
@@ -142,24 +175,36 @@ def svgs(text: str) -> list[ET.Element]:
 
 # -- the library ---------------------------------------------------------------------------------------
 
+
 def test_numbers_and_intervals_are_formatted_to_four_significant_digits():
     assert kit.format_interval(iv(81.00053985529516, 75.21234, 88.73111, [64, 60])) == "81 [75.21, 88.73] (n=64, 60)"
     assert kit.format_interval(iv(0.031234, 0.020231, 0.042229, 32)) == "0.03123 [0.02023, 0.04223] (n=32)"
     assert kit.format_interval({"value": 0.5, "low": 0.25, "high": 0.75}) == "0.5 [0.25, 0.75]"
     assert kit.format_interval(iv(None, None, None, 0)) == "\u2013 [\u2013, \u2013] (n=0)"
     assert kit.format_interval(iv(math.nan, math.nan, math.nan, 16)) == "NaN [NaN, NaN] (n=16)"
-    assert [kit.format_number(x) for x in (1567.812525481596, 470, True, 1e-05, [0.21, 3])] == \
-        ["1568", "470", "True", "1e-05", "[0.21, 3]"]
+    assert [kit.format_number(x) for x in (1567.812525481596, 470, True, 1e-05, [0.21, 3])] == [
+        "1568",
+        "470",
+        "True",
+        "1e-05",
+        "[0.21, 3]",
+    ]
 
 
 def test_metric_table_flattens_to_dotted_keys_with_one_row_per_interval():
     table = kit.metric_table(METRICS["memorisation"] | {"note": "<b>&"})
     rows = re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", table)
     cells = {key: re.sub(r"<[^>]+>", "", value) for key, value in rows}
-    assert cells == {"feature.threshold": "0.1234", "feature.flagged_fraction": "0.01562 [0, 0.04688] (n=64)",
-                     "feature.quantiles.0.01": "0.21", "feature.quantiles.0.5": "0.44",
-                     "feature.nearest": "[0.21, 0.25, 0.3]", "pixel.threshold": "12.5",
-                     "pixel.flagged_fraction": "0 [0, 0] (n=64)", "note": "&lt;b&gt;&amp;"}
+    assert cells == {
+        "feature.threshold": "0.1234",
+        "feature.flagged_fraction": "0.01562 [0, 0.04688] (n=64)",
+        "feature.quantiles.0.01": "0.21",
+        "feature.quantiles.0.5": "0.44",
+        "feature.nearest": "[0.21, 0.25, 0.3]",
+        "pixel.threshold": "12.5",
+        "pixel.flagged_fraction": "0 [0, 0] (n=64)",
+        "note": "&lt;b&gt;&amp;",
+    }
     assert 'title="1000 resamples"' in table
 
 
@@ -172,13 +217,15 @@ def test_page_holds_every_metric_formatted_with_its_interval(tmp_path, monkeypat
                 assert f"<th>{key}</th><td>" in text
                 assert kit.format_value(value).replace("&", "&amp;") in text, (name, key)
     summary = re.search(r'<section id="summary">(.*?)</section>', text, re.S)[1]
-    for expected in ("81 [75.21, 88.73] (n=64, 60)",            # FID
-                     "0.03123 [0.02023, 0.04223] (n=64, 60)",   # KID
-                     "0.7031 [0.6406, 0.7656] (n=60, 64)",      # precision
-                     "0.6167 [0.55, 0.6833] (n=60, 64)",        # coverage
-                     "0.01562 [0, 0.04688] (n=64)",             # flagged fraction, feature space
-                     "0.95 [0.9, 0.99] (n=63)",                 # utility, real, Edema
-                     "Edema: skipped (no prompt mentions this finding)"):
+    for expected in (
+        "81 [75.21, 88.73] (n=64, 60)",  # FID
+        "0.03123 [0.02023, 0.04223] (n=64, 60)",  # KID
+        "0.7031 [0.6406, 0.7656] (n=60, 64)",  # precision
+        "0.6167 [0.55, 0.6833] (n=60, 64)",  # coverage
+        "0.01562 [0, 0.04688] (n=64)",  # flagged fraction, feature space
+        "0.95 [0.9, 0.99] (n=63)",  # utility, real, Edema
+        "Edema: skipped (no prompt mentions this finding)",
+    ):
         assert expected in summary
 
 
@@ -196,8 +243,12 @@ def test_images_are_embedded_byte_for_byte_with_captions(tmp_path, monkeypatch):
     decoded = [base64.b64decode(src.removeprefix("data:image/png;base64,")) for src in sources]
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert sorted(decoded) == sorted(images.values())
-    for caption in ("prompt001: the heart is severely enlarged", "unconditional", "Pleural Effusion",
-                    "memorisation pairs"):
+    for caption in (
+        "prompt001: the heart is severely enlarged",
+        "unconditional",
+        "Pleural Effusion",
+        "memorisation pairs",
+    ):
         assert f"<figcaption>{caption}</figcaption>" in text
 
 
@@ -212,9 +263,14 @@ def test_missing_inputs_are_skipped(tmp_path, monkeypatch):
 
 
 def test_unexpected_schemas_still_give_a_page(tmp_path, monkeypatch):
-    odd = {"evaluate": {"fid_x": "n/a", "prdc_x": [1, 2], "kid_x": {"a": 1}},
-           "faithfulness": {"findings": ["Cardiomegaly"]}, "memorisation": {"feature": [0.1], "pixel": {"x": 1}},
-           "utility": {"auroc": 0.5}, "train_ldm": {}, "train_aekl": {"epochs": None, "nested": []}}
+    odd = {
+        "evaluate": {"fid_x": "n/a", "prdc_x": [1, 2], "kid_x": {"a": 1}},
+        "faithfulness": {"findings": ["Cardiomegaly"]},
+        "memorisation": {"feature": [0.1], "pixel": {"x": 1}},
+        "utility": {"auroc": 0.5},
+        "train_ldm": {},
+        "train_aekl": {"epochs": None, "nested": []},
+    }
     text, _ = build(tmp_path, monkeypatch, metrics=odd, images=False)
     for name in odd:
         assert f"<h2>{name}.json</h2>" in text
@@ -229,7 +285,7 @@ def test_write_page_is_atomic_and_replaces(tmp_path):
     kit.write_page(out, "T & <second>", [("A", "<p>one</p>"), ("A", "<p>two</p>")])
     text = out.read_text()
     assert "<title>T &amp; &lt;second&gt;</title>" in text and "first" not in text
-    assert 'id="a"' in text and 'id="a-2"' in text      # duplicate headings get distinct anchors
+    assert 'id="a"' in text and 'id="a-2"' in text  # duplicate headings get distinct anchors
     assert sorted(p.name for p in out.parent.iterdir()) == ["page.html"]
     assert_offline(text)
 
@@ -237,7 +293,7 @@ def test_write_page_is_atomic_and_replaces(tmp_path):
 def bar_geometry(svg: ET.Element) -> dict[str, tuple[float, float, float, float]]:
     """{tooltip: (bar start, bar end, whisker start, whisker end)} of an svg_bars chart."""
     rects = [r for r in svg.iter(f"{SVG_NS}rect") if r.find(f"{SVG_NS}title") is not None]
-    paths = [p for p in svg.iter(f"{SVG_NS}path")]
+    paths = list(svg.iter(f"{SVG_NS}path"))
     out = {}
     for rect, path in zip(rects, paths):
         xs = [float(v) for v in re.match(r"M([\d.]+) [\d.]+H([\d.]+)", path.get("d")).groups()]
@@ -247,17 +303,25 @@ def bar_geometry(svg: ET.Element) -> dict[str, tuple[float, float, float, float]
 
 
 def test_bars_are_drawn_to_scale_with_whiskers_from_low_to_high():
-    svg = kit.svg_bars([("A", [("synthetic", 0.6, 0.5, 0.7), ("real", 0.9, 0.85, 0.95)]),
-                         ("B", [("synthetic", None, None, None), ("real", 0.2, 0.1, 0.3)])],
-                        "t", x_range=(0.0, 1.0), reference=0.5)
+    svg = kit.svg_bars(
+        [
+            ("A", [("synthetic", 0.6, 0.5, 0.7), ("real", 0.9, 0.85, 0.95)]),
+            ("B", [("synthetic", None, None, None), ("real", 0.2, 0.1, 0.3)]),
+        ],
+        "t",
+        x_range=(0.0, 1.0),
+        reference=0.5,
+    )
     root = ET.fromstring(svg)
     geometry = bar_geometry(root)
     assert set(geometry) == {"A, synthetic: 0.6 [0.5, 0.7]", "A, real: 0.9 [0.85, 0.95]", "B, real: 0.2 [0.1, 0.3]"}
     start, end, low, high = geometry["A, synthetic: 0.6 [0.5, 0.7]"]
     scale = (end - start) / 0.6
-    for label, (value, lo, hi) in {"A, real: 0.9 [0.85, 0.95]": (0.9, 0.85, 0.95),
-                                   "B, real: 0.2 [0.1, 0.3]": (0.2, 0.1, 0.3),
-                                   "A, synthetic: 0.6 [0.5, 0.7]": (0.6, 0.5, 0.7)}.items():
+    for label, (value, lo, hi) in {
+        "A, real: 0.9 [0.85, 0.95]": (0.9, 0.85, 0.95),
+        "B, real: 0.2 [0.1, 0.3]": (0.2, 0.1, 0.3),
+        "A, synthetic: 0.6 [0.5, 0.7]": (0.6, 0.5, 0.7),
+    }.items():
         s, e, wl, wh = geometry[label]
         assert s == pytest.approx(start) and e - s == pytest.approx(value * scale, abs=0.2)
         assert wl - s == pytest.approx(lo * scale, abs=0.2) and wh - s == pytest.approx(hi * scale, abs=0.2)
@@ -267,15 +331,21 @@ def test_bars_are_drawn_to_scale_with_whiskers_from_low_to_high():
 
 
 def test_scatter_places_points_by_their_data_and_labels_them():
-    svg = kit.svg_scatter([(50.0, 0.7, "2"), (90.0, 0.9, "5"), (60.0, 0.6, "1"), (None, 0.5, "x"),
-                            (70.0, math.nan, "y")], "FID", "AUROC", "FID vs AUROC")
+    svg = kit.svg_scatter(
+        [(50.0, 0.7, "2"), (90.0, 0.9, "5"), (60.0, 0.6, "1"), (None, 0.5, "x"), (70.0, math.nan, "y")],
+        "FID",
+        "AUROC",
+        "FID vs AUROC",
+    )
     root = ET.fromstring(svg)
-    circles = {c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
-               for c in root.iter(f"{SVG_NS}circle")}
+    circles = {
+        c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
+        for c in root.iter(f"{SVG_NS}circle")
+    }
     assert set(circles) == {"2", "5", "1"}
-    assert circles["2"][0] < circles["1"][0] < circles["5"][0]              # x grows to the right
-    assert circles["5"][1] < circles["2"][1] < circles["1"][1]              # y grows upwards
-    (x0, y0), (x1, y1) = circles["2"], circles["5"]                          # linear: "1" lies on the scale
+    assert circles["2"][0] < circles["1"][0] < circles["5"][0]  # x grows to the right
+    assert circles["5"][1] < circles["2"][1] < circles["1"][1]  # y grows upwards
+    (x0, y0), (x1, y1) = circles["2"], circles["5"]  # linear: "1" lies on the scale
     assert circles["1"][0] == pytest.approx(x0 + (x1 - x0) * 10 / 40, abs=0.2)
     assert circles["1"][1] == pytest.approx(y0 + (y1 - y0) * -0.1 / 0.2, abs=0.2)
     labels = {t.text for t in root.iter(f"{SVG_NS}text")}
@@ -285,6 +355,7 @@ def test_scatter_places_points_by_their_data_and_labels_them():
 
 
 # -- experiments: sweeps and seed replicates -------------------------------------------------------------
+
 
 def expected_sweep_point(g: float) -> tuple[float, float, float]:
     """The metrics the scratch project behind tests/fixtures/exp_show.json computed from its guidance:
@@ -306,7 +377,7 @@ def test_runs_are_read_from_a_real_exp_show_capture():
         assert r["metrics"]["unconditional_coverage"][0] == pytest.approx(coverage, abs=1e-4)
         assert r["metrics"]["faithfulness"][0] == pytest.approx(faithfulness, abs=1e-4)
         assert "finding:Pneumothorax" not in r["metrics"] and "finding:Edema" not in r["metrics"]
-        assert "conditioned_fid" not in r["metrics"]          # this capture's faithfulness.json predates all_studies
+        assert "conditioned_fid" not in r["metrics"]  # this capture's faithfulness.json predates all_studies
     assert [runs[n]["kind"] for n in ("workspace", "main", "guid-1")] == ["workspace", "baseline", "experiment"]
     assert runs["guid-7"]["state"] == "queued" and runs["guid-7"]["params"]["sample.guidance_scale"] == 7.0
     # the failed run carries the metrics of the workspace it started from: they must not count as its own
@@ -315,18 +386,30 @@ def test_runs_are_read_from_a_real_exp_show_capture():
 
 
 def test_headline_metrics_pick_each_set_and_skip_baselines_and_non_numbers():
-    evaluate = {"fid_a_noise_baseline": 1500.0, "fid_b": {"value": 80.0, "low": 70.0, "high": 90.0},
-                "prdc_b": {"coverage": {"value": 0.4}, "precision": 0.9},
-                "laterality": {"auroc_right_vs_left": iv(0.74, 0.56, 0.91, 16)},
-                "adherence_b": {"prompt001": {"auroc_vs_null": iv(0.9, 0.8, 1.0, 16), "finding": "Cardiomegaly",
-                                              "auroc_vs_normal": iv(0.99, 0.95, 1.0, 16)},
-                                "prompt002": {"auroc_vs_null": 0.7, "auroc_vs_normal": 0.97}},
-                "ms_ssim_samples": iv(0.68, 0.66, 0.69, 64)}
-    faithfulness = {"findings": {"A": {"synthetic_auroc": 0.6, "real_auroc": 0.9},
-                                 "B": {"synthetic_auroc": {"value": 0.8}, "real_auroc": 1.0},
-                                 "C": {"synthetic_auroc": {"value": math.nan}, "real_auroc": 0.5},
-                                 "D": {"skipped": "x"}},
-                    "all_studies": {"fid": iv(27.0, 3.0, 35.6, 61), "coverage": iv(0.7, 0.59, 0.82, 61)}}
+    evaluate = {
+        "fid_a_noise_baseline": 1500.0,
+        "fid_b": {"value": 80.0, "low": 70.0, "high": 90.0},
+        "prdc_b": {"coverage": {"value": 0.4}, "precision": 0.9},
+        "laterality": {"auroc_right_vs_left": iv(0.74, 0.56, 0.91, 16)},
+        "adherence_b": {
+            "prompt001": {
+                "auroc_vs_null": iv(0.9, 0.8, 1.0, 16),
+                "finding": "Cardiomegaly",
+                "auroc_vs_normal": iv(0.99, 0.95, 1.0, 16),
+            },
+            "prompt002": {"auroc_vs_null": 0.7, "auroc_vs_normal": 0.97},
+        },
+        "ms_ssim_samples": iv(0.68, 0.66, 0.69, 64),
+    }
+    faithfulness = {
+        "findings": {
+            "A": {"synthetic_auroc": 0.6, "real_auroc": 0.9},
+            "B": {"synthetic_auroc": {"value": 0.8}, "real_auroc": 1.0},
+            "C": {"synthetic_auroc": {"value": math.nan}, "real_auroc": 0.5},
+            "D": {"skipped": "x"},
+        },
+        "all_studies": {"fid": iv(27.0, 3.0, 35.6, 61), "coverage": iv(0.7, 0.59, 0.82, 61)},
+    }
     m = experiments.headline_metrics(evaluate, faithfulness)
     assert m["unconditional_fid"] == (80.0, 70.0, 90.0) and m["unconditional_coverage"] == (0.4, None, None)
     assert m["unconditional_precision"] == (0.9, None, None)
@@ -352,8 +435,13 @@ def test_a_workspace_that_repeats_an_experiment_is_dropped():
 
 
 def test_out_names_open_in_a_browser():
-    assert [experiments.html_path(p).name for p in ("guid", "a.html", "b.HTM", "sweep.v2", "dir/x")] == \
-        ["guid.html", "a.html", "b.HTM", "sweep.v2.html", "x.html"]
+    assert [experiments.html_path(p).name for p in ("guid", "a.html", "b.HTM", "sweep.v2", "dir/x")] == [
+        "guid.html",
+        "a.html",
+        "b.HTM",
+        "sweep.v2.html",
+        "x.html",
+    ]
 
 
 def _rev(name: str) -> str:
@@ -391,35 +479,50 @@ def metrics_of(guidance: float, seed: int) -> tuple[dict, dict, dict]:
     """params.yaml, evaluate.json and faithfulness.json of a demo run as the stages write them (lists
     dropped, as `dvc exp show` drops them). Guidance leaves the unconditional samples as they are: evaluate's
     FID and coverage depend on the training seed only; the report-conditioned set moves with guidance."""
-    params = {"sample": {"guidance_scale": guidance, "steps": 10, "seed": 0},
-              "train_ldm": {"lr": 0.0004, "seed": seed}}
-    wobble = 0.02 * (seed - 1)                                              # training runs differ
-    evaluate = {"fid_evaluator_cnn": {"value": 47.88 + 3 * seed, "low": 22.8, "high": 61.6, "resamples": 1000},
-                "fid_evaluator_cnn_blur_baseline": 112.1,
-                "prdc_evaluator_cnn": {"coverage": {"value": 0.623 - 0.01 * seed, "low": 0.49, "high": 0.74},
-                                       "precision": {"value": 0.98, "low": 0.95, "high": 1.0}, "k": 5},
-                "laterality": {"auroc_right_vs_left": {"value": 0.6 + 0.05 * guidance + wobble, "low": 0.5,
-                                                       "high": 0.95}, "n_left": 16},
-                "adherence_evaluator_cnn": {"prompt001": {"auroc_vs_null": {"value": 0.7 + 0.04 * guidance,
-                                                                            "low": 0.6, "high": 1.0}}},
-                "ms_ssim_samples": {"value": 0.677, "low": 0.659, "high": 0.692}}
+    params = {"sample": {"guidance_scale": guidance, "steps": 10, "seed": 0}, "train_ldm": {"lr": 0.0004, "seed": seed}}
+    wobble = 0.02 * (seed - 1)  # training runs differ
+    evaluate = {
+        "fid_evaluator_cnn": {"value": 47.88 + 3 * seed, "low": 22.8, "high": 61.6, "resamples": 1000},
+        "fid_evaluator_cnn_blur_baseline": 112.1,
+        "prdc_evaluator_cnn": {
+            "coverage": {"value": 0.623 - 0.01 * seed, "low": 0.49, "high": 0.74},
+            "precision": {"value": 0.98, "low": 0.95, "high": 1.0},
+            "k": 5,
+        },
+        "laterality": {
+            "auroc_right_vs_left": {"value": 0.6 + 0.05 * guidance + wobble, "low": 0.5, "high": 0.95},
+            "n_left": 16,
+        },
+        "adherence_evaluator_cnn": {
+            "prompt001": {"auroc_vs_null": {"value": 0.7 + 0.04 * guidance, "low": 0.6, "high": 1.0}}
+        },
+        "ms_ssim_samples": {"value": 0.677, "low": 0.659, "high": 0.692},
+    }
     synthetic = min(0.99, 0.6 + 0.06 * guidance + wobble)
-    faithfulness = {"mean_synthetic_auroc": synthetic, "mean_real_auroc": 0.97,
-                    "findings": {"Cardiomegaly": {"synthetic_auroc": {"value": synthetic, "low": synthetic - 0.08,
-                                                                      "high": min(1.0, synthetic + 0.07)},
-                                                  "real_auroc": {"value": 0.97, "low": 0.94, "high": 1.0}}},
-                    "all_studies": {"fid": {"value": 20 + 6 * guidance + 2 * seed, "low": 3.0 + 5 * guidance,
-                                            "high": 35 + 6 * guidance},
-                                    "coverage": {"value": 0.8 - 0.05 * guidance, "low": 0.6 - 0.05 * guidance,
-                                                 "high": 0.9 - 0.05 * guidance},
-                                    "precision": {"value": 0.79, "low": 0.67, "high": 0.89},
-                                    "recall": {"value": 0.79, "low": 0.69, "high": 0.89}}}
+    faithfulness = {
+        "mean_synthetic_auroc": synthetic,
+        "mean_real_auroc": 0.97,
+        "findings": {
+            "Cardiomegaly": {
+                "synthetic_auroc": {"value": synthetic, "low": synthetic - 0.08, "high": min(1.0, synthetic + 0.07)},
+                "real_auroc": {"value": 0.97, "low": 0.94, "high": 1.0},
+            }
+        },
+        "all_studies": {
+            "fid": {"value": 20 + 6 * guidance + 2 * seed, "low": 3.0 + 5 * guidance, "high": 35 + 6 * guidance},
+            "coverage": {"value": 0.8 - 0.05 * guidance, "low": 0.6 - 0.05 * guidance, "high": 0.9 - 0.05 * guidance},
+            "precision": {"value": 0.79, "low": 0.67, "high": 0.89},
+            "recall": {"value": 0.79, "low": 0.69, "high": 0.89},
+        },
+    }
     return params, evaluate, faithfulness
 
 
 def circles(chart: ET.Element) -> dict[str, tuple[float, float]]:
-    return {c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
-            for c in chart.iter(f"{SVG_NS}circle")}
+    return {
+        c.find(f"{SVG_NS}title").text.split(":")[0]: (float(c.get("cx")), float(c.get("cy")))
+        for c in chart.iter(f"{SVG_NS}circle")
+    }
 
 
 def chart_titled(text: str, title: str) -> ET.Element:
@@ -449,8 +552,9 @@ def test_the_guidance_sweep_plots_the_fidelity_of_the_guided_images(tmp_path):
         (g0, x0), (g1, x1) = (1.0, xs[1.0]), (7.0, xs[7.0])
         assert abs(x1 - x0) > 100
         for g, x in xs.items():
-            assert x == pytest.approx(x0 + (x1 - x0) * (fidelity(g) - fidelity(g0)) / (fidelity(g1) - fidelity(g0)),
-                                      abs=0.2)
+            assert x == pytest.approx(
+                x0 + (x1 - x0) * (fidelity(g) - fidelity(g0)) / (fidelity(g1) - fidelity(g0)), abs=0.2
+            )
 
 
 def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
@@ -462,7 +566,7 @@ def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
     experiments.main(["--json", str(path), "--out", str(out)])
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["swept_params"] == [] and data["seed_params"] == ["train_ldm.seed"]
-    assert data["fidelity_sets"] == ["conditioned", "unconditional"]        # a training seed changes both sets
+    assert data["fidelity_sets"] == ["conditioned", "unconditional"]  # a training seed changes both sets
     (group,) = data["groups"]
     assert group["runs"] == ["main", "seed-1", "seed-2"]
     values = [0.6 + 0.18 + 0.02 * (seed - 1) for seed in (0, 1, 2)]
@@ -472,8 +576,16 @@ def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
     assert faithfulness["max"] == pytest.approx(values[2])
     ratio = group["metrics"]["faithfulness_ratio"]
     assert ratio["mean"] == pytest.approx(sum(values) / 3 / 0.97)
-    for key in ("finding:Cardiomegaly", "laterality", "adherence", "conditioned_fid", "conditioned_coverage",
-                "unconditional_fid", "unconditional_coverage", "diversity_ms_ssim"):
+    for key in (
+        "finding:Cardiomegaly",
+        "laterality",
+        "adherence",
+        "conditioned_fid",
+        "conditioned_coverage",
+        "unconditional_fid",
+        "unconditional_coverage",
+        "diversity_ms_ssim",
+    ):
         assert group["metrics"][key]["n"] == 3, key
     assert group["metrics"]["unconditional_fid"]["sd"] == pytest.approx(3.0)
     text = out.read_text()
@@ -483,14 +595,17 @@ def test_seed_replicates_come_out_as_one_group_with_their_spread(tmp_path):
     assert "<th>main</th><th>seed-1</th><th>seed-2</th><th>mean</th><th>sd</th>" in table
     assert kit.format_value({"value": values[1], "low": values[1] - 0.08, "high": values[1] + 0.07}) in table
     assert "bootstrap intervals over images" in text and "differ only in train_ldm.seed" in text
-    assert "\u00b1 0.02 (" in text                                            # mean +- sd in the groups table
+    assert "\u00b1 0.02 (" in text  # mean +- sd in the groups table
     # the charts show each training run labelled by its seed, for both image sets
-    assert len(svgs(text)) == 6                  # FID and coverage of both sets; laterality, adherence vs the first
+    assert len(svgs(text)) == 6  # FID and coverage of both sets; laterality, adherence vs the first
     for title in ("FID (report-conditioned) vs laterality AUROC", "FID (unconditional) vs mean faithfulness AUROC"):
         assert set(circles(chart_titled(text, title))) == {"seed 0", "seed 1", "seed 2"}
     rows = list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))
-    assert [(r["name"], r["train_ldm.seed"], r["group"]) for r in rows] == \
-        [("main", "0", "all runs"), ("seed-1", "1", "all runs"), ("seed-2", "2", "all runs")]
+    assert [(r["name"], r["train_ldm.seed"], r["group"]) for r in rows] == [
+        ("main", "0", "all runs"),
+        ("seed-1", "1", "all runs"),
+        ("seed-2", "2", "all runs"),
+    ]
 
 
 def test_a_value_queued_as_3_joins_the_baseline_s_3_point_0(tmp_path):
@@ -499,13 +614,16 @@ def test_a_value_queued_as_3_joins_the_baseline_s_3_point_0(tmp_path):
     runs = [("main", *metrics_of(3.0, 0)), ("g3-s1", *metrics_of(3, 1)), ("g5-s1", *metrics_of(5, 1))]
     path = tmp_path / "exp_show.json"
     path.write_text(json.dumps(capture(runs)))
-    data = experiments.write_report(tmp_path / "sweep.html", experiments.runs_from_exp_show(json.loads(path.read_text())))
+    data = experiments.write_report(
+        tmp_path / "sweep.html", experiments.runs_from_exp_show(json.loads(path.read_text()))
+    )
     assert [(g["label"], g["runs"]) for g in data["groups"]] == [("3", ["main", "g3-s1"]), ("5", ["g5-s1"])]
 
 
 def test_a_sweep_over_training_seeds_draws_one_point_per_value_with_its_range(tmp_path):
-    runs = [("main", *metrics_of(3.0, 0))] + [(f"g{g:g}-s{s}", *metrics_of(g, s)) for g in (1.0, 3.0, 5.0)
-                                              for s in (0, 1, 2) if (g, s) != (3.0, 0)]
+    runs = [("main", *metrics_of(3.0, 0))] + [
+        (f"g{g:g}-s{s}", *metrics_of(g, s)) for g in (1.0, 3.0, 5.0) for s in (0, 1, 2) if (g, s) != (3.0, 0)
+    ]
     path = tmp_path / "exp_show.json"
     path.write_text(json.dumps(capture(runs)))
     out = tmp_path / "sweep.html"
@@ -514,13 +632,16 @@ def test_a_sweep_over_training_seeds_draws_one_point_per_value_with_its_range(tm
     assert [(g["label"], len(g["runs"])) for g in data["groups"]] == [("1", 3), ("3", 3), ("5", 3)]
     chart = chart_titled(out.read_text(), "FID (report-conditioned) vs mean faithfulness AUROC")
     points = circles(chart)
-    assert set(points) == {"1 (n=3)", "3 (n=3)", "5 (n=3)"}                  # three labelled points, not nine
+    assert set(points) == {"1 (n=3)", "3 (n=3)", "5 (n=3)"}  # three labelled points, not nine
     # each point sits at its group's mean, its vertical whisker spans the group's min to max
     stats = {g["label"] + " (n=3)": g["metrics"]["faithfulness"] for g in data["groups"]}
     (a, (_, ya)), (b, (_, yb)) = sorted(points.items())[0], sorted(points.items())[-1]
     scale = (yb - ya) / (stats[b]["mean"] - stats[a]["mean"])
-    whiskers = [re.search(r"M([\d.]+) ([\d.]+)V([\d.]+)", p.get("d")).groups()
-                for p in chart.iter(f"{SVG_NS}path") if p.get("class") == "whisker"]
+    whiskers = [
+        re.search(r"M([\d.]+) ([\d.]+)V([\d.]+)", p.get("d")).groups()
+        for p in chart.iter(f"{SVG_NS}path")
+        if p.get("class") == "whisker"
+    ]
     for name, (x, y) in points.items():
         x_, low, high = next((float(v) for v in w) for w in whiskers if abs(float(w[0]) - x) < 0.05)
         assert y == pytest.approx(ya + (stats[name]["mean"] - stats[a]["mean"]) * scale, abs=0.2)
@@ -541,25 +662,49 @@ def test_where_and_default_put_one_recipe_s_runs_in_the_view(tmp_path, capsys):
     with it constant, and one with it cosine. --where keeps one recipe (8e-4 written as dvc -S takes it),
     --default lets the older runs join the constant ones."""
     runs = [with_train_params(("main", *metrics_of(3.0, 0)), lr=0.0008, lr_schedule="constant")]
-    runs += [with_train_params((f"old-s{s}", *metrics_of(3.0, s))) for s in (0, 1)]              # lr 4e-4, no schedule
+    runs += [with_train_params((f"old-s{s}", *metrics_of(3.0, s))) for s in (0, 1)]  # lr 4e-4, no schedule
     runs += [with_train_params((f"new-s{s}", *metrics_of(3.0, s)), lr=0.0008, lr_schedule="constant") for s in (1, 2)]
     runs += [with_train_params(("cos-s1", *metrics_of(3.0, 1)), lr=0.0008, lr_schedule="cosine")]
     path = tmp_path / "exp_show.json"
     path.write_text(json.dumps(capture(runs)))
     out = tmp_path / "view.html"
-    experiments.main(["--json", str(path), "--out", str(out), "--where", "train_ldm.lr=8e-4",
-                      "--where", "train_ldm.lr_schedule=constant"])
+    experiments.main(
+        [
+            "--json",
+            str(path),
+            "--out",
+            str(out),
+            "--where",
+            "train_ldm.lr=8e-4",
+            "--where",
+            "train_ldm.lr_schedule=constant",
+        ]
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert [r["name"] for r in data["runs"]] == ["main", "new-s1", "new-s2"]
     assert data["swept_params"] == [] and [g["runs"] for g in data["groups"]] == [["main", "new-s1", "new-s2"]]
-    experiments.main(["--json", str(path), "--out", str(out), "--where", "train_ldm.lr_schedule=constant",
-                      "--default", "train_ldm.lr_schedule=constant"])
+    experiments.main(
+        [
+            "--json",
+            str(path),
+            "--out",
+            str(out),
+            "--where",
+            "train_ldm.lr_schedule=constant",
+            "--default",
+            "train_ldm.lr_schedule=constant",
+        ]
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert {r["name"] for r in data["runs"]} == {"main", "old-s0", "old-s1", "new-s1", "new-s2"}
-    assert [(g["label"], g["runs"]) for g in data["groups"]] == [("0.0004", ["old-s0", "old-s1"]),
-                                                                 ("0.0008", ["main", "new-s1", "new-s2"])]
-    for bad, message in ((["--where", "train_ldm.lr"], "expected PARAM=VALUE"),
-                         (["--where", "train_ldm.lrr=1"], "--where train_ldm.lrr: no run has this param")):
+    assert [(g["label"], g["runs"]) for g in data["groups"]] == [
+        ("0.0004", ["old-s0", "old-s1"]),
+        ("0.0008", ["main", "new-s1", "new-s2"]),
+    ]
+    for bad, message in (
+        (["--where", "train_ldm.lr"], "expected PARAM=VALUE"),
+        (["--where", "train_ldm.lrr=1"], "--where train_ldm.lrr: no run has this param"),
+    ):
         with pytest.raises(SystemExit, match=re.escape(message)):
             experiments.main(["--json", str(path), "--out", str(out), *bad])
 
@@ -571,22 +716,22 @@ def test_a_baseline_that_repeats_an_experiment_is_no_replicate():
     runs = [("main", *metrics_of(3.0, 0))] + [(f"s{s}", *metrics_of(3.0, s)) for s in (0, 1, 2)]
     names = [r["name"] for r in experiments.runs_from_exp_show(capture(runs))]
     assert names == ["s0", "s1", "s2"]
-    runs[1] = ("s0", metrics_of(3.0, 0)[0], metrics_of(3.0, 3)[1], metrics_of(3.0, 3)[2])   # re-evaluated
+    runs[1] = ("s0", metrics_of(3.0, 0)[0], metrics_of(3.0, 3)[1], metrics_of(3.0, 3)[2])  # re-evaluated
     kept = experiments.runs_from_exp_show(capture(runs))
     assert [r["name"] for r in kept] == ["s0", "s1", "s2"]
-    assert kept[0]["metrics"] == experiments.runs_from_exp_show(capture([runs[1]]))[0]["metrics"]   # the experiment's
-    for state in ("failed", "running", "queued"):                    # an s0 with no metrics yet hides nothing
+    assert kept[0]["metrics"] == experiments.runs_from_exp_show(capture([runs[1]]))[0]["metrics"]  # the experiment's
+    for state in ("failed", "running", "queued"):  # an s0 with no metrics yet hides nothing
         data = capture(runs)
         data[1]["experiments"][0]["executor"]["state"] = state
         kept = {r["name"]: r for r in experiments.runs_from_exp_show(data)}
         assert list(kept) == ["main", "s0", "s1", "s2"] and kept["main"]["metrics"] and not kept["s0"]["metrics"]
-    runs[0] = ("main", *metrics_of(3.0, 7))                                             # seed 7: a run of its own
+    runs[0] = ("main", *metrics_of(3.0, 7))  # seed 7: a run of its own
     assert [r["name"] for r in experiments.runs_from_exp_show(capture(runs))] == ["main", "s0", "s1", "s2"]
     # another commit with seed 0 (other code, other metrics) is no repeat of this commit's seed-0 experiment
     data = capture(runs)
     other = json.loads(json.dumps(data[1]))
     other.update(rev="0" * 40, name="older", experiments=[])
-    other["data"]["params"] = data[1]["experiments"][0]["revs"][0]["data"]["params"]      # s0's params
+    other["data"]["params"] = data[1]["experiments"][0]["revs"][0]["data"]["params"]  # s0's params
     assert [r["name"] for r in experiments.runs_from_exp_show(data + [other])] == ["main", "s0", "s1", "s2", "older"]
 
 
@@ -617,8 +762,9 @@ def test_the_evaluation_page_links_the_sweep_and_shows_the_spread(tmp_path, monk
     text, _ = build(tmp_path, monkeypatch, images=False)
     section = re.search(r'<section id="experiments-experiments">(.*?)</section>', text, re.S)[1]
     assert '<a href="experiments.html">experiments.html</a>' in section
-    assert re.search(r"<th>mean faithfulness AUROC \(synthetic\)</th><td>0\.78 \u00b1 0\.02 \(0\.76 to 0\.8, n=3\)</td>",
-                     section)
+    assert re.search(
+        r"<th>mean faithfulness AUROC \(synthetic\)</th><td>0\.78 \u00b1 0\.02 \(0\.76 to 0\.8, n=3\)</td>", section
+    )
     assert "differ only in train_ldm.seed" in section
     assert [u for u in audit(text).urls if not u[2].startswith(("#", "data:"))] == [("a", "href", "experiments.html")]
     assert "guidance_sweep" not in text
@@ -626,17 +772,30 @@ def test_the_evaluation_page_links_the_sweep_and_shows_the_spread(tmp_path, monk
 
 # -- a real browser, where one is installed --------------------------------------------------------------
 
-BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(name)), None)
+BROWSER = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+)
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no chromium / google-chrome on PATH to render the page headless")
 def test_page_renders_in_a_headless_browser(tmp_path, monkeypatch):
     build(tmp_path, monkeypatch)
     shot = tmp_path / "page.png"
-    subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={shot}", "--window-size=1200,1600",
-                    (tmp_path / "metrics/evaluation.html").as_uri()], capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            (tmp_path / "metrics/evaluation.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 1600)
     low, high = image.getextrema()
@@ -645,26 +804,55 @@ def test_page_renders_in_a_headless_browser(tmp_path, monkeypatch):
 
 def test_memorisation_rows_read_the_stage_s_spaces():
     interval = {"value": 0.02, "low": 0.0, "high": 0.05, "n": 150, "resamples": 1000}
-    rows = page.memorisation_rows({"n_synthetic": 150, "spaces": {
-        "evaluator_cnn": {"threshold": 0.7155, "flagged_fraction": interval, "nearest_is_source_fraction": interval,
-                          "null_flagged_fraction": 0.0164, "nearest_is_source_patient_fraction": interval}},
-        "union": {"flagged_fraction": interval, "null_flagged_fraction": 0.03}})
-    assert rows == [["evaluator_cnn", kit.format_value(0.7155), kit.format_value(interval), "0.0164",
-                     kit.format_value(interval), kit.format_value(interval)],
-                    ["any space (union)", "", kit.format_value(interval), "0.03", "", ""]]
+    rows = page.memorisation_rows(
+        {
+            "n_synthetic": 150,
+            "spaces": {
+                "evaluator_cnn": {
+                    "threshold": 0.7155,
+                    "flagged_fraction": interval,
+                    "nearest_is_source_fraction": interval,
+                    "null_flagged_fraction": 0.0164,
+                    "nearest_is_source_patient_fraction": interval,
+                }
+            },
+            "union": {"flagged_fraction": interval, "null_flagged_fraction": 0.03},
+        }
+    )
+    assert rows == [
+        [
+            "evaluator_cnn",
+            kit.format_value(0.7155),
+            kit.format_value(interval),
+            "0.0164",
+            kit.format_value(interval),
+            kit.format_value(interval),
+        ],
+        ["any space (union)", "", kit.format_value(interval), "0.03", "", ""],
+    ]
 
 
 def test_the_planted_copy_table_and_re_identification_rows():
-    memorisation = {"planted": {"shift:2": {"n": 20, "evaluator_cnn": 1, "pixels_32": 0, "copy_detector": 19, "union": 19},
-                                "mirror": {"n": 20, "evaluator_cnn": 0, "copy_detector": 20, "union": 20}},
-                    "reidentification": {"real_test_patients": {"n_queries": 24, "auroc": {"value": 0.9, "low": 0.8,
-                                                                                          "high": 0.95, "n": 24},
-                                                                "top1": {"value": 0.5, "low": 0.3, "high": 0.7, "n": 24},
-                                                                "chance_top1": 0.004}}}
+    memorisation = {
+        "planted": {
+            "shift:2": {"n": 20, "evaluator_cnn": 1, "pixels_32": 0, "copy_detector": 19, "union": 19},
+            "mirror": {"n": 20, "evaluator_cnn": 0, "copy_detector": 20, "union": 20},
+        },
+        "reidentification": {
+            "real_test_patients": {
+                "n_queries": 24,
+                "auroc": {"value": 0.9, "low": 0.8, "high": 0.95, "n": 24},
+                "top1": {"value": 0.5, "low": 0.3, "high": 0.7, "n": 24},
+                "chance_top1": 0.004,
+            }
+        },
+    }
     header, rows = page.planted_rows(memorisation)
     assert header == ["planted copy", "evaluator_cnn", "pixels_32", "copy_detector", "union"]
-    assert rows == [["shift:2", "1 / 20", "0 / 20", "19 / 20", "19 / 20"],
-                    ["mirror", "0 / 20", "\u2013", "20 / 20", "20 / 20"]]
+    assert rows == [
+        ["shift:2", "1 / 20", "0 / 20", "19 / 20", "19 / 20"],
+        ["mirror", "0 / 20", "\u2013", "20 / 20", "20 / 20"],
+    ]
     [row] = page.reidentification_rows(memorisation)
     assert row[0].startswith("real test film") and row[3] == "0.004" and row[4] == "24"
     html = page.summary_html({"memorisation": memorisation})

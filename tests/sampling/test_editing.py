@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from pipeline_project import pristine_copy, run_cli
 
 from cxrldm.sampling import editing as edit
 from cxrldm.sampling.editing import EditError
-from pipeline_project import pristine_copy, run_cli
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,12 +30,14 @@ def project(tiny_project, tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(project):
     from cxrldm.sampling.generation import load_models
+
     return load_models(project / "models", precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def films(project, models):
     from cxrldm.data.datasets import load_images
+
     table = pd.read_csv(project / "data/resized/images.csv").head(3)
     return load_images(project / "data/resized", table.path, models.image_size)
 
@@ -59,12 +61,13 @@ def test_paste_back_keeps_every_pixel_outside_the_edit_mask(models, films):
     result = run_edit(models, films, edit_masks=mask)
     outside = mask == 0
     assert torch.equal(result.edited[outside], films[outside])
-    assert (result.edited[~outside] != films[~outside]).float().mean() > 0.5      # and it did edit inside
-    assert (result.raw[outside] != films[outside]).any()                          # which the raw decode does not keep
+    assert (result.edited[~outside] != films[~outside]).float().mean() > 0.5  # and it did edit inside
+    assert (result.raw[outside] != films[outside]).any()  # which the raw decode does not keep
 
 
 def test_an_all_keep_mask_changes_nothing_and_holds_the_latent_at_every_step(models, films):
     from cxrldm.models.autoencoder import reconstruct
+
     result = run_edit(models, films, keep_masks=torch.ones_like(films))
     assert torch.equal(result.edited, films)
     # with every latent cell kept, the last step's latent is the original's: the raw decode is the
@@ -109,7 +112,7 @@ def test_feathering_is_zero_outside_the_mask_and_one_deep_inside():
     weights = edit.feather(mask, 2.0)
     assert torch.equal(weights[mask == 0], torch.zeros(int((mask == 0).sum())))
     assert weights[16, 16] == pytest.approx(1, abs=1e-6) and 0 <= weights[8, 16] < 0.5 and (weights <= 1).all()
-    assert weights[8:16, 16].diff().ge(0).all()                       # rising from the border inwards
+    assert weights[8:16, 16].diff().ge(0).all()  # rising from the border inwards
 
 
 def test_masks_of_any_size_with_the_images_aspect_are_resized(tmp_path):
@@ -136,7 +139,7 @@ def test_colour_images_are_refused_and_grey_rgb_and_16_bit_converted(tmp_path):
     grey = np.stack([np.arange(64, dtype=np.uint8).reshape(8, 8)] * 3, -1)
     Image.fromarray(grey).save(tmp_path / "grey.png")
     assert np.array_equal(edit.read_grayscale(tmp_path / "grey.png"), grey[..., 0])
-    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    deep = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     Image.fromarray(deep).save(tmp_path / "deep.png")
     converted = edit.read_grayscale(tmp_path / "deep.png")
     assert converted.dtype == np.uint8 and converted.max() == 255 and converted[0, 0] == 0
@@ -157,14 +160,24 @@ def cli(*args, cwd):
 def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(project, tmp_path):
     table = pd.read_csv(project / "data/resized/images.csv")
     source = np.asarray(Image.open(project / "data/resized" / table.path[0]).convert("L"))
-    image = np.ascontiguousarray(np.pad(source, ((0, 0), (7, 0)), mode="edge")[:, :source.shape[1] - 3])
-    Image.fromarray(image).save(tmp_path / "film.png")                 # non-square, another size than the model's
+    image = np.ascontiguousarray(np.pad(source, ((0, 0), (7, 0)), mode="edge")[:, : source.shape[1] - 3])
+    Image.fromarray(image).save(tmp_path / "film.png")  # non-square, another size than the model's
     mask = np.zeros(image.shape, np.uint8)
-    mask[image.shape[0] // 2:, : image.shape[1] // 2] = 255
-    Image.fromarray(mask[::2, ::2]).save(tmp_path / "edit_mask.png")   # half the resolution, same aspect
+    mask[image.shape[0] // 2 :, : image.shape[1] // 2] = 255
+    Image.fromarray(mask[::2, ::2]).save(tmp_path / "edit_mask.png")  # half the resolution, same aspect
     out = tmp_path / "out"
-    common = ["--image", str(tmp_path / "film.png"), "--prompt", PROMPT, "--out", str(out), "--steps", "6",
-              "--models", str(project / "models")]
+    common = [
+        "--image",
+        str(tmp_path / "film.png"),
+        "--prompt",
+        PROMPT,
+        "--out",
+        str(out),
+        "--steps",
+        "6",
+        "--models",
+        str(project / "models"),
+    ]
     masked = cli(*common, "--edit-mask", str(tmp_path / "edit_mask.png"), "--strength", "0.9", cwd=tmp_path)
     assert masked.returncode == 0, masked.stderr
     edited = np.asarray(Image.open(out / "film_seed0_edited.png"))
@@ -172,10 +185,10 @@ def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(pro
     selected = np.asarray(Image.fromarray(mask[::2, ::2]).resize(image.shape[::-1], Image.Resampling.NEAREST)) >= 128
     assert np.array_equal(edited[~selected], image[~selected]) and (edited[selected] != image[selected]).any()
     difference = np.asarray(Image.open(out / "film_seed0_difference.png")).astype(int)
-    assert (difference[~selected] == 128).all()                        # mid-grey: unchanged
-    whole = cli(*common, "--seed", "1", cwd=tmp_path)                  # no mask: the centred square is edited
+    assert (difference[~selected] == 128).all()  # mid-grey: unchanged
+    whole = cli(*common, "--seed", "1", cwd=tmp_path)  # no mask: the centred square is edited
     assert whole.returncode == 0, whole.stderr
-    tiny = cli(*common, "--seed", "2", "--strength", "0.005", cwd=tmp_path)     # rounds to no step: the film itself
+    tiny = cli(*common, "--seed", "2", "--strength", "0.005", cwd=tmp_path)  # rounds to no step: the film itself
     assert tiny.returncode == 0, tiny.stderr
     assert np.array_equal(np.asarray(Image.open(out / "film_seed2_edited.png")), image)
     rows = pd.read_csv(out / "manifest.csv", keep_default_na=False)
@@ -183,18 +196,31 @@ def test_the_cli_edits_any_png_keeping_pixels_outside_the_mask_byte_for_byte(pro
     assert rows.strength.tolist() == [0.9, 0.5, 0.005] and rows.edited.tolist()[1] == "film_seed1_edited.png"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--strength", "1.5"], "error: strength must be in [0, 1], got 1.5"),
-    (["--edit-mask", "square.png"], "error: square.png: mask is 20x20"),
-    (["--edit-mask", "empty.png"], "error: empty.png: the edit mask selects no pixel"),
-    (["--edit-mask", "lungs"], "error: lungs: neither a mask file nor a zone (whole, right_lower"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strength", "1.5"], "error: strength must be in [0, 1], got 1.5"),
+        (["--edit-mask", "square.png"], "error: square.png: mask is 20x20"),
+        (["--edit-mask", "empty.png"], "error: empty.png: the edit mask selects no pixel"),
+        (["--edit-mask", "lungs"], "error: lungs: neither a mask file nor a zone (whole, right_lower"),
+    ],
+)
 def test_bad_cli_input_is_one_line(project, tmp_path, extra, message):
     Image.fromarray(np.full((40, 30), 100, np.uint8)).save(tmp_path / "film.png")
     Image.fromarray(np.full((20, 20), 255, np.uint8)).save(tmp_path / "square.png")
     Image.fromarray(np.zeros((40, 30), np.uint8)).save(tmp_path / "empty.png")
-    result = cli("--image", "film.png", "--prompt", PROMPT, "--out", "out", "--models", str(project / "models"),
-                 *extra, cwd=tmp_path)
+    result = cli(
+        "--image",
+        "film.png",
+        "--prompt",
+        PROMPT,
+        "--out",
+        "out",
+        "--models",
+        str(project / "models"),
+        *extra,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1 and result.stderr.strip().startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
@@ -203,6 +229,7 @@ def test_the_edit_stage_writes_grids_and_measures_identity_and_success_by_value(
     """The stage on the tiny project, then with planted edits: returning each film unchanged gives
     probability change 0, no flips and identity 1; returning another patient's film gives identity 0."""
     import stages.edit
+
     project = pristine_copy(tiny_project, tmp_path / "project")
     monkeypatch.chdir(project)
     stages.edit.main()
@@ -222,15 +249,17 @@ def test_the_edit_stage_writes_grids_and_measures_identity_and_success_by_value(
         def fake(models, images, prompts, seeds, *args, **kwargs):
             weights = torch.ones_like(images)
             return edit.EditResult(images.roll(shift, 0), images.roll(shift, 0), weights)
+
         return fake
-    monkeypatch.setattr(edit, "edit_images", planted(0))           # what edit_runs calls
+
+    monkeypatch.setattr(edit, "edit_images", planted(0))  # what edit_runs calls
     stages.edit.main()
     unchanged = json.loads((project / "metrics/edit.json").read_text())["edits"]
     for entry in unchanged.values():
         assert entry["probability_change"]["value"] == 0 and entry["identity_top1_pixels"]["value"] == 1
         assert entry["identity_top1_features"]["value"] == 1
         assert entry["flip_rate"]["value"] in (0, None)
-    monkeypatch.setattr(edit, "edit_images", planted(1))           # what edit_runs calls
+    monkeypatch.setattr(edit, "edit_images", planted(1))  # what edit_runs calls
     stages.edit.main()
     swapped = json.loads((project / "metrics/edit.json").read_text())["edits"]
     for entry in swapped.values():

@@ -10,10 +10,22 @@ from cxrldm.sampling.editing import EditResult
 
 SIZE = 32
 EDITS = [
-    {"name": "add_right", "prompt": "Right effusion.", "finding": "Pleural Effusion", "source": "normal",
-     "mask": "right_lower", "side": "right"},
-    {"name": "remove_heart", "prompt": "Normal heart.", "finding": "Cardiomegaly", "source": "Cardiomegaly",
-     "mask": "heart", "keep": "right_lower"},
+    {
+        "name": "add_right",
+        "prompt": "Right effusion.",
+        "finding": "Pleural Effusion",
+        "source": "normal",
+        "mask": "right_lower",
+        "side": "right",
+    },
+    {
+        "name": "remove_heart",
+        "prompt": "Normal heart.",
+        "finding": "Cardiomegaly",
+        "source": "Cardiomegaly",
+        "mask": "heart",
+        "keep": "right_lower",
+    },
     {"name": "any_film", "prompt": "Anything.", "finding": "Edema", "source": "any", "mask": "whole"},
 ]
 
@@ -21,11 +33,17 @@ EDITS = [
 @pytest.fixture
 def films():
     """Six test films (one per study, not in study order) and their labels."""
-    table = pd.DataFrame({"subject_id": [1, 2, 3, 4, 5, 6], "study_id": [60, 20, 50, 10, 40, 30],
-                          "path": [f"f{i}.png" for i in range(6)]})
-    labels = pd.DataFrame({"No Finding": [1.0, 1.0, None, 1.0, 0.0, None],
-                           "Cardiomegaly": [None, 0.0, 1.0, -1.0, 1.0, 1.0]},
-                          index=pd.Index([60, 20, 50, 10, 40, 30], name="study_id"))
+    table = pd.DataFrame(
+        {
+            "subject_id": [1, 2, 3, 4, 5, 6],
+            "study_id": [60, 20, 50, 10, 40, 30],
+            "path": [f"f{i}.png" for i in range(6)],
+        }
+    )
+    labels = pd.DataFrame(
+        {"No Finding": [1.0, 1.0, None, 1.0, 0.0, None], "Cardiomegaly": [None, 0.0, 1.0, -1.0, 1.0, 1.0]},
+        index=pd.Index([60, 20, 50, 10, 40, 30], name="study_id"),
+    )
     return table, labels, torch.rand(6, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
 
 
@@ -49,10 +67,12 @@ def test_edit_runs_choose_films_masks_and_the_stage_s_seeds(films, monkeypatch):
     table, labels, originals = films
     calls = []
 
-    def stand_in(models, images, prompts, seeds, strength, guidance, steps, edit_masks, keep_masks, feather_px,
-                 batch_size):
+    def stand_in(
+        models, images, prompts, seeds, strength, guidance, steps, edit_masks, keep_masks, feather_px, batch_size
+    ):
         calls.append((prompts, seeds, strength, guidance, steps, feather_px, batch_size))
         return EditResult(images + 1, images + 2, edit_masks)
+
     monkeypatch.setattr(editing, "edit_images", stand_in)
     runs = list(editing.edit_runs(Models(), table, labels, originals, EDITS, 3, 7, 0.6, 4.0, 12, 1.5, 2, "edit.edits"))
     assert [spec["name"] for spec, _ in runs] == ["add_right", "remove_heart", "any_film"]
@@ -76,7 +96,9 @@ def test_an_edit_with_fewer_than_two_films_names_it(films, monkeypatch):
     monkeypatch.setattr(editing, "edit_images", lambda *args: pytest.fail("nothing may be edited"))
     spec = {**EDITS[1], "source": "Edema"}
     labels = labels.assign(Edema=[1.0, None, None, None, None, None])
-    with pytest.raises(ValueError, match=r"edit.edits remove_heart: 1 test films with source 'Edema'; an edit needs at least 2"):
+    with pytest.raises(
+        ValueError, match=r"edit.edits remove_heart: 1 test films with source 'Edema'; an edit needs at least 2"
+    ):
         list(editing.edit_runs(Models(), table, labels, originals, [spec], 3, 0, 0.5, 3.0, 10, 2.0, 4, "edit.edits"))
 
 
@@ -85,6 +107,12 @@ def test_edit_triples_interleave_original_edit_and_difference():
     edited = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(4))
     triples = editing.edit_triples(before, edited, 2)
     assert triples.shape == (6, 1, 4, 4)
-    expected = [before[0], edited[0], editing.difference_map(edited, before)[0],
-                before[1], edited[1], editing.difference_map(edited, before)[1]]
+    expected = [
+        before[0],
+        edited[0],
+        editing.difference_map(edited, before)[0],
+        before[1],
+        edited[1],
+        editing.difference_map(edited, before)[1],
+    ]
     assert all(torch.equal(t, e) for t, e in zip(triples, expected))
