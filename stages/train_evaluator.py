@@ -34,15 +34,18 @@ def main():
     )
     scores = evaluation.TrainedEvaluator(model, p["image_size"]).probabilities(val_images)
     val_targets = classification.training_targets(labels, validate.study_id, p["labels"])
-    aurocs = {
-        label: round(classification.auroc(scores[:, i], val_targets[:, i]), 4) for i, label in enumerate(p["labels"])
-    }
+    aurocs, undefined = classification.label_aurocs(scores, val_targets, p["labels"])
     nets.save_model(
         model, "EvaluatorCNN", {"labels": p["labels"], "width": p["width"]}, MODEL, {"image_size": p["image_size"]}
     )
     write_json(
         paths.metrics("train_evaluator"),
-        {"val_auroc": aurocs, "n_train": len(train_images), "n_validate": len(val_images)},
+        {
+            "val_auroc": aurocs,
+            **({"val_auroc_note": undefined} if undefined else {}),
+            "n_train": len(train_images),
+            "n_validate": len(val_images),
+        },
     )
     print({"val_auroc": aurocs})
 

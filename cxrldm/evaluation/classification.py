@@ -101,6 +101,19 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float(greater + 0.5 * ties)
 
 
+def label_aurocs(scores: torch.Tensor, targets: torch.Tensor, labels: list[str]) -> tuple[dict, dict]:
+    """({label: AUROC rounded to 4 places, or None}, {label: why it is undefined}) for the columns of `scores`
+    against 0/1 `targets`: a label whose films hold only one class has no AUROC, and strict JSON no NaN."""
+    aurocs, notes = {}, {}
+    for i, label in enumerate(labels):
+        value = auroc(scores[:, i], targets[:, i])
+        aurocs[label] = round(value, 4) if value == value else None
+        if value != value:
+            which = "positive" if not targets[:, i].bool().any() else "negative"
+            notes[label] = f"undefined: no {which} film among those scored"
+    return aurocs, notes
+
+
 def classifier_columns(network, findings: list[str], param: str) -> list[int]:
     """The classifier's output column of each finding, or a one-line error naming the param."""
     missing = [f for f in findings if f not in network.labels]

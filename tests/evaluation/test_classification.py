@@ -301,3 +301,16 @@ def test_finding_aurocs_are_utility_s_former_per_finding_aurocs_and_their_mean()
     known = [a["value"] for a in old.values() if a["value"] is not None]
     assert aurocs == old and mean == sum(known) / len(known) and len(known) == 2
     assert classification.finding_aurocs(scores, targets[:, 2:], ["Hernia"], 10, 0)[1] is None
+
+
+def test_label_aurocs_are_null_with_the_reason_where_a_label_has_one_class():
+    from cxrldm.evaluation.classification import label_aurocs
+
+    scores = torch.tensor([[0.9, 0.2, 0.5], [0.1, 0.8, 0.5], [0.7, 0.3, 0.5]])
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    aurocs, notes = label_aurocs(scores, targets, ["Edema", "Pneumothorax", "Support Devices"])
+    assert aurocs == {"Edema": 1.0, "Pneumothorax": None, "Support Devices": None}
+    assert notes == {
+        "Pneumothorax": "undefined: no positive film among those scored",
+        "Support Devices": "undefined: no negative film among those scored",
+    }
