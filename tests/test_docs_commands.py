@@ -32,30 +32,81 @@ from dicom_files import radiograph, save
 from PIL import Image
 from pipeline_project import ROOT, env, pristine_copy, run
 
-pytestmark = [pytest.mark.pipeline,       # dvc's own, from running it in this process:
-              pytest.mark.filterwarnings("ignore:_NoneStep.value will soon raise:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.pipeline,  # dvc's own, from running it in this process:
+    pytest.mark.filterwarnings("ignore:_NoneStep.value will soon raise:DeprecationWarning"),
+]
 
 PAGES = ["README.md", *sorted(f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md"))]
-PROGRAMS = {"dvc", "cxrldm", "python", "python3", "pytest", "make", "git", "pip", "source", "bash", "sh",
-            "sbatch", "srun", "torchrun", "export", "apt-get", "npm", "validate_iods", "curl", "wget", "ls",
-            "cat", "cp", "mv", "rm", "mkdir", "cd", "hf", "huggingface-cli", "chromium", "mutmut", "docker",
-            "conda", "uv"}
+PROGRAMS = {
+    "dvc",
+    "cxrldm",
+    "python",
+    "python3",
+    "pytest",
+    "make",
+    "git",
+    "pip",
+    "source",
+    "bash",
+    "sh",
+    "sbatch",
+    "srun",
+    "torchrun",
+    "export",
+    "apt-get",
+    "npm",
+    "validate_iods",
+    "curl",
+    "wget",
+    "ls",
+    "cat",
+    "cp",
+    "mv",
+    "rm",
+    "mkdir",
+    "cd",
+    "hf",
+    "huggingface-cli",
+    "chromium",
+    "mutmut",
+    "docker",
+    "conda",
+    "uv",
+}
 SHELL_FENCES = {"", "sh", "bash", "shell", "console"}
 # Right above a code block (blank lines between allowed): the whole block, or only its commands that start
 # with the quoted text, is not run, for the reason given.
 MARKER = re.compile(r"<!-- not run by the tests(?:, `(?P<prefix>[^`]+)`)?: (?P<reason>\S.*?) -->")
 # Commands this test never runs: marked they must be (make's targets build the virtualenv or run the demo).
-NEVER_RUN = ("make", "pip", "sbatch", "srun", "torchrun", "wget", "curl", "apt-get", "npm", "hf",
-             "huggingface-cli", "docker", "conda", "dvc queue start", "cxrldm app", "mutmut", ".venv/bin/mutmut")
+NEVER_RUN = (
+    "make",
+    "pip",
+    "sbatch",
+    "srun",
+    "torchrun",
+    "wget",
+    "curl",
+    "apt-get",
+    "npm",
+    "hf",
+    "huggingface-cli",
+    "docker",
+    "conda",
+    "dvc queue start",
+    "cxrldm app",
+    "mutmut",
+    ".venv/bin/mutmut",
+)
 # The reader's paths and placeholders, as the test has them: {tmp} a temporary folder, {project} the copy.
 SUBSTITUTE = {
-    "/data/hospital": "{tmp}/hospital",                         # a folder of DICOM films written by the test
+    "/data/hospital": "{tmp}/hospital",  # a folder of DICOM films written by the test
     "/tmp/cxrldm-remote": "{tmp}/remote",
     "git clone <this repo> elsewhere && cd elsewhere": "git clone {project} {tmp}/elsewhere && cd {tmp}/elsewhere",
-    "--real 20 --synthetic 20": "--real 2 --synthetic 2",      # the tiny profile has fewer test films
+    "--real 20 --synthetic 20": "--real 2 --synthetic 2",  # the tiny profile has fewer test films
     "source .venv/bin/activate": "source {venv}/bin/activate",  # the virtualenv this test runs in
 }
-PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>|\.\.\.")             # <this repo>, ...: substitute or mark
+PLACEHOLDER = re.compile(r"<[A-Za-z][^<>]*>|\.\.\.")  # <this repo>, ...: substitute or mark
 # Files the docs' commands read from the working directory, written into each copy by inputs().
 INPUTS = ("film.png", "film.dcm", "edit_mask.png", "keep_mask.png", "devices.png")
 
@@ -65,8 +116,8 @@ class Command:
     page: str
     line: int
     text: str
-    reason: str | None          # why it is not run, from the marker; None: it runs
-    block: int                  # line of the block's first line
+    reason: str | None  # why it is not run, from the marker; None: it runs
+    block: int  # line of the block's first line
 
     def __str__(self) -> str:
         return f"{self.page}:{self.line}: {self.text}"
@@ -106,7 +157,7 @@ def program(text: str) -> str:
 
 def never_run(segment: str) -> bool:
     argv = argv_of(segment)
-    return any(argv[:len(never.split())] == never.split() for never in NEVER_RUN)
+    return any(argv[: len(never.split())] == never.split() for never in NEVER_RUN)
 
 
 def is_command(text: str) -> bool:
@@ -128,7 +179,7 @@ def code_blocks(lines: list[str]):
             indent, ticks, info = fence.groups()
             j, body = i + 1, []
             while j < len(lines) and not lines[j].strip().startswith(ticks):
-                body.append((j + 1, lines[j][len(indent):]))
+                body.append((j + 1, lines[j][len(indent) :]))
                 j += 1
             if info.lower() in SHELL_FENCES:
                 yield i + 2, body, markers_above(lines, i)
@@ -186,8 +237,11 @@ def page_commands(page: str) -> tuple[list[Command], list[str]]:
         if not found:
             problems += [f"{page}:{line}: a marker above a code block without commands" for line, _, _ in markers]
             continue
-        problems += [f"{page}:{number}: not a command in a block of commands (a new program? add it to "
-                     f"PROGRAMS): {text}" for number, text in entries if not is_command(text)]
+        problems += [
+            f"{page}:{number}: not a command in a block of commands (a new program? add it to PROGRAMS): {text}"
+            for number, text in entries
+            if not is_command(text)
+        ]
         whole = [reason for _, prefix, reason in markers if prefix is None]
         for number, text in found:
             reasons = whole + [reason for _, prefix, reason in markers if prefix and text.startswith(prefix)]
@@ -213,6 +267,7 @@ def names_what_exists(segment: str) -> str | None:
     name = argv[0] if argv else ""
     if name == "cxrldm" and len(argv) > 1 and not argv[1].startswith("-"):
         from cxrldm.__main__ import COMMANDS
+
         return None if argv[1] in COMMANDS else f"no cxrldm command {argv[1]!r}"
     if name in ("python", "python3") and len(argv) > 1 and argv[1].endswith(".py"):
         return None if (ROOT / argv[1]).is_file() else f"no script {argv[1]}"
@@ -226,6 +281,7 @@ def names_what_exists(segment: str) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # The pages as written: extraction and markers (fast; no project needed)
 
+
 def test_every_page_marks_its_commands_soundly():
     problems, commands = [], []
     for page in PAGES:
@@ -233,8 +289,9 @@ def test_every_page_marks_its_commands_soundly():
         commands += found
         problems += wrong
     for command in commands:
-        problems += [f"{command}: {missing}" for segment in segments(command.text)
-                     if (missing := names_what_exists(segment))]
+        problems += [
+            f"{command}: {missing}" for segment in segments(command.text) if (missing := names_what_exists(segment))
+        ]
         if command.reason is None and any(never_run(segment) for segment in segments(command.text)):
             problems.append(f"{command}: the tests cannot run this; mark it (docs/tests.md#commands-in-the-docs)")
     assert not problems, "\n".join(problems)
@@ -242,20 +299,45 @@ def test_every_page_marks_its_commands_soundly():
 
 
 def test_the_extraction_rules():
-    page = ["Text:", "", "    dvc exp run -S 'a={x} y' \\", "        -S b=2   # a comment",
-            "    # a comment line", "    cxrldm generate --prompt \"a # not a comment\" --n 1", "",
-            "<!-- not run by the tests: GPU -->", "", "    torchrun -m x", "",
-            "<!-- not run by the tests, `make app`: serves until stopped -->",
-            "    make app", "    cxrldm summary x", "", "```python", "import os", "```", "",
-            "    data/demo/files/x.jpg    a layout, not commands", "",
-            "    CXRLDM_LAUNCH=\"torchrun --standalone\" dvc repro"]
+    page = [
+        "Text:",
+        "",
+        "    dvc exp run -S 'a={x} y' \\",
+        "        -S b=2   # a comment",
+        "    # a comment line",
+        '    cxrldm generate --prompt "a # not a comment" --n 1',
+        "",
+        "<!-- not run by the tests: GPU -->",
+        "",
+        "    torchrun -m x",
+        "",
+        "<!-- not run by the tests, `make app`: serves until stopped -->",
+        "    make app",
+        "    cxrldm summary x",
+        "",
+        "```python",
+        "import os",
+        "```",
+        "",
+        "    data/demo/files/x.jpg    a layout, not commands",
+        "",
+        '    CXRLDM_LAUNCH="torchrun --standalone" dvc repro',
+    ]
     blocks = list(code_blocks(page))
-    found = [(number, text, markers) for first, body, markers in blocks for number, text in logical_lines(body)
-             if is_command(text)]
+    found = [
+        (number, text, markers)
+        for first, body, markers in blocks
+        for number, text in logical_lines(body)
+        if is_command(text)
+    ]
     assert [(number, text) for number, text, _ in found] == [
-        (3, "dvc exp run -S 'a={x} y' -S b=2"), (6, 'cxrldm generate --prompt "a # not a comment" --n 1'),
-        (10, "torchrun -m x"), (13, "make app"), (14, "cxrldm summary x"),
-        (22, 'CXRLDM_LAUNCH="torchrun --standalone" dvc repro')]
+        (3, "dvc exp run -S 'a={x} y' -S b=2"),
+        (6, 'cxrldm generate --prompt "a # not a comment" --n 1'),
+        (10, "torchrun -m x"),
+        (13, "make app"),
+        (14, "cxrldm summary x"),
+        (22, 'CXRLDM_LAUNCH="torchrun --standalone" dvc repro'),
+    ]
     assert found[2][2] == [(8, None, "GPU")] and found[3][2] == [(12, "make app", "serves until stopped")]
     assert not found[0][2] and not found[5][2]
 
@@ -263,15 +345,16 @@ def test_the_extraction_rules():
 # ---------------------------------------------------------------------------------------------------------
 # Running them
 
+
 def inputs(project: Path, tmp: Path) -> None:
     """The files the docs' commands name: a film as PNG and DICOM, masks, a hospital's DICOM folder."""
-    film = sorted((project / "data" / "resized" / "files").rglob("*.png"))[0]     # a demo film, resized
+    film = sorted((project / "data" / "resized" / "files").rglob("*.png"))[0]  # a demo film, resized
     pixels = np.asarray(Image.open(film).convert("L"))
     Image.fromarray(pixels).save(project / "film.png")
     save(radiograph(np.ascontiguousarray(pixels), ViewPosition="PA"), project / "film.dcm")
     height, width = pixels.shape
     mask = np.zeros_like(pixels)
-    mask[height // 2:, :width // 2] = 255                                      # the patient's right lower zone
+    mask[height // 2 :, : width // 2] = 255  # the patient's right lower zone
     Image.fromarray(mask).save(project / "edit_mask.png")
     keep = np.zeros_like(pixels)
     keep[: height // 8, : width // 8] = 255
@@ -280,8 +363,16 @@ def inputs(project: Path, tmp: Path) -> None:
     for patient in range(3):
         folder = tmp / "hospital" / f"P{patient}" / "1"
         folder.mkdir(parents=True)
-        save(radiograph(np.ascontiguousarray(pixels), PatientID=f"MRN{patient}", ViewPosition="PA",
-                        PatientSex="MF"[patient % 2], PatientAge=f"0{50 + patient}Y"), folder / "pa.dcm")
+        save(
+            radiograph(
+                np.ascontiguousarray(pixels),
+                PatientID=f"MRN{patient}",
+                ViewPosition="PA",
+                PatientSex="MF"[patient % 2],
+                PatientAge=f"0{50 + patient}Y",
+            ),
+            folder / "pa.dcm",
+        )
 
 
 def substitute(text: str, tmp: Path, project: Path) -> str:
@@ -314,14 +405,15 @@ def here(argv: list[str], cwd: Path) -> tuple[int, str]:
     """`cxrldm ...` or `dvc ...` inside this process (no interpreter, PyTorch or DVC start-up: seconds a
     command), in cwd, on one thread (two threads of a tiny network on two busy cores spin for minutes)."""
     import torch
+
     if argv[0] == "dvc":
         from dvc.cli import main
     else:
         from cxrldm.__main__ import main
     before, saved_argv, threads, output, code = os.getcwd(), sys.argv[:], torch.get_num_threads(), io.StringIO(), 0
     saved_environ = dict(os.environ)
-    os.environ.update(env())                             # what a subprocess would get: git's identity, PATH
-    dvc_log = logging.StreamHandler(output)              # dvc's handlers hold the streams of its import
+    os.environ.update(env())  # what a subprocess would get: git's identity, PATH
+    dvc_log = logging.StreamHandler(output)  # dvc's handlers hold the streams of its import
     dvc_log.setFormatter(BriefFormatter())
     logging.getLogger("dvc").addHandler(dvc_log)
     os.chdir(cwd)
@@ -362,10 +454,11 @@ def run_command(text: str, cwd: Path, project: Path, tmp: Path) -> tuple[Path, i
         if argv[0] in ("cxrldm", "dvc") and not re.search(r"[$*?~|<>;`]", segment):
             code, out = here(words(segment), cwd)
         else:
-            shell_env = {**env(), "PYTHONPATH": str(ROOT)}       # the venv's cxrldm imports this checkout
+            shell_env = {**env(), "PYTHONPATH": str(ROOT)}  # the venv's cxrldm imports this checkout
             try:
-                done = subprocess.run(["bash", "-c", segment], cwd=cwd, env=shell_env, capture_output=True,
-                                      text=True, timeout=300)
+                done = subprocess.run(
+                    ["bash", "-c", segment], cwd=cwd, env=shell_env, capture_output=True, text=True, timeout=300
+                )
                 code, out = done.returncode, done.stdout + done.stderr
             except subprocess.TimeoutExpired:
                 code, out = 124, "timed out after 300 s"
@@ -414,6 +507,7 @@ def test_the_commands_of_each_page_run(page, docs_base, tmp_path):
             continue
         cwd, code, output = run_command(command.text, cwd, project, tmp_path)
         if code:
-            failures.append(f"{command}\n  exit {code}:\n" + "\n".join(
-                "    " + line for line in output.strip().splitlines()[-15:]))
+            failures.append(
+                f"{command}\n  exit {code}:\n" + "\n".join("    " + line for line in output.strip().splitlines()[-15:])
+            )
     assert not failures, f"{len(failures)} documented commands fail:\n" + "\n".join(failures)
