@@ -289,10 +289,10 @@ def svg_bars(
             f"<title>{esc(group)}</title></text>"
         )
         for name, value, low, high in bars:
-            v, lo, h = number(value), number(low), number(high)
+            v, v_low, v_high = number(value), number(low), number(high)
             text = (
                 format_interval({"value": value, "low": low, "high": high})
-                if lo is not None or h is not None
+                if v_low is not None or v_high is not None
                 else format_number(value)
             )
             tip = f"<title>{esc(group)}, {esc(name)}: {esc(text)}</title>"
@@ -304,13 +304,13 @@ def svg_bars(
                     f'<rect x="{min(base, sx(v)):.1f}" y="{y:.1f}" width="{abs(sx(v) - base):.1f}" '
                     f'height="{bar_h}" fill="{colour[name]}">{tip}</rect>'
                 )
-                if lo is not None and h is not None:
+                if v_low is not None and v_high is not None:
                     cy = y + bar_h / 2
                     parts.append(
-                        f'<path d="M{sx(lo):.1f} {cy:.1f}H{sx(h):.1f}M{sx(lo):.1f} {cy - 4:.1f}V{cy + 4:.1f}'
-                        f'M{sx(h):.1f} {cy - 4:.1f}V{cy + 4:.1f}" class="whisker"/>'
+                        f'<path d="M{sx(v_low):.1f} {cy:.1f}H{sx(v_high):.1f}M{sx(v_low):.1f} {cy - 4:.1f}V{cy + 4:.1f}'
+                        f'M{sx(v_high):.1f} {cy - 4:.1f}V{cy + 4:.1f}" class="whisker"/>'
                     )
-                end = max(sx(v), sx(h) if h is not None else sx(v))
+                end = max(sx(v), sx(v_high) if v_high is not None else sx(v))
                 parts.append(_text(end + 4, y + bar_h - 3, format_number(v), "value"))
             y += bar_h + 2
         if not bars:
