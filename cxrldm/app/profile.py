@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-GENERATE = {"guidance": 3.0, "steps": 50, "sampler": "ddim"}           # the command line's defaults
-EDIT = {"strength": 0.5, "guidance": 3.0, "steps": 50, "feather": 2.0}
+from cxrldm.sampling.runs import EDIT_DEFAULTS, GENERATE_DEFAULTS
+
 FROM_PARAMS = {"generate": {"guidance": "sample.guidance_scale", "steps": "sample.steps", "sampler": "sample.sampler"},
                "edit": {"strength": "edit.strength", "guidance": "edit.guidance_scale", "steps": "edit.steps",
                         "feather": "edit.feather_px"}}
@@ -68,15 +68,18 @@ def training_data(lock: dict) -> tuple[str, bool]:
     return f"MIMIC-CXR-JPG at {root}", False
 
 
+def unrecorded(trained_on: str) -> Profile:
+    """Models no pipeline record vouches for: the command line's defaults."""
+    return Profile(dict(GENERATE_DEFAULTS), dict(EDIT_DEFAULTS), trained_on, False, "the command line's defaults")
+
+
 def load_profile(models_dir: str | Path) -> Profile:
     models_dir = Path(models_dir).resolve()
     described = models_dir / "diffusion.json"
     description = json.loads(described.read_text()) if described.is_file() else {}
     if description.get("imported_from"):
-        return Profile(dict(GENERATE), dict(EDIT), f"weights imported from {description['imported_from']}", False,
-                       "the command line's defaults")
-    unknown = Profile(dict(GENERATE), dict(EDIT), f"unknown data (no dvc.lock beside {models_dir.name}/ records "
-                      "these model files)", False, "the command line's defaults")
+        return unrecorded(f"weights imported from {description['imported_from']}")
+    unknown = unrecorded(f"unknown data (no dvc.lock beside {models_dir.name}/ records these model files)")
     try:
         lock = yaml.safe_load((models_dir.parent / "dvc.lock").read_text())["stages"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
@@ -87,7 +90,7 @@ def load_profile(models_dir: str | Path) -> Profile:
             md5(models_dir / "diffusion.safetensors") != recorded:
         return unknown
     trained_on, phantoms = training_data(lock)
-    defaults = {"generate": dict(GENERATE), "edit": dict(EDIT)}
+    defaults = {"generate": dict(GENERATE_DEFAULTS), "edit": dict(EDIT_DEFAULTS)}
     used = []
     for tool, stage_name in STAGES.items():
         stage = lock.get(stage_name, {})

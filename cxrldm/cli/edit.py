@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cxrldm.data import dicom
 from cxrldm.sampling.editing import ZONES, EditError
-from cxrldm.sampling.runs import check_inputs, edit_film
+from cxrldm.sampling.runs import EDIT_DEFAULTS, check_inputs, edit_film
 
 
 def main(argv=None) -> None:
@@ -30,13 +30,16 @@ def main(argv=None) -> None:
     parser.add_argument("--image", required=True, help="input radiograph (PNG, JPEG or DICOM; grayscale)")
     parser.add_argument("--prompt", required=True, help="report text of the wanted image")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--strength", type=float, default=0.5, help="0: unchanged ... 1: a new image")
-    parser.add_argument("--guidance", type=float, default=3.0)
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps of a full denoising (strength 1)")
+    parser.add_argument("--strength", type=float, default=EDIT_DEFAULTS["strength"],
+                        help="0: unchanged ... 1: a new image")
+    parser.add_argument("--guidance", type=float, default=EDIT_DEFAULTS["guidance"])
+    parser.add_argument("--steps", type=int, default=EDIT_DEFAULTS["steps"],
+                        help="DDIM steps of a full denoising (strength 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--edit-mask", help=f"where change is allowed: a PNG (>= 128 selects) or a zone: {', '.join(ZONES)}")
     parser.add_argument("--keep-mask", help="where nothing may change: a PNG or a zone")
-    parser.add_argument("--feather", type=float, default=2.0, help="paste-back border width in model pixels")
+    parser.add_argument("--feather", type=float, default=EDIT_DEFAULTS["feather"],
+                        help="paste-back border width in model pixels")
     parser.add_argument("--models", default="models", help="directory with the trained models")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dicom", action="store_true", help="also write the edited film as a DICOM file marked edited")

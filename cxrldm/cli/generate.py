@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from cxrldm.sampling import SAMPLERS
 from cxrldm.sampling.generation import load_models
-from cxrldm.sampling.runs import generate_run, read_manifest
+from cxrldm.sampling.runs import GENERATE_DEFAULTS, generate_run, read_manifest
 
 
 def main(argv=None) -> None:
@@ -24,9 +24,10 @@ def main(argv=None) -> None:
     parser.add_argument("--prompt", action="append", required=True, help="report text; repeat for several prompts")
     parser.add_argument("--n", type=int, default=4, help="images per prompt")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (seed: 7.0)")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--sampler", default="ddim", choices=SAMPLERS)
+    parser.add_argument("--guidance", type=float, default=GENERATE_DEFAULTS["guidance"],
+                        help="classifier-free guidance scale (seed: 7.0)")
+    parser.add_argument("--steps", type=int, default=GENERATE_DEFAULTS["steps"])
+    parser.add_argument("--sampler", default=GENERATE_DEFAULTS["sampler"], choices=SAMPLERS)
     parser.add_argument("--seed", type=int, default=None,
                         help="first seed; image k uses seed + k (default: 0, or after the last seed already in OUT)")
     parser.add_argument("--models", default="models", help="directory with the trained models")

@@ -37,6 +37,9 @@ from cxrldm.sampling.generation import generate_images
 GENERATE_COLUMNS = ["prompt", "seed", "guidance", "sampler", "steps", "file", "dicom"]
 EDIT_COLUMNS = ["input", "prompt", "edit_mask", "keep_mask", "strength", "guidance", "steps", "seed",
                 "feather_px", "edited", "difference", "dicom"]
+# the command line's defaults (the app's where no pipeline record of the models says otherwise)
+GENERATE_DEFAULTS = {"guidance": 3.0, "steps": 50, "sampler": "ddim"}
+EDIT_DEFAULTS = {"strength": 0.5, "guidance": 3.0, "steps": 50, "feather": 2.0}
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -111,9 +114,10 @@ def check_inputs(image, edit_mask, keep_mask, strength, steps, dicom_out=False, 
     return pixels, edit_full, keep_full, source
 
 
-def edit_film(models, models_dir, image, prompt: str, out, strength: float = 0.5, guidance: float = 3.0,
-              steps: int = 50, seed: int = 0, edit_mask: str | None = None, keep_mask: str | None = None,
-              feather_px: float = 2.0, dicom_out: bool = False, keep_patient: bool = False,
+def edit_film(models, models_dir, image, prompt: str, out, strength: float = EDIT_DEFAULTS["strength"],
+              guidance: float = EDIT_DEFAULTS["guidance"], steps: int = EDIT_DEFAULTS["steps"], seed: int = 0,
+              edit_mask: str | None = None, keep_mask: str | None = None,
+              feather_px: float = EDIT_DEFAULTS["feather"], dicom_out: bool = False, keep_patient: bool = False,
               burn_label: bool = False, progress=None) -> EditRun:
     """Edit one film as `python -m cxrldm.cli.edit` does (the command line and the web app both call this):
     writes the edited film, its difference map (and DICOM) into `out` and adds the run's row to

@@ -69,6 +69,9 @@ def test_the_profile_is_the_pipelines_record_of_these_models(tiny_project, tmp_p
     assert other.trained_on.startswith("unknown data")
     alone = load_profile(copy_models(tiny_project, tmp_path / "copy"))  # no dvc.lock beside them
     assert alone.trained_on.startswith("unknown data") and alone.edit["steps"] == 50
+    description = json.loads((tmp_path / "copy" / "models" / "diffusion.json").read_text())
+    (tmp_path / "copy" / "models" / "diffusion.json").write_text(json.dumps({**description, "imported_from": "bundle"}))
+    assert load_profile(tmp_path / "copy" / "models").trained_on == "weights imported from bundle"
 
 
 def test_the_pages_defaults_and_data_line_come_from_the_models_profile(browser, served):
