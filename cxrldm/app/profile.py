@@ -19,19 +19,25 @@ import yaml
 
 from cxrldm.sampling.runs import EDIT_DEFAULTS, GENERATE_DEFAULTS
 
-FROM_PARAMS = {"generate": {"guidance": "sample.guidance_scale", "steps": "sample.steps", "sampler": "sample.sampler"},
-               "edit": {"strength": "edit.strength", "guidance": "edit.guidance_scale", "steps": "edit.steps",
-                        "feather": "edit.feather_px"}}
+FROM_PARAMS = {
+    "generate": {"guidance": "sample.guidance_scale", "steps": "sample.steps", "sampler": "sample.sampler"},
+    "edit": {
+        "strength": "edit.strength",
+        "guidance": "edit.guidance_scale",
+        "steps": "edit.steps",
+        "feather": "edit.feather_px",
+    },
+}
 STAGES = {"generate": "sample", "edit": "edit"}
 
 
 @dataclass
 class Profile:
-    generate: dict          # the Generate page's defaults: guidance, steps, sampler
-    edit: dict              # the Edit page's: strength, guidance, steps, feather
-    trained_on: str         # the data, in words
-    phantoms: bool          # trained on the embedded demo's synthetic phantoms only
-    settings_from: str      # where the defaults come from, in words
+    generate: dict  # the Generate page's defaults: guidance, steps, sampler
+    edit: dict  # the Edit page's: strength, guidance, steps, feather
+    trained_on: str  # the data, in words
+    phantoms: bool  # trained on the embedded demo's synthetic phantoms only
+    settings_from: str  # where the defaults come from, in words
 
     def public(self) -> dict:
         return asdict(self)
@@ -61,8 +67,7 @@ def training_data(lock: dict) -> tuple[str, bool]:
     root, layout = data.get("data.root", "?"), data.get("data.format")
     if demo is not None and root in files(demo):
         studies = params(demo).get("demo_data.n_studies")
-        return (f"the embedded demo dataset (synthetic phantoms, {studies} made-up studies, no real radiograph)",
-                True)
+        return (f"the embedded demo dataset (synthetic phantoms, {studies} made-up studies, no real radiograph)", True)
     if layout == "manifest":
         return f"the films that the manifest {root}/{data.get('data.index', '')} lists", False
     return f"MIMIC-CXR-JPG at {root}", False
@@ -86,18 +91,20 @@ def load_profile(models_dir: str | Path) -> Profile:
         return unknown
     name = f"{models_dir.name}/diffusion.safetensors"
     recorded = files(lock.get("train_ldm", {})).get(name)
-    if recorded is None or not (models_dir / "diffusion.safetensors").is_file() or \
-            md5(models_dir / "diffusion.safetensors") != recorded:
+    if (
+        recorded is None
+        or not (models_dir / "diffusion.safetensors").is_file()
+        or md5(models_dir / "diffusion.safetensors") != recorded
+    ):
         return unknown
     trained_on, phantoms = training_data(lock)
     defaults = {"generate": dict(GENERATE_DEFAULTS), "edit": dict(EDIT_DEFAULTS)}
     used = []
     for tool, stage_name in STAGES.items():
         stage = lock.get(stage_name, {})
-        if files(stage).get(name) == recorded:          # that stage ran on these models
+        if files(stage).get(name) == recorded:  # that stage ran on these models
             ran = params(stage)
             defaults[tool].update({k: ran[key] for k, key in FROM_PARAMS[tool].items() if key in ran})
             used.append(f"{stage_name}.*")
-    settings_from = (f"the pipeline's own ({' and '.join(used)} in dvc.lock)" if used
-                     else "the command line's defaults")
+    settings_from = f"the pipeline's own ({' and '.join(used)} in dvc.lock)" if used else "the command line's defaults"
     return Profile(defaults["generate"], defaults["edit"], trained_on, phantoms, settings_from)

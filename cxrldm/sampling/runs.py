@@ -35,8 +35,20 @@ from cxrldm.sampling.editing import (
 from cxrldm.sampling.generation import generate_images
 
 GENERATE_COLUMNS = ["prompt", "seed", "guidance", "sampler", "steps", "file", "dicom"]
-EDIT_COLUMNS = ["input", "prompt", "edit_mask", "keep_mask", "strength", "guidance", "steps", "seed",
-                "feather_px", "edited", "difference", "dicom"]
+EDIT_COLUMNS = [
+    "input",
+    "prompt",
+    "edit_mask",
+    "keep_mask",
+    "strength",
+    "guidance",
+    "steps",
+    "seed",
+    "feather_px",
+    "edited",
+    "difference",
+    "dicom",
+]
 # the command line's defaults (the app's where no pipeline record of the models says otherwise)
 GENERATE_DEFAULTS = {"guidance": 3.0, "steps": 50, "sampler": "ddim"}
 EDIT_DEFAULTS = {"strength": 0.5, "guidance": 3.0, "steps": 50, "feather": 2.0}
@@ -50,15 +62,26 @@ def read_manifest(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], guidance: float, steps: int,
-                 sampler: str, dicom: bool = False, burn_label: bool = False, progress=None) -> list[dict]:
+def generate_run(
+    models,
+    models_dir,
+    out,
+    prompts: list[str],
+    seeds: list[int],
+    guidance: float,
+    steps: int,
+    sampler: str,
+    dicom: bool = False,
+    burn_label: bool = False,
+    progress=None,
+) -> list[dict]:
     """Generate one image per (prompt, seed) as the command line does (it and the web app both call this):
     writes seedN.png (and seedN.dcm) into `out` and adds the rows to out/manifest.csv; returns all its rows."""
     out = Path(out)
     rows = read_manifest(out / "manifest.csv")
     images = generate_images(models, prompts, seeds, sampler, steps, guidance, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    if dicom:                                          # the hash reads every model file: only for DICOM
+    if dicom:  # the hash reads every model file: only for DICOM
         study, series, model = generate_uid(), generate_uid(), dicom_output.model_hash(models_dir)
     for number, (prompt, seed, image) in enumerate(zip(prompts, seeds, images), 1):
         name = f"seed{seed}.png"
@@ -66,15 +89,33 @@ def generate_run(models, models_dir, out, prompts: list[str], seeds: list[int], 
         if burn_label:
             pixels = dicom_output.burn_label(pixels)
         save_gray(pixels, out / name)
-        row = {"prompt": prompt, "seed": seed, "guidance": guidance, "sampler": sampler,
-               "steps": steps, "file": name, "dicom": ""}
+        row = {
+            "prompt": prompt,
+            "seed": seed,
+            "guidance": guidance,
+            "sampler": sampler,
+            "steps": steps,
+            "file": name,
+            "dicom": "",
+        }
         if dicom:
             row["dicom"] = f"seed{seed}.dcm"
-            comments = dicom_output.generated_comments(prompt, {"seed": seed, "guidance": guidance,
-                                                                "sampler": sampler, "steps": steps}, model)
-            dicom_output.write(dicom_output.secondary_capture(
-                pixels, dicom_output.GENERATED, comments, study, series, number,
-                burned_in=burn_label, software=f"cxrldm model {model[:16]}"), out / row["dicom"])
+            comments = dicom_output.generated_comments(
+                prompt, {"seed": seed, "guidance": guidance, "sampler": sampler, "steps": steps}, model
+            )
+            dicom_output.write(
+                dicom_output.secondary_capture(
+                    pixels,
+                    dicom_output.GENERATED,
+                    comments,
+                    study,
+                    series,
+                    number,
+                    burned_in=burn_label,
+                    software=f"cxrldm model {model[:16]}",
+                ),
+                out / row["dicom"],
+            )
         rows.append(row)
     write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=GENERATE_COLUMNS))
     return rows
@@ -90,6 +131,7 @@ def mask_words(spec: str | None, default: str) -> str:
 @dataclass
 class EditRun:
     """What edit_film wrote: the file names in `out`, the manifest row and the pixel arrays."""
+
     names: dict
     row: dict
     original: np.ndarray
@@ -114,30 +156,56 @@ def check_inputs(image, edit_mask, keep_mask, strength, steps, dicom_out=False, 
     return pixels, edit_full, keep_full, source
 
 
-def edit_film(models, models_dir, image, prompt: str, out, strength: float = EDIT_DEFAULTS["strength"],
-              guidance: float = EDIT_DEFAULTS["guidance"], steps: int = EDIT_DEFAULTS["steps"], seed: int = 0,
-              edit_mask: str | None = None, keep_mask: str | None = None,
-              feather_px: float = EDIT_DEFAULTS["feather"], dicom_out: bool = False, keep_patient: bool = False,
-              burn_label: bool = False, progress=None) -> EditRun:
+def edit_film(
+    models,
+    models_dir,
+    image,
+    prompt: str,
+    out,
+    strength: float = EDIT_DEFAULTS["strength"],
+    guidance: float = EDIT_DEFAULTS["guidance"],
+    steps: int = EDIT_DEFAULTS["steps"],
+    seed: int = 0,
+    edit_mask: str | None = None,
+    keep_mask: str | None = None,
+    feather_px: float = EDIT_DEFAULTS["feather"],
+    dicom_out: bool = False,
+    keep_patient: bool = False,
+    burn_label: bool = False,
+    progress=None,
+) -> EditRun:
     """Edit one film as `python -m cxrldm.cli.edit` does (the command line and the web app both call this):
     writes the edited film, its difference map (and DICOM) into `out` and adds the run's row to
     out/manifest.csv. Raises EditError for bad input."""
-    pixels, edit_full, keep_full, source = check_inputs(image, edit_mask, keep_mask, strength, steps, dicom_out,
-                                                        keep_patient)
+    pixels, edit_full, keep_full, source = check_inputs(
+        image, edit_mask, keep_mask, strength, steps, dicom_out, keep_patient
+    )
     height, width = pixels.shape
     top, left, side = square_crop_box(height, width)
     scale = models.image_size / side
-    model_edit = F.interpolate(edit_full[top:top + side, left:left + side][None, None], size=models.image_size,
-                               mode="area")
-    model_keep = F.interpolate(keep_full[top:top + side, left:left + side][None, None], size=models.image_size,
-                               mode="area")
+    model_edit = F.interpolate(
+        edit_full[top : top + side, left : left + side][None, None], size=models.image_size, mode="area"
+    )
+    model_keep = F.interpolate(
+        keep_full[top : top + side, left : left + side][None, None], size=models.image_size, mode="area"
+    )
     inside = torch.zeros(height, width)
-    inside[top:top + side, left:left + side] = 1.0          # the model sees only the centred square
+    inside[top : top + side, left : left + side] = 1.0  # the model sees only the centred square
     weights = feather(edit_full * (1 - keep_full) * inside, feather_px / scale)
-    result = edit_images(models, to_model(pixels, models.image_size), [prompt], [seed], strength,
-                         guidance, steps, (model_edit > 0).float(), (model_keep > 0).float(),
-                         feather_px, progress=progress)
-    denoised = start_index(strength, steps) < steps       # else no step ran: the film itself
+    result = edit_images(
+        models,
+        to_model(pixels, models.image_size),
+        [prompt],
+        [seed],
+        strength,
+        guidance,
+        steps,
+        (model_edit > 0).float(),
+        (model_keep > 0).float(),
+        feather_px,
+        progress=progress,
+    )
+    denoised = start_index(strength, steps) < steps  # else no step ran: the film itself
     edited = to_image(pixels, result.edited, weights) if denoised else pixels
     out = Path(out)
     stem = f"{Path(image).stem}_seed{seed}"
@@ -152,18 +220,47 @@ def edit_film(models, models_dir, image, prompt: str, out, strength: float = EDI
     names["dicom"] = f"{stem}_edited.dcm" if dicom_out else ""
     if dicom_out:
         model = dicom_output.model_hash(models_dir)
-        comments = dicom_output.edited_comments(prompt, {
-            "seed": seed, "strength": strength, "guidance": guidance, "steps": steps,
-            "edit mask": mask_words(edit_mask, "whole"), "keep mask": mask_words(keep_mask, "none"),
-            "source sha256": file_sha256(image)}, model)
-        dicom_output.write(dicom_output.secondary_capture(
-            edited, dicom_output.EDITED, comments, generate_uid(),
-            generate_uid(), 1, source=source, keep_patient=keep_patient,
-            burned_in=burn_label, software=f"cxrldm model {model[:16]}"), out / names["dicom"])
+        comments = dicom_output.edited_comments(
+            prompt,
+            {
+                "seed": seed,
+                "strength": strength,
+                "guidance": guidance,
+                "steps": steps,
+                "edit mask": mask_words(edit_mask, "whole"),
+                "keep mask": mask_words(keep_mask, "none"),
+                "source sha256": file_sha256(image),
+            },
+            model,
+        )
+        dicom_output.write(
+            dicom_output.secondary_capture(
+                edited,
+                dicom_output.EDITED,
+                comments,
+                generate_uid(),
+                generate_uid(),
+                1,
+                source=source,
+                keep_patient=keep_patient,
+                burned_in=burn_label,
+                software=f"cxrldm model {model[:16]}",
+            ),
+            out / names["dicom"],
+        )
     rows = read_manifest(out / "manifest.csv")
-    row = {"input": str(image), "prompt": prompt, "edit_mask": edit_mask or "",
-           "keep_mask": keep_mask or "", "strength": strength, "guidance": guidance,
-           "steps": steps, "seed": seed, "feather_px": feather_px, **names}
+    row = {
+        "input": str(image),
+        "prompt": prompt,
+        "edit_mask": edit_mask or "",
+        "keep_mask": keep_mask or "",
+        "strength": strength,
+        "guidance": guidance,
+        "steps": steps,
+        "seed": seed,
+        "feather_px": feather_px,
+        **names,
+    }
     rows.append(row)
     write_csv(out / "manifest.csv", pd.DataFrame(rows, columns=EDIT_COLUMNS))
     return EditRun(names, row, pixels, edited, difference, changed)
