@@ -104,14 +104,16 @@ def plant_samples(project: Path, size: int, test_images: torch.Tensor) -> pd.Dat
             "left",
             [film(effusion["left"]) for _ in range(n)],
         ),
-        # the normal-report group, one film of it with the findings, so that adherence against it is below 1
+        # the normal-report group, all but one of its films with the findings, so that adherence against it is
+        # below 1 and ranks apart from adherence against the null (with one such film of three, the trained
+        # evaluator of one machine scored both at 7/9)
         (
             3,
             "No acute cardiopulmonary process.",
             "",
             "",
-            [film(Findings(cardiomegaly=3, effusion_side="bilateral", effusion_size="large"))]
-            + [film(Findings()) for _ in range(n - 1)],
+            [film(Findings(cardiomegaly=3, effusion_side="bilateral", effusion_size="large")) for _ in range(n - 1)]
+            + [film(Findings())],
         ),
         ("unconditional", "", "", "", [(image[0] * 255).round().byte().numpy() for image in test_images]),
     ]
