@@ -142,25 +142,24 @@ def test_dicom_uploads_keep_the_limits(served, tmp_path):
     assert status == 415 and "not a PNG or JPEG image or a DICOM file" in reply["detail"]
 
 
-def paint_and_edit(page, server, film):
+def film_on_canvas(page, server, project, brush: int):
+    """The edit page with one of the project's films loaded; returns where a fraction (x, y) of the canvas is."""
     page.goto(server.url + "/edit")
     page.wait_for_selector("#go:enabled", state="attached")
-    page.set_input_files("#file", str(film))
+    page.set_input_files("#file", str(next((project / "data" / "resized" / "files").rglob("*.png"))))
     page.wait_for_selector("#painter:not(.hidden)", timeout=WAIT)
-    page.eval_on_selector("#brush", "b => b.value = 100")
+    page.eval_on_selector("#brush", f"b => b.value = {brush}")
     box = page.locator("#canvas").bounding_box()
-    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + 0.7 * box["height"])
-    page.fill("#steps", "3")
-    page.click("#go")
-    page.wait_for_selector("#result:not(.hidden)", timeout=WAIT)
-    return box
+    return lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])
 
 
 def test_a_failed_edit_leaves_no_old_result(browser, served, tiny_project):
     server, _, _ = served
-    film = next((tiny_project / "data" / "resized" / "files").rglob("*.png"))
     page = browser.new_page()
-    paint_and_edit(page, server, film)
+    page.mouse.click(*film_on_canvas(page, server, tiny_project, 100)(0.3, 0.7))
+    page.fill("#steps", "3")
+    page.click("#go")
+    page.wait_for_selector("#result:not(.hidden)", timeout=WAIT)
     assert page.eval_on_selector("#progress", "p => p.value") == 1
     page.click("#clear")  # no edit mask: refused
     page.click("#go")
@@ -172,14 +171,8 @@ def test_a_failed_edit_leaves_no_old_result(browser, served, tiny_project):
 
 def test_a_fast_stroke_is_one_line_not_dots(browser, served, tiny_project):
     server, _, _ = served
-    film = next((tiny_project / "data" / "resized" / "files").rglob("*.png"))
     page = browser.new_page()
-    page.goto(server.url + "/edit")
-    page.set_input_files("#file", str(film))
-    page.wait_for_selector("#painter:not(.hidden)", timeout=WAIT)
-    page.eval_on_selector("#brush", "b => b.value = 20")
-    box = page.locator("#canvas").bounding_box()
-    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])
+    at = film_on_canvas(page, server, tiny_project, 20)
     page.mouse.move(*at(0.1, 0.5))
     page.mouse.down()
     page.mouse.move(*at(0.9, 0.5), steps=1)  # one pointer event for the whole stroke
