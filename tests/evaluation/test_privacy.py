@@ -285,8 +285,8 @@ def test_a_detector_trained_channels_last_saves_and_reloads(tmp_path, detector, 
 
 
 def test_a_saved_embedding_loads_as_a_function_embedding_at_its_size(tmp_path):
+    from cxrldm.evaluation.networks import EmbeddingCNN
     from cxrldm.models import networks as nets
-    from cxrldm.models.networks import EmbeddingCNN
 
     torch.manual_seed(0)
     model = EmbeddingCNN(width=8, embed_dim=16).eval()
