@@ -27,6 +27,7 @@ setup:
 	fi
 
 demo: setup
+	cxrldm check params.yaml
 	dvc repro
 
 test: setup lint

@@ -12,6 +12,7 @@ from importlib import metadata
 
 # name: (module whose main(argv) runs it, one line for --help)
 COMMANDS = {
+    "check": ("cxrldm.params", "check a params file before `dvc repro`: every key known, every value allowed"),
     "generate": ("cxrldm.cli.generate", "images from report text with trained models, without DVC"),
     "edit": ("cxrldm.cli.edit", "edit a radiograph (PNG, JPEG or DICOM) towards a report text"),
     "dicom-manifest": ("cxrldm.cli.dicom_manifest", "a manifest from a folder of DICOM files, for `dvc repro`"),

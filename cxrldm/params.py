@@ -2,10 +2,15 @@
 
 `check(params, names)` validates the named leaf params (a stage's list in dvc.yaml) and the relations
 among them, and raises ParamError with one line naming the param, its value and what is allowed.
-Every leaf of params.yaml has a rule here (a test holds the two together)."""
+Every leaf of params.yaml has a rule here (a test holds the two together).
+
+`cxrldm check [FILE]` checks a whole params file before DVC reads it: DVC puts the path params into
+dvc.yaml's dependencies while parsing, and stops at a null or empty one with only "ERROR: unexpected
+error", before any stage (and so any stage's check) runs. `make demo` runs it first."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import math
 from collections.abc import Callable
@@ -395,3 +400,34 @@ def check(params: dict, names) -> None:
             if not holds(*values):
                 shown = ", ".join(f"{n}={v!r}" for n, v in zip(involved, values))
                 raise ParamError(f"{shown}: not allowed; expected {allowed}")
+
+
+def check_file(path: str) -> int:
+    """Every key of the params file known and every leaf and relation allowed; ParamError (one line,
+    naming the file and the param) otherwise. Returns the number of leaves checked."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            params = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as error:
+        raise ParamError(f"{path}: cannot be read: {str(error).splitlines()[0]}") from None
+    if not isinstance(params, dict):
+        raise ParamError(f"{path}: not a YAML mapping of sections")
+    try:
+        check_known(params, path)
+        check(params, RULES)
+    except ParamError as error:
+        raise ParamError(f"{path}: {error}") from None
+    return len(RULES)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Check a params file (every key known, every value allowed).")
+    parser.add_argument("file", nargs="?", default="params.yaml", help="the params file (default params.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        n = check_file(args.file)
+    except ParamError as error:
+        raise SystemExit(f"cxrldm check: {error}") from None
+    print(f"{args.file}: {n} params allowed")

@@ -13,6 +13,7 @@ LATENTS = DATA / "latents"  # scale_factor: cached latent moments per split
 SAMPLES = DATA / "samples"  # sample: fixed prompts and unconditional samples
 REPORT_SAMPLES = DATA / "report_samples"  # sample_reports: images from test and training reports
 EDITS = DATA / "edits"  # edit: edited films and their manifest
+PROMPTS = Path("configs") / "prompts"  # sample.prompts_file names a file here; the folder is sample's dependency
 
 AUTOENCODER = MODELS / "autoencoder.safetensors"
 DIFFUSION = MODELS / "diffusion.safetensors"

@@ -22,15 +22,18 @@ UNCONDITIONAL = "unconditional"
 
 
 def read_prompts(p: dict) -> list[dict]:
-    """[{"text", "finding"}] from params, plus one prompt per line of the prompts file (blank and # lines skipped)."""
+    """[{"text", "finding"}] from params, plus one prompt per line of sample.prompts_file, a file in
+    configs/prompts/ (blank and # lines skipped; null or "": none)."""
     prompts = [{"text": q["text"], "finding": q.get("finding"), "side": q.get("side")} for q in p["prompts"]]
     for q in prompts:
         if q["side"] not in (None, "left", "right"):
             raise ValueError(f"sample.prompts: side must be left, right or absent, got {q['side']!r} for {q['text']!r}")
     if p["prompts_file"]:
-        path = Path(p["prompts_file"])
-        if not path.is_file():
-            raise FileNotFoundError(f"sample.prompts_file not found: {path}")
+        path = paths.PROMPTS / p["prompts_file"]
+        if Path(p["prompts_file"]).name != p["prompts_file"] or not path.is_file():
+            raise FileNotFoundError(
+                f"sample.prompts_file: {p['prompts_file']!r} is not a file in {paths.PROMPTS}/ (null: no extra prompts)"
+            )
         lines = [line.strip() for line in path.read_text().splitlines()]
         prompts += [
             {"text": line, "finding": None, "side": None} for line in lines if line and not line.startswith("#")

@@ -2,6 +2,7 @@
 names the param, the value and what is allowed, never a traceback and never half-done work."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from pipeline_project import ROOT, stages
 
-from cxrldm.params import RULES, ParamError, check
+from cxrldm.params import RULES, ParamError, check, check_file
 
 PROFILES = ["params.yaml", "configs/tiny.yaml", "configs/mimic.yaml"]
 
@@ -214,3 +215,47 @@ def test_a_typo_in_params_yaml_stops_the_first_stage_with_one_line(tmp_path):
         "error: sample.guidance_scal: unknown key in params.yaml; did you mean sample.guidance_scale?"
     )
     assert not (tmp_path / "data").exists()
+
+
+# DVC puts some params into dvc.yaml's dependency paths while parsing, before any stage's check runs, and
+# stops at a null or empty one with "ERROR: unexpected error". `cxrldm check` (run by `make demo`) names it.
+
+INTERPOLATED = sorted(set(re.findall(r"\$\{([\w.]+)\}", (ROOT / "dvc.yaml").read_text())))
+
+
+def test_dvc_yaml_interpolates_the_data_paths():
+    assert {"data.root", "data.labels", "data.demographics", "reader_study.answers"} <= set(INTERPOLATED)
+    assert "sample.prompts_file" not in INTERPOLATED  # null means no extra prompts: configs/prompts/ is the dependency
+
+
+@pytest.mark.parametrize("dotted", INTERPOLATED)
+@pytest.mark.parametrize("empty", [None, "", "  "])
+def test_cxrldm_check_names_an_empty_path_param_that_dvc_would_crash_on(dotted, empty, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value(load("params.yaml"), dotted, empty)))
+    with pytest.raises(ParamError, match=f"^{re.escape(str(path))}: {re.escape(dotted)}: .* is not allowed"):
+        check_file(str(path))
+
+
+def test_cxrldm_check_passes_every_profile_and_refuses_in_one_line(tmp_path):
+    def cxrldm_check(file):
+        command = [sys.executable, "-m", "cxrldm", "check", str(file)]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    for profile in PROFILES:
+        good = cxrldm_check(profile)
+        assert good.returncode == 0 and good.stdout.strip() == f"{profile}: {len(RULES)} params allowed"
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(with_value(load("params.yaml"), "sample.prompts_file", None)))
+    assert cxrldm_check(bad).returncode == 0  # no extra prompts is allowed
+    bad.write_text(yaml.safe_dump(with_value(load("params.yaml"), "data.demographics", "")))
+    result = cxrldm_check(bad)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        == f"cxrldm check: {bad}: data.demographics: '' is not allowed; expected a non-empty string"
+    )
+    bad.write_text("data: [unclosed\n")
+    result = cxrldm_check(bad)
+    assert result.returncode == 1 and result.stderr.startswith(f"cxrldm check: {bad}: cannot be read:")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -191,13 +191,25 @@ def test_a_param_change_makes_exactly_its_readers_and_downstream_stale(project, 
 
 
 def test_editing_the_prompts_file_makes_sample_stale(project):
-    prompts = project / "configs" / "prompts.txt"
+    prompts = project / "configs" / "prompts" / "prompts.txt"
     original = prompts.read_text()
     try:
         prompts.write_text(original + "Small left apical pneumothorax.\n")
         assert set(json.loads(run(project, "status", "--json").stdout)) == {"sample"}
     finally:
         prompts.write_text(original)
+
+
+def test_no_extra_prompts_file_is_a_param_change_dvc_can_parse(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("prompts_file: prompts.txt", "prompts_file: null"))
+        result = run(project, "status", "--json")
+        assert result.returncode == 0, result.stderr  # DVC 3.67 crashes on a null dependency path
+        assert set(json.loads(result.stdout)) == {"sample"}
+    finally:
+        params.write_text(original)
 
 
 def test_exp_run_reruns_the_changed_stage_and_downstream_only(project):

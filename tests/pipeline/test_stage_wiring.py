@@ -355,7 +355,7 @@ def expected_jobs(project: Path, p: dict) -> list[dict]:
     prompts file) n_per_prompt times, then n_unconditional unconditional ones."""
     prompts = [(q["text"], q.get("finding") or "", q.get("side") or "") for q in p["prompts"]]
     if p["prompts_file"]:
-        lines = (project / p["prompts_file"]).read_text().splitlines()
+        lines = (project / "configs" / "prompts" / p["prompts_file"]).read_text().splitlines()
         prompts += [(line.strip(), "", "") for line in lines if line.strip() and not line.strip().startswith("#")]
     jobs = [
         {"group": str(i), "prompt": text, "finding": finding, "side": side}
