@@ -1,4 +1,5 @@
-"""Stage evaluate: MS-SSIM of reconstructions and diversity; FID, precision / recall / density / coverage
+"""Stage evaluate: MS-SSIM, PSNR, edge energy and feature-space FID / coverage of reconstructions against
+their originals, and MS-SSIM diversity; FID, precision / recall / density / coverage
 and KID of the unconditional samples on a feature network's features; prompt adherence and laterality by
 a classifier. Every metric with its count and 95% bootstrap interval, in metrics/evaluate.json.
 
@@ -15,8 +16,9 @@ from cxrldm import paths
 from cxrldm.data.datasets import load_images, read_split
 from cxrldm.data.labels import read_labels
 from cxrldm.evaluation import classification, networks, samples, similarity
-from cxrldm.evaluation.fidelity import fidelity_with_baselines
+from cxrldm.evaluation.fidelity import fidelity, fidelity_with_baselines
 from cxrldm.evaluation.intervals import mean_interval
+from cxrldm.evaluation.realism import to_8bit
 from cxrldm.evaluation.similarity import ms_ssim
 from cxrldm.io import write_json
 from cxrldm.models import networks as nets
@@ -47,12 +49,22 @@ def main():
     recon_images = test_images[: p["n_reconstruction"]]
     recon = torch.cat([reconstruct(autoencoder, b, runtime).cpu() for b in recon_images.split(64)])
     results["ms_ssim_reconstruction"] = mean_interval(ms_ssim(recon, recon_images, kernel), **options)
+    recon_8bit, originals_8bit = to_8bit(recon), to_8bit(recon_images)  # as the films are stored
+    results["psnr_reconstruction"] = mean_interval(similarity.psnr(recon_8bit, originals_8bit), **options)
+    results["edge_energy_reconstruction"] = mean_interval(
+        similarity.edge_energy_ratio(recon_8bit, originals_8bit), **options
+    )
     results["ms_ssim_samples"] = similarity.mean_pairwise_ms_ssim(unconditional, p["pairs"], kernel, **options)
     results["ms_ssim_test"] = similarity.mean_pairwise_ms_ssim(test_images[:n_test], p["pairs"], kernel, **options)
     network = networks.load_network(p["feature_network"], p["xrv_cache_dir"], paths.EVALUATOR)
     results.update(
         fidelity_with_baselines(network, test_images[:n_test], unconditional, p["prdc_k"], p["kid_subsets"], **options)
     )
+    recon_scores = fidelity(
+        network.features(recon_images), network.features(recon), p["prdc_k"], kid_subsets=p["kid_subsets"], **options
+    )
+    recon_scores.pop("kid")
+    results[f"reconstruction_fidelity_{network.name}"] = recon_scores  # fid, precision, recall, density, coverage
     classifier = networks.load_network(p["classifier"], p["xrv_cache_dir"], paths.EVALUATOR)
     null_probabilities = classifier.probabilities(unconditional)
     labels = read_labels(params["data"], [])

@@ -17,6 +17,7 @@ OUTPUT = METRICS / "evaluation.html"
 EXPERIMENTS = ("experiments", "guidance_sweep")  # pages of python -m cxrldm.report.experiments / .sweep
 FILES = (
     "evaluate",
+    "realism",
     "faithfulness",
     "memorisation",
     "utility",

@@ -12,13 +12,16 @@ from cxrldm.data.datasets import load_images
 from cxrldm.data.images import load_array
 
 
-def report_samples(directory: str | Path, purpose: str) -> tuple[pd.DataFrame, torch.Tensor]:
-    """The rows of stage sample_reports' manifest for one purpose (test / train), and their images."""
+def report_samples(directory: str | Path, purpose: str | None) -> tuple[pd.DataFrame, torch.Tensor]:
+    """The rows of stage sample_reports' manifest for one purpose (test / train; None: all), and their images."""
     directory = Path(directory)
     manifest = pd.read_csv(directory / "manifest.csv", keep_default_na=False)
-    manifest = manifest[manifest.purpose == purpose].reset_index(drop=True)
+    if purpose is not None:
+        manifest = manifest[manifest.purpose == purpose].reset_index(drop=True)
     if not len(manifest):
-        raise ValueError(f"{directory / 'manifest.csv'} has no {purpose} rows: set sample_reports.{purpose}_studies")
+        raise ValueError(
+            f"{directory / 'manifest.csv'} has no {purpose or ''} rows: set sample_reports.{purpose or 'test'}_studies"
+        )
     from PIL import Image
 
     size = Image.open(directory / manifest.file[0]).size[0]

@@ -32,8 +32,42 @@ def headline_rows(evaluate: dict) -> list[list[str]]:
             for metric in ("precision", "recall", "density", "coverage"):
                 if metric in value:
                     rows.append([f"{metric} ({key[5:]})", format_value(value[metric])])
-        elif key.startswith("ms_ssim_") and (number(value) is not None or is_interval(value)):
+        elif key.startswith(("ms_ssim_", "psnr_", "edge_energy_")) and (
+            number(value) is not None or is_interval(value)
+        ):
             rows.append([key, format_value(value)])
+        elif key.startswith("reconstruction_fidelity_") and isinstance(value, dict):
+            for metric in ("fid", "recall", "coverage"):
+                if metric in value:
+                    rows.append([f"reconstructions: {metric} ({key[24:]})", format_value(value[metric])])
+    return rows
+
+
+REALISM_ROWS = {
+    "control_real_vs_real": "control: real films vs other real films (should be near 0.5)",
+    "control_blurred": "control: real films vs blurred real films (should be near 1)",
+    "reconstructions": "the autoencoder's reconstructions of held-out films",
+    "unconditional": "unconditional samples",
+    "report_conditioned": "samples from real reports",
+}
+
+
+def realism_rows(realism: dict) -> list[list[str]]:
+    """[set, judge AUROC, sharpness-alone AUROC, black-share AUROC, images] per comparison of realism.json."""
+    rows = []
+    for key, name in REALISM_ROWS.items():
+        entry = realism.get(key)
+        if isinstance(entry, dict) and is_interval(entry):
+            images = f"{entry.get('n_negative', '?')} real, {entry.get('n_positive', '?')} generated"
+            rows.append(
+                [
+                    name,
+                    format_value(entry),
+                    format_value(entry.get("sharpness_auroc")),
+                    format_value(entry.get("black_share_auroc")),
+                    images,
+                ]
+            )
     return rows
 
 
@@ -261,6 +295,17 @@ def summary_html(metrics: dict[str, dict]) -> str:
         parts.append("<h3>Fidelity and diversity</h3>" + grid_table(["metric", "value [95% interval] (n)"], rows))
     if (metrics.get("evaluate") or {}).get("feature_network_note"):
         parts.append(f'<p class="note">{esc(metrics["evaluate"]["feature_network_note"])}</p>')
+    rows = realism_rows(metrics.get("realism") or {})
+    if rows:
+        parts.append(
+            "<h3>Realism: can a fresh CNN tell real films from generated ones?</h3>"
+            + grid_table(
+                ["set", "judge AUROC [95% interval over images]", "sharpness alone", "black share alone", "images"],
+                rows,
+            )
+            + '<p class="note">0.5: the judge cannot tell them apart; 1: it always can. The two controls in the '
+            "same run bound what the test can see.</p>"
+        )
     svg, notes = faithfulness_bars(metrics.get("faithfulness") or {})
     if svg:
         parts.append(f'<h3>Faithfulness</h3><div class="charts">{svg}</div>')

@@ -54,6 +54,7 @@ from cxrldm.report import html_kit as kit
 
 EVALUATE = "metrics/evaluate.json"
 FAITHFULNESS = "metrics/faithfulness.json"
+REALISM = "metrics/realism.json"
 NO_METRICS_STATES = ("failed", "queued", "running")
 SAMPLING_SECTIONS = ("sample", "sample_reports")
 FIDELITY = ("fid", "coverage", "precision", "recall")
@@ -75,6 +76,9 @@ LABELS = {
     "adherence_normal": "mean adherence AUROC (prompt vs normal report)",
     **{f"{s}_{m}": f"{m} ({label})" if m != "fid" else f"FID ({label})" for s, label in SETS.items() for m in FIDELITY},
     "diversity_ms_ssim": "MS-SSIM between samples (diversity, lower is more diverse)",
+    "realism_reconstructions": "realism AUROC (reconstructions; 0.5 is real)",
+    "realism_unconditional": "realism AUROC (unconditional; 0.5 is real)",
+    "realism_report_conditioned": "realism AUROC (report-conditioned; 0.5 is real)",
 }
 SUMMARY_KEYS = (
     "faithfulness",
@@ -87,6 +91,9 @@ SUMMARY_KEYS = (
     "unconditional_fid",
     "unconditional_coverage",
     "diversity_ms_ssim",
+    "realism_reconstructions",
+    "realism_unconditional",
+    "realism_report_conditioned",
 )
 
 
@@ -122,7 +129,7 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
+def headline_metrics(evaluate: dict, faithfulness: dict, realism: dict | None = None) -> dict[str, tuple]:
     """{key: (value, low, high)} of the headline metrics found (value finite; low/high None without interval)."""
     out = {}
 
@@ -170,6 +177,8 @@ def headline_metrics(evaluate: dict, faithfulness: dict) -> dict[str, tuple]:
             put(f"{kind}:{name}", entry.get(field))
         put(kind, _mean(out[f"{kind}:{name}"][0] for name in prompts if f"{kind}:{name}" in out))
     put("diversity_ms_ssim", evaluate.get("ms_ssim_samples"))
+    for name in ("reconstructions", "unconditional", "report_conditioned"):
+        put(f"realism_{name}", _dict(realism).get(name))
     return out
 
 
@@ -188,7 +197,9 @@ def run_of(row: dict, kind: str, state: str | None) -> dict:
         "kind": kind,
         "state": state,
         "params": params,
-        "metrics": headline_metrics(_file_data(metrics, EVALUATE), _file_data(metrics, FAITHFULNESS)),
+        "metrics": headline_metrics(
+            _file_data(metrics, EVALUATE), _file_data(metrics, FAITHFULNESS), _file_data(metrics, REALISM)
+        ),
     }
 
 

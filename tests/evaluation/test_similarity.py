@@ -170,3 +170,19 @@ def test_mean_pairwise_ms_ssim_is_evaluate_s_former_inline_computation(pairs):
     assert old["pairs"] == (15 if pairs == 0 else 5)
     # MONAI's MS-SSIM of a pair moves in the last digits with the batch it is computed in: the batching is kept
     torch.testing.assert_close(similarity.pairwise_ms_ssim(images, index, kernel, batch_size=4), scores)
+
+
+def test_psnr_is_ten_log_of_one_over_the_mean_squared_error():
+    references = torch.full((2, 1, 8, 8), 0.5)
+    images = references + torch.tensor([0.1, 0.01])[:, None, None, None]
+    assert similarity.psnr(images, references).tolist() == pytest.approx([20.0, 40.0], abs=1e-4)
+    assert similarity.psnr(references, references).tolist() == pytest.approx([100.0, 100.0])
+
+
+def test_edge_energy_ratio_is_one_for_a_copy_and_falls_with_blur():
+    from cxrldm.data.filters import gaussian_blur
+
+    films = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert similarity.edge_energy_ratio(films, films).tolist() == pytest.approx([1.0] * 3)
+    light, heavy = (similarity.edge_energy_ratio(gaussian_blur(films, s), films) for s in (0.5, 1.0))
+    assert (heavy < light).all() and (light < 1).all()

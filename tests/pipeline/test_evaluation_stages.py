@@ -331,3 +331,24 @@ def test_evaluate_fidelity_compares_the_samples_against_the_test_images_in_that_
     assert any(expected[n] != swapped[n] for n in names), "planted data cannot tell the order apart"
     assert {n: results[n]["value"] for n in names} == pytest.approx({n: expected[n] for n in names})
     assert results["k"] == k and results["precision"]["n"] == [len(real), len(fake)]
+
+
+def test_realism_trains_its_own_judge_and_its_controls_bound_it(project, monkeypatch):
+    """The realism stage on the tiny project: every comparison is there, with its counts, and the result
+    does not move when every network the model was trained or tuned with is unreadable (the evaluator, the
+    privacy audit's networks): a shortcut through their features would crash or change the numbers."""
+    import stages.realism
+
+    monkeypatch.chdir(project)
+    stages.realism.main()
+    first = json.loads(Path("metrics/realism.json").read_text())
+    judged = ["control_real_vs_real", "control_blurred", "reconstructions", "unconditional", "report_conditioned"]
+    assert set(judged) <= set(first)
+    n = params(project)["realism"]["images"]
+    for name in judged:
+        assert first[name]["n_negative"] == n and 0 < first[name]["n_positive"] <= n
+        assert first[name]["judge"]["folds"] == params(project)["realism"]["folds"]
+    for network in ("evaluator", "copy_detector", "reidentifier"):
+        Path(f"models/{network}.safetensors").write_bytes(b"not a network")
+    stages.realism.main()
+    assert json.loads(Path("metrics/realism.json").read_text()) == first

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.pipeline
 
 # Each stage and what lies downstream of it, written out by hand from the design.
 REPORTS = {"sample_reports", "faithfulness", "memorisation", "utility", "evaluation_page"}
-UPSTREAM_OF_MODELS = {"sample", "evaluate", "edit"} | REPORTS
+UPSTREAM_OF_MODELS = {"sample", "evaluate", "realism", "edit"} | REPORTS
 DOWNSTREAM = {
     "demo_data": {
         "filter_pa",
@@ -45,9 +45,10 @@ DOWNSTREAM = {
     "train_ldm": UPSTREAM_OF_MODELS,
     "train_evaluator": {"evaluate", "edit"} | REPORTS - {"sample_reports"},
     "train_privacy": {"memorisation", "evaluation_page"},
-    "sample": {"evaluate", "evaluation_page"},
+    "sample": {"evaluate", "realism", "evaluation_page"},
     "evaluate": {"evaluation_page"},
-    "sample_reports": REPORTS - {"sample_reports"},
+    "realism": {"evaluation_page"},
+    "sample_reports": REPORTS - {"sample_reports"} | {"realism"},
     "faithfulness": {"evaluation_page"},
     "memorisation": {"evaluation_page"},
     "utility": {"evaluation_page"},
@@ -72,6 +73,7 @@ CHANGES = {
     "evaluate.resamples": 20,  # every stage with intervals, none that samples
     "sample_reports.seed": 5,
     "faithfulness.min_studies": 2,
+    "realism.epochs": 2,
     "memorisation.percentile": 10.0,
     "privacy.epochs": 2,
     "memorisation.planted": ["mirror"],

@@ -424,6 +424,22 @@ def test_headline_metrics_pick_each_set_and_skip_baselines_and_non_numbers():
     m = experiments.headline_metrics({}, faithfulness | {"mean_synthetic_auroc": 0.75, "mean_real_auroc": 0.97})
     assert m["faithfulness"][0] == 0.75 and m["faithfulness_ceiling"][0] == 0.97
     assert experiments.headline_metrics({"fid_x": {"value": None}}, {"findings": []}) == {}
+    realism = {"reconstructions": iv(0.61, 0.55, 0.68, 124), "control_blurred": iv(1.0, 1.0, 1.0, 128)}
+    m = experiments.headline_metrics({}, {"findings": []}, realism)
+    assert m == {"realism_reconstructions": (0.61, 0.55, 0.68)}  # the controls are the page's, not a headline
+
+
+def test_the_realism_table_shows_every_comparison_with_its_images():
+    entry = iv(0.97, 0.94, 0.99, 256) | {"n_positive": 124, "n_negative": 128, "black_share_auroc": 0.5}
+    realism = {
+        "control_real_vs_real": iv(0.52, 0.45, 0.59, 256) | {"n_positive": 128, "n_negative": 128},
+        "reconstructions": entry | {"sharpness_auroc": iv(0.9, 0.86, 0.94, 252)},
+        "intervals": {"level": 0.95},
+    }
+    html = page.summary_html({"realism": realism})
+    assert "Realism" in html and "real films vs other real films" in html and "124 generated" in html
+    assert "reconstructions of held-out films" in html and "0.9" in html
+    assert "unconditional samples" not in html  # absent from the file, absent from the table
 
 
 def test_a_workspace_that_repeats_an_experiment_is_dropped():
