@@ -159,6 +159,7 @@ RULES: dict[str, Rule] = {
     "train_aekl.perceptual_network": choice("squeeze", "alex", "vgg"),
     "train_aekl.perceptual_weight": WEIGHT,
     "train_aekl.kl_weight": WEIGHT,
+    "train_aekl.spectral_weight": WEIGHT,
     "train_aekl.adv_weight": WEIGHT,
     "train_aekl.adv_start_epoch": COUNT,
     "train_aekl.lr_g": RATE,

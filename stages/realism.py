@@ -18,20 +18,32 @@ from cxrldm.models.training import setup_runtime
 from stages.common import load_params, progress, run
 
 
+def films(p: dict, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(real, other real, held-out originals): two disjoint draws of `realism.images` training films, and up
+    to that many validation and test films for the autoencoder to reconstruct."""
+    n = p["images"]
+    train = read_split(paths.RESIZED, "train")
+    if len(train) < 2 * n:
+        raise ValueError(f"realism.images: {n} needs {2 * n} training films (two real sides), there are {len(train)}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(p["seed"]))[: 2 * n]
+    real = load_images(paths.RESIZED, train.path.iloc[order.numpy()], size, progress)
+    held_out = [read_split(paths.RESIZED, s).path for s in ("validate", "test")]
+    originals = load_images(paths.RESIZED, [*held_out[0], *held_out[1]][:n], size, progress)
+    return real[:n], real[n:], originals
+
+
+def judge_options(p: dict, runtime) -> dict:
+    options = {k: p[k] for k in ("folds", "epochs", "width", "batch_size", "lr", "seed", "resamples")}
+    return options | {"bf16": runtime.precision == "bf16"}
+
+
 def main():
     params = load_params()
     p = params["realism"]
     runtime = setup_runtime(p["precision"], device="cpu")
     autoencoder, description = nets.load_model(paths.AUTOENCODER, runtime.device)
     size, n = description["image_size"], p["images"]
-    train = read_split(paths.RESIZED, "train")
-    if len(train) < 2 * n:
-        raise ValueError(f"realism.images: {n} needs {2 * n} training films (two real sides), there are {len(train)}")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(p["seed"]))[: 2 * n]
-    real = load_images(paths.RESIZED, train.path.iloc[order.numpy()], size, progress)
-    real, other_real = real[:n], real[n:]
-    held_out = [read_split(paths.RESIZED, s).path for s in ("validate", "test")]
-    originals = load_images(paths.RESIZED, [*held_out[0], *held_out[1]][:n], size, progress)
+    real, other_real, originals = films(p, size)
     manifest, prompt_images = samples.prompt_samples(paths.SAMPLES)
     generated = {
         "control_real_vs_real": other_real,
@@ -40,7 +52,6 @@ def main():
         "unconditional": samples.rows_images(manifest, prompt_images, manifest[manifest.group == "unconditional"]),
         "report_conditioned": samples.report_samples(paths.REPORT_SAMPLES, None)[1],
     }
-    judge = {k: p[k] for k in ("folds", "epochs", "width", "batch_size", "lr", "seed")}
     results = {
         "intervals": {"level": 0.95, "resamples": p["resamples"], "method": "bootstrap over images"},
         "blur_sigma_px": p["blur_sigma"],
@@ -48,9 +59,7 @@ def main():
     }
     for name, images in progress(generated.items(), desc="realism tests"):
         m = min(n, len(images))
-        results[name] = two_sample_test(
-            real[:m], to_8bit(images[:m]), resamples=p["resamples"], bf16=runtime.precision == "bf16", **judge
-        )
+        results[name] = two_sample_test(real[:m], to_8bit(images[:m]), **judge_options(p, runtime))
     write_json(paths.metrics("realism"), results)
     print({k: round(v["value"], 3) for k, v in results.items() if isinstance(v, dict) and "value" in v})
 

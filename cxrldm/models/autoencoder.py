@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import PatchAdversarialLoss, PerceptualLoss
+from monai.losses import JukeboxLoss, PatchAdversarialLoss, PerceptualLoss
 from monai.metrics import MultiScaleSSIMMetric
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
@@ -58,6 +58,7 @@ class AutoencoderConfig:
     perceptual_network: str
     perceptual_weight: float
     kl_weight: float
+    spectral_weight: float  # MONAI's JukeboxLoss: the FFT amplitudes' squared difference (0: off, the seed)
     adv_weight: float
     adv_start_epoch: int  # epochs trained without the adversarial term before it starts
     lr_g: float
@@ -110,9 +111,14 @@ def perceptual_loss(network: str) -> torch.nn.Module:
 
 def generator_loss(images, reconstruction, mu, sigma, cfg: AutoencoderConfig, perceptual, disc_logits):
     """The seed's generator loss: L1 + w_p LPIPS + w_kl KL (+ w_adv least-squares adversarial term when
-    `disc_logits` is given). Returns the total and its parts."""
+    `disc_logits` is given), plus w_s times a spectral term where spectral_weight > 0: L1 alone is met by
+    a blur that averages thin lines away, while the FFT amplitudes keep the fine structure's energy (and
+    need no pretrained network). Returns the total and its parts."""
     parts = {"l1": F.l1_loss(reconstruction.float(), images.float()), "kl": kl_loss(mu, sigma)}
     total = parts["l1"] + cfg.kl_weight * parts["kl"]
+    if cfg.spectral_weight > 0:
+        parts["spectral"] = JukeboxLoss(spatial_dims=2)(reconstruction.float(), images.float())
+        total = total + cfg.spectral_weight * parts["spectral"]
     if perceptual is not None:
         parts["perceptual"] = perceptual(reconstruction.float(), images.float())
         total = total + cfg.perceptual_weight * parts["perceptual"]

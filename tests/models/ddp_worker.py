@@ -32,6 +32,7 @@ AE = AutoencoderConfig(
     perceptual_network="squeeze",
     perceptual_weight=0.0,
     kl_weight=1e-3,
+    spectral_weight=0.0,
     adv_weight=0.1,
     adv_start_epoch=1,
     lr_g=1e-3,

@@ -23,6 +23,7 @@ TINY = ae.AutoencoderConfig(
     perceptual_network="squeeze",
     perceptual_weight=0.0,
     kl_weight=1e-3,
+    spectral_weight=0.0,
     adv_weight=0.1,
     adv_start_epoch=2,
     lr_g=1e-3,
@@ -301,3 +302,24 @@ def test_photometric_augmentation_flips_shifts_and_bends_contrast_as_drawn():
     assert not off[0].any() and (off[1] == 0).all() and (off[2] == 1).all()
     half = photometric_params(4000, 0.5, 0.1, 0.05, 0.1, 0.05, torch.Generator().manual_seed(1))
     assert abs(half[0].double().mean() - 0.5) < 0.03 and abs((half[1] != 0).double().mean() - 0.1) < 0.02
+
+
+def test_the_spectral_term_is_the_squared_difference_of_fft_amplitudes_and_ignores_a_shift():
+    """train_aekl.spectral_weight adds MONAI's JukeboxLoss: mean over frequencies of (|F(x)| - |F(y)|)^2
+    with the orthonormal FFT (checked against numpy). It sees blur (lost high-frequency amplitude) but not a
+    circular shift (same amplitudes), so it only ever adds to L1, never replaces it."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 1, 8, 8, generator=g), torch.rand(2, 1, 8, 8, generator=g)
+    mu, sigma = torch.zeros(2, 3, 2, 2), torch.ones(2, 3, 2, 2)
+    cfg = dataclasses.replace(TINY, kl_weight=0.0, spectral_weight=2.0)
+    total, parts = ae.generator_loss(x, y, mu, sigma, cfg, None, None)
+    amplitude = lambda a: np.abs(np.fft.fft2(a.numpy(), norm="ortho"))
+    expected = ((amplitude(x) - amplitude(y)) ** 2).mean()
+    assert parts["spectral"].item() == pytest.approx(expected, rel=1e-5)
+    assert total.item() == pytest.approx(parts["l1"].item() + 2.0 * expected, rel=1e-5)
+    _, shifted = ae.generator_loss(x, x.roll(3, dims=-1), mu, sigma, cfg, None, None)
+    assert shifted["spectral"].item() == pytest.approx(0.0, abs=1e-6) and shifted["l1"].item() > 0.1
+    _, off = ae.generator_loss(x, y, mu, sigma, dataclasses.replace(cfg, spectral_weight=0.0), None, None)
+    assert "spectral" not in off
