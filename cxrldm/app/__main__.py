@@ -27,7 +27,8 @@ def main(argv=None) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch's threads (default: the CPUs this process may use: its affinity, cgroup quota and OMP_NUM_THREADS)",
+        help="torch's threads for every job (default: per job, the CPUs idle when it starts, at most those this "
+        "process may use: its affinity, cgroup quota and OMP_NUM_THREADS)",
     )
     args = parser.parse_args(argv)
     app = create_app(

@@ -1,16 +1,22 @@
 """How many CPUs this process may keep busy, for torch's thread count: the CPUs it may run on
 (os.sched_getaffinity), its cgroup's CPU quota (cgroup v2 cpu.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us,
 the tightest along its cgroup and the cgroups above it) and OMP_NUM_THREADS where set, whichever is fewest.
-torch by itself takes the machine's cores: under a quota of fewer CPUs its threads wait on each other."""
+torch by itself takes the machine's cores: under a quota of fewer CPUs its threads wait on each other.
+
+Those CPUs may be busy with other work: `threads_now` counts how many of them sat idle over a short
+interval (/proc/stat) just before a job, and gives the job that many threads (at least 1). On two cores
+with two other busy processes, two torch threads wait on each other and on them; one keeps going."""
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")
 MEMBERSHIP = Path("/proc/self/cgroup")
+STAT = Path("/proc/stat")
 
 
 def quota_of(folder: Path) -> float | None:
@@ -65,3 +71,38 @@ def usable_cpus(root: Path = CGROUP, membership: Path = MEMBERSHIP, environ=None
     if threads.isdigit() and int(threads) > 0:
         counts.append(int(threads))
     return max(1, min(counts))
+
+
+def cpu_times(stat: Path = STAT) -> dict[int, tuple[int, int]]:
+    """{cpu number: (idle ticks, all ticks)} from /proc/stat's per-CPU lines (idle counts iowait too)."""
+    times = {}
+    for line in stat.read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            times[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))
+    return times
+
+
+def idle_cpus(before: dict, after: dict, allowed) -> float:
+    """How many of the `allowed` CPUs were idle between two cpu_times readings (a CPU without ticks in
+    between counts as idle)."""
+    idle = 0.0
+    for cpu in allowed:
+        if cpu in before and cpu in after:
+            total = after[cpu][1] - before[cpu][1]
+            idle += (after[cpu][0] - before[cpu][0]) / total if total > 0 else 1.0
+    return idle
+
+
+def threads_now(limit: int, interval: float = 0.1, stat: Path = STAT) -> int:
+    """Threads for a job starting now: the CPUs of this process's affinity that were idle over the last
+    `interval` seconds, rounded, between 1 and `limit` (usable_cpus); `limit` where /proc/stat is unreadable."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    try:
+        before = cpu_times(stat)
+        time.sleep(interval)
+        after = cpu_times(stat)
+    except (OSError, ValueError):
+        return limit
+    return max(1, min(limit, math.floor(idle_cpus(before, after, allowed) + 0.5)))

@@ -10,12 +10,25 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+
+from cxrldm.app.cpus import threads_now, usable_cpus
 from cxrldm.sampling.generation import load_models
 
 
 class Jobs:
-    def __init__(self, models_dir: str | Path, work_dir: str | Path, device: str = "auto", keep: int = 50):
+    def __init__(
+        self,
+        models_dir: str | Path,
+        work_dir: str | Path,
+        device: str = "auto",
+        keep: int = 50,
+        threads: int | None = None,
+    ):
+        """`threads`: torch's threads for every job; None: the CPUs idle when each job starts (threads_now),
+        at most the CPUs this process may use."""
         self.models_dir, self.work_dir, self.device, self.keep = Path(models_dir), Path(work_dir), device, keep
+        self.threads, self.limit = threads, usable_cpus()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxrldm-job")
         self.lock = threading.Lock()
@@ -52,6 +65,7 @@ class Jobs:
             "message": "",
             "settings": settings,
             "result": None,
+            "threads": None,
             "folder": folder,
         }
         with self.lock:
@@ -63,6 +77,8 @@ class Jobs:
     def _run(self, job, total_steps, work):
         try:
             models = self.models()
+            job["threads"] = self.threads or threads_now(self.limit)
+            torch.set_num_threads(job["threads"])  # in the job thread: OpenMP keeps a count per thread
             job["total"], job["state"] = total_steps(models), "running"
 
             def count(*_):
@@ -90,4 +106,5 @@ class Jobs:
 
 def public(job: dict) -> dict:
     """What the page may see of a job (not its folder on the server)."""
-    return {k: job[k] for k in ("id", "kind", "state", "done", "total", "message", "settings", "result")}
+    keys = ("id", "kind", "state", "done", "total", "message", "settings", "result", "threads")
+    return {k: job[k] for k in keys}

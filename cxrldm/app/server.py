@@ -8,13 +8,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from cxrldm.app import answers, edit, errors, generate, reader, study
-from cxrldm.app.cpus import usable_cpus
 from cxrldm.app.errors import one_line_error
 from cxrldm.app.jobs import Jobs, public
 from cxrldm.app.profile import load_profile
@@ -73,7 +71,7 @@ def create_app(
     max_pixels: int = MAX_PIXELS,
     threads: int | None = None,
 ) -> FastAPI:
-    """The app; `threads`: torch's (default: the CPUs this process may use, cxrldm.app.cpus)."""
+    """The app; `threads`: torch's for every job (default: the CPUs idle when a job starts, cxrldm.app.cpus)."""
     app = FastAPI(title="cxr-ldm", docs_url=None, redoc_url=None, openapi_url=None)
 
     errors.install(app)
@@ -105,10 +103,9 @@ def create_app(
     if study_only:
         return app
 
-    torch.set_num_threads(threads or usable_cpus())  # before the job thread starts: it keeps the count
     profile = load_profile(models_dir)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="cxrldm-app-"))
-    jobs = Jobs(models_dir, work, device)
+    jobs = Jobs(models_dir, work, device, threads=threads)
     app.state.jobs = jobs
     app.include_router(generate.router(jobs, str(models_dir), profile.generate))
     app.include_router(edit.router(jobs, str(models_dir), max_bytes, max_pixels, profile.edit))
@@ -129,7 +126,7 @@ def create_app(
             "models": jobs.loading,
             "models_dir": str(models_dir),
             "profile": profile.public(),
-            "threads": torch.get_num_threads(),
+            "threads": threads or f"the idle CPUs when a job starts, at most {jobs.limit}",
         }
 
     @app.get("/api/jobs/{job_id}")
