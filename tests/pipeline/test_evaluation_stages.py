@@ -352,3 +352,20 @@ def test_realism_trains_its_own_judge_and_its_controls_bound_it(project, monkeyp
         Path(f"models/{network}.safetensors").write_bytes(b"not a network")
     stages.realism.main()
     assert json.loads(Path("metrics/realism.json").read_text()) == first
+
+
+def test_the_autoencoder_screen_prints_a_row_per_variant_and_seed(project, monkeypatch, capsys):
+    """benchmarks/autoencoder_realism.py on the tiny project: trains each variant, judges its reconstructions
+    with the realism stage's films and judge, and saves the grid it was asked for."""
+    import runpy
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "autoencoder_realism.py"
+    monkeypatch.chdir(project)
+    argv = [str(script), "baseline", "epochs=1,adv_start_epoch=0", "--seeds", "0", "--grids", "grids"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with torch.random.fork_rng():
+        runpy.run_path(str(script), run_name="__main__")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and " | 0 | " in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| baseline", "| epochs=1,adv_start_epoch=0"]
+    assert sorted(p.name for p in Path("grids").iterdir()) == ["baseline_seed0.png", "epochs1_adv_start_epoch0_seed0.png"]
