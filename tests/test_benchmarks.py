@@ -100,3 +100,20 @@ def test_stage_times_splits_dvc_repro_output_at_each_running_stage_line(capsys):
         and total == 13.0
     )
     assert "epoch 1" in capsys.readouterr().out
+
+
+def test_app_threads_times_both_thread_choices_under_each_load(tiny_project, monkeypatch, capsys):
+    script = ROOT / "benchmarks" / "app_threads.py"
+    models = str(tiny_project / "models")
+    args = ["--models", models, "--images", "1", "--steps", "2", "--repeats", "1", "--loads", "0", "1"]
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    with torch.random.fork_rng():
+        runpy.run_path(str(script), run_name="__main__")
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line[:3] in ("| 0", "| 1")]
+    assert [(r[0], r[1].split(" (")[1]) for r in rows] == [
+        ("| 0", "before)"),
+        ("| 0", "after)"),
+        ("| 1", "before)"),
+        ("| 1", "after)"),
+    ]
+    assert all(float(r[2]) > 0 for r in rows)

@@ -368,4 +368,7 @@ def test_the_autoencoder_screen_prints_a_row_per_variant_and_seed(project, monke
         runpy.run_path(str(script), run_name="__main__")
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and " | 0 | " in line]
     assert [row.split(" | ")[0] for row in rows] == ["| baseline", "| epochs=1,adv_start_epoch=0"]
-    assert sorted(p.name for p in Path("grids").iterdir()) == ["baseline_seed0.png", "epochs1_adv_start_epoch0_seed0.png"]
+    assert sorted(p.name for p in Path("grids").iterdir()) == [
+        "baseline_seed0.png",
+        "epochs1_adv_start_epoch0_seed0.png",
+    ]
