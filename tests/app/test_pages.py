@@ -1,7 +1,7 @@
 """What the pages tell: the defaults and the "trained on" line come from the loaded models' own record, a
 DICOM film is edited as on the command line, a failed or refused request leaves no old result, a fast brush
-stroke is one line, a bad link opened in the browser is an HTML page (the API keeps JSON), and the app's
-torch threads are the CPUs it may use."""
+stroke is one line, a bad link opened in the browser is an HTML page (the API keeps JSON), and the app hands
+its thread choice to the jobs."""
 
 import io
 import json
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from dicom_files import radiograph, save
 from helpers import http, multipart, upload, wait_job
@@ -221,13 +220,15 @@ def test_a_bad_link_in_the_browser_is_a_page_and_the_api_keeps_json(browser, ser
     page.close()
 
 
-def test_the_app_sets_torchs_threads_to_the_cpus_it_may_use(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_server, "usable_cpus", lambda: 1)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        app = app_server.create_app(tmp_path / "no models", None, work_dir=tmp_path / "work")
-        app.state.jobs.executor.shutdown(wait=True)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+def test_the_app_hands_its_thread_choice_to_the_jobs(tmp_path, monkeypatch):
+    """Each job takes its threads when it starts (tests/app/test_cpus.py): --threads fixes them; without it
+    the choice is bounded by the CPUs the process may use."""
+    from cxrldm.app import jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "usable_cpus", lambda: 1)
+    app = app_server.create_app(tmp_path / "no models", None, work_dir=tmp_path / "work")
+    app.state.jobs.executor.shutdown(wait=True)
+    assert (app.state.jobs.threads, app.state.jobs.limit) == (None, 1)
+    fixed = app_server.create_app(tmp_path / "no models", None, work_dir=tmp_path / "work2", threads=3)
+    fixed.state.jobs.executor.shutdown(wait=True)
+    assert fixed.state.jobs.threads == 3
